@@ -1,0 +1,30 @@
+//! `keel-meta`: the metadata model of a Keel app and everything needed to load it.
+//!
+//! It reads an app directory (YAML + Rhai), checks every file against the JSON Schemas it
+//! ships, cross-checks references between files, and produces one immutable [`Schema`], or
+//! every problem found as `file:line:col: message`. It also owns the pieces of the metadata
+//! language that other crates reuse: labels, durations, cron schedules and the filter AST.
+//!
+//! It deliberately knows nothing of databases, HTTP or running scripts: `store`, `web` and
+//! `script` build on the model defined here.
+
+pub mod diagnostic;
+pub mod duration;
+pub mod filter;
+pub mod ident;
+pub mod label;
+mod load;
+pub mod model;
+pub mod schedule;
+pub mod schemas;
+pub mod source;
+pub mod value;
+
+pub use diagnostic::{Diagnostic, LoadErrors};
+pub use duration::Duration;
+pub use filter::Filter;
+pub use label::Label;
+pub use load::load_app;
+pub use model::*;
+pub use schedule::CronSchedule;
+pub use value::Value;

@@ -1,0 +1,24 @@
+//! `keel-runtime`: what Keel does with records, people and time, independent of how a request
+//! arrived (HTTP, CLI, scheduler).
+//!
+//! So far it holds the accounts (password hashing, the first `admin`, adding users) and the
+//! demo loader. The record write/read path (`Records`), pools, processes, rules and the
+//! scheduler join it as they are built. It knows nothing of HTTP and never writes SQL itself:
+//! storage goes through `keel-store`.
+
+pub mod accounts;
+pub mod coerce;
+pub mod demo;
+
+/// Errors of the runtime, each naming its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] keel_store::StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("password hashing failed: {0}")]
+    PasswordHash(String),
+    #[error("cannot read {path}: {message}")]
+    Seed { path: String, message: String },
+}

@@ -1,0 +1,164 @@
+//! Keel's own tables (`keel_` prefix), declared as data.
+//!
+//! The migration planner treats these exactly like object tables, so a later change adds a
+//! system table or column by editing [`SYSTEM_TABLES`] and nothing else. Their columns are
+//! described with the same [`Storage`] kinds as object fields. This module does not read
+//! or write rows: `users` and the runtime do.
+
+use keel_meta::{OnDelete, Storage};
+
+/// One system table.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemTable {
+    pub name: &'static str,
+    /// In table order; `id` (a text primary key) is always first.
+    pub columns: &'static [SystemColumn],
+    /// Plain indexes, each a list of column names.
+    pub indexes: &'static [&'static [&'static str]],
+}
+
+/// One column of a system table.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemColumn {
+    pub name: &'static str,
+    pub storage: Storage,
+    pub not_null: bool,
+    pub primary_key: bool,
+    /// A single-column unique index.
+    pub unique: bool,
+    /// Target table (its `id`) and what deleting a target row does.
+    pub references: Option<(&'static str, OnDelete)>,
+    /// Value of existing and new rows when none is given.
+    pub default: Option<ColumnDefault>,
+}
+
+/// A constant column default. Only system columns have defaults: object defaults are
+/// applied by the runtime, where they can depend on the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnDefault {
+    Boolean(bool),
+    /// A JSON document, stored as text on SQLite and `jsonb` on PostgreSQL.
+    Json(&'static str),
+}
+
+const fn column(name: &'static str, storage: Storage) -> SystemColumn {
+    SystemColumn {
+        name,
+        storage,
+        not_null: false,
+        primary_key: false,
+        unique: false,
+        references: None,
+        default: None,
+    }
+}
+
+impl SystemColumn {
+    const fn not_null(mut self) -> SystemColumn {
+        self.not_null = true;
+        self
+    }
+
+    const fn unique(mut self) -> SystemColumn {
+        self.unique = true;
+        self
+    }
+
+    const fn references(mut self, table: &'static str, on_delete: OnDelete) -> SystemColumn {
+        self.references = Some((table, on_delete));
+        self
+    }
+
+    const fn default(mut self, value: ColumnDefault) -> SystemColumn {
+        self.default = Some(value);
+        self
+    }
+}
+
+const ID: SystemColumn = SystemColumn {
+    primary_key: true,
+    not_null: true,
+    ..column("id", Storage::Text)
+};
+
+/// Every system table, in creation order (a table comes after the tables it references,
+/// which keeps the DDL readable; correctness does not depend on it).
+pub const SYSTEM_TABLES: &[SystemTable] = &[
+    SystemTable {
+        name: "keel_departments",
+        columns: &[
+            ID,
+            column("name", Storage::Text).not_null().unique(),
+            column("label", Storage::Text),
+            // A department with sub-departments cannot be deleted by accident.
+            column("parent_id", Storage::Text).references("keel_departments", OnDelete::Restrict),
+            column("created_at", Storage::Datetime).not_null(),
+        ],
+        indexes: &[&["parent_id"]],
+    },
+    SystemTable {
+        name: "keel_users",
+        columns: &[
+            ID,
+            column("username", Storage::Text).not_null().unique(),
+            column("display_name", Storage::Text),
+            column("password_hash", Storage::Text).not_null(),
+            column("roles", Storage::Json)
+                .not_null()
+                .default(ColumnDefault::Json("[]")),
+            column("manager_id", Storage::Text).references("keel_users", OnDelete::SetNull),
+            // Users are deactivated rather than deleted; a department still holding users
+            // must not vanish from under them.
+            column("department_id", Storage::Text)
+                .references("keel_departments", OnDelete::Restrict),
+            column("language", Storage::Text),
+            column("active", Storage::Boolean)
+                .not_null()
+                .default(ColumnDefault::Boolean(true)),
+            column("created_at", Storage::Datetime).not_null(),
+            column("updated_at", Storage::Datetime).not_null(),
+        ],
+        indexes: &[&["manager_id"], &["department_id"]],
+    },
+    SystemTable {
+        name: "keel_metadata_versions",
+        columns: &[
+            ID,
+            column("fingerprint", Storage::Text).not_null(),
+            column("applied_at", Storage::Datetime).not_null(),
+            column("summary", Storage::Text).not_null(),
+            column("plan", Storage::Json).not_null(),
+        ],
+        indexes: &[&["applied_at"]],
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_system_table_is_prefixed_and_starts_with_its_id() {
+        for table in SYSTEM_TABLES {
+            assert!(table.name.starts_with("keel_"), "{}", table.name);
+            assert_eq!(table.columns[0].name, "id");
+            assert!(table.columns[0].primary_key);
+        }
+    }
+
+    #[test]
+    fn references_and_indexes_name_existing_tables_and_columns() {
+        for table in SYSTEM_TABLES {
+            for column in table.columns {
+                if let Some((target, _)) = column.references {
+                    assert!(SYSTEM_TABLES.iter().any(|other| other.name == target));
+                }
+            }
+            for index in table.indexes {
+                for name in *index {
+                    assert!(table.columns.iter().any(|column| column.name == *name));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Keel's black-box tests: one integration-test binary (fast to link on two cores) that drives
+//! the real `keel` binary and the real HTTP API, on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod check;
+mod migrate;
+mod serve;
+mod support;

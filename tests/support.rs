@@ -1,0 +1,64 @@
+//! Helpers shared by the black-box tests: app directories built from files, and running the
+//! real `keel` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `keel` binary Cargo built for these tests.
+pub fn keel_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_keel")
+}
+
+/// The repository root (the standard app).
+pub fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// An app directory in a temp dir, built from (path, text) pairs.
+pub struct AppDir {
+    dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    pub fn new(files: &[(&str, &str)]) -> AppDir {
+        let app = AppDir {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        for (path, text) in files {
+            app.write(path, text);
+        }
+        app
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("create dirs");
+        std::fs::write(path, text).expect("write file");
+    }
+
+    pub fn remove(&self, relative: &str) {
+        std::fs::remove_file(self.dir.path().join(relative)).expect("remove file");
+    }
+}
+
+/// Runs `keel` with `args` and no inherited KEEL_* settings.
+pub fn run_keel(args: &[&str], cwd: &Path) -> Output {
+    Command::new(keel_binary())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("KEEL_APP")
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_LISTEN")
+        .env_remove("KEEL_ADMIN_PASSWORD")
+        .env("KEEL_LOG", "warn")
+        .output()
+        .expect("run keel")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -3,7 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod check;
+mod import;
 mod migrate;
+mod openapi;
 mod serve;
+mod store_records;
 mod support;

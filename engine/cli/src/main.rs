@@ -92,6 +92,32 @@ enum Command {
         #[arg(long, requires = "apply")]
         allow_destructive: bool,
     },
+    /// Import a CSV file (header row = field names) through the write path. Resumable: run it
+    /// again with the same file after an interruption and each row is imported exactly once.
+    Import {
+        /// The object to import into, e.g. `lead`.
+        object: String,
+        /// The CSV file.
+        file: PathBuf,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        #[command(flatten)]
+        app: AppArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Export every record of an object to standard output.
+    Export {
+        object: String,
+        /// `csv`, or `json` (one JSON object per line).
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        #[command(flatten)]
+        app: AppArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -214,6 +240,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             demo,
         } => serve(&app.app, &db.db, &listen, demo).await,
+        Command::Import {
+            object,
+            file,
+            batch,
+            app,
+            db,
+        } => import(&app.app, &db.db, &object, &file, batch).await,
+        Command::Export {
+            object,
+            format,
+            app,
+            db,
+        } => export(&app.app, &db.db, &object, &format).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -297,6 +336,163 @@ fn render_diagnostic(dir: &Path, diagnostic: &keel_meta::Diagnostic) -> String {
     )
 }
 
+/// Imports `seed/<object>.csv` for every object that has one. Seed imports are resumable
+/// imports, so starting with `--demo` again adds nothing twice.
+async fn load_demo_records(
+    schema: &std::sync::Arc<keel_meta::Schema>,
+    db: &keel_store::Db,
+    app_dir: &Path,
+) -> anyhow::Result<()> {
+    let records = keel_runtime::records::Records::new(
+        schema.clone(),
+        db.clone(),
+        std::sync::Arc::new(keel_runtime::clock::SystemClock),
+    );
+    for object in schema.objects.keys() {
+        let path = app_dir.join("seed").join(format!("{object}.csv"));
+        if !path.is_file() {
+            continue;
+        }
+        let report = keel_runtime::import::import_csv(
+            &records,
+            &keel_runtime::actor::Actor::system(),
+            object,
+            &path,
+            500,
+            |_, _| {},
+        )
+        .await?;
+        if report.created > 0 {
+            println!("  demo data: {} {object} records", report.created);
+        }
+        for (line, why) in &report.failed {
+            eprintln!("{}:{line}: {why}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Loads the app, connects, and applies safe migrations: what every data command needs.
+async fn open(
+    app_dir: &Path,
+    db_url: &str,
+) -> anyhow::Result<(std::sync::Arc<keel_meta::Schema>, keel_store::Db)> {
+    let schema = std::sync::Arc::new(load(app_dir)?);
+    let db = keel_store::Db::connect(db_url).await?;
+    keel_store::migrate::apply(&db, &schema, false)
+        .await
+        .context("the database must match the metadata first (see `keel migrate --plan`)")?;
+    Ok((schema, db))
+}
+
+async fn import(
+    app_dir: &Path,
+    db_url: &str,
+    object: &str,
+    file: &Path,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let (schema, db) = open(app_dir, db_url).await?;
+    let records = keel_runtime::records::Records::new(
+        schema,
+        db.clone(),
+        std::sync::Arc::new(keel_runtime::clock::SystemClock),
+    );
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = keel_runtime::import::import_csv(
+        &records,
+        &keel_runtime::actor::Actor::system(),
+        object,
+        file,
+        batch,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} rows; {} imported, {} already imported earlier, {} refused",
+        file.display(),
+        report.total,
+        report.created,
+        report.skipped,
+        report.failed.len()
+    );
+    for (line, why) in &report.failed {
+        eprintln!("{}:{line}: {why}", file.display());
+    }
+    db.close().await;
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Reported(Exit::Invalid).into())
+    }
+}
+
+async fn export(app_dir: &Path, db_url: &str, object: &str, format: &str) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use std::io::Write;
+    let (schema, db) = open(app_dir, db_url).await?;
+    let records = keel_runtime::records::Records::new(
+        schema,
+        db.clone(),
+        std::sync::Arc::new(keel_runtime::clock::SystemClock),
+    );
+    let actor = keel_runtime::actor::Actor::system();
+    let mut stream = records.export(&actor, object, None, Vec::new()).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if format == "json" {
+        while let Some(record) = stream.next().await {
+            serde_json::to_writer(&mut out, &record?)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        db.close().await;
+        return Ok(());
+    }
+    let mut writer = csv::Writer::from_writer(out);
+    let mut columns: Option<Vec<String>> = None;
+    while let Some(record) = stream.next().await {
+        let record = record?;
+        let Some(map) = record.as_object() else {
+            continue;
+        };
+        if columns.is_none() {
+            let header: Vec<String> = map.keys().cloned().collect();
+            writer.write_record(&header)?;
+            columns = Some(header);
+        }
+        let cells: Vec<String> = columns
+            .iter()
+            .flatten()
+            .map(|column| csv_cell(map.get(column)))
+            .collect();
+        writer.write_record(&cells)?;
+    }
+    writer.flush()?;
+    db.close().await;
+    Ok(())
+}
+
+fn csv_cell(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| csv_cell(Some(item)))
+            .collect::<Vec<_>>()
+            .join(";"),
+        Some(other) => other.to_string(),
+    }
+}
+
 fn print_plan(plan: &keel_store::migrate::Plan) {
     print!("{}", plan.render());
 }
@@ -332,8 +528,11 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
             ),
         }
     }
+    let schema = std::sync::Arc::new(schema);
     let demo_logins = if demo {
-        keel_runtime::demo::load_demo_people(&db, &schema, app_dir).await?
+        let logins = keel_runtime::demo::load_demo_people(&db, &schema, app_dir).await?;
+        load_demo_records(&schema, &db, app_dir).await?;
+        logins
     } else {
         Vec::new()
     };
@@ -353,7 +552,7 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
             login.roles.join(", ")
         );
     }
-    let state = keel_web::AppState::new(std::sync::Arc::new(schema), db);
+    let state = keel_web::AppState::new(schema, db);
     keel_web::serve(listener, state).await?;
     Ok(())
 }

@@ -47,9 +47,17 @@ pub fn coerce(field: &Field, input: &Json, context: CoerceContext) -> Result<Val
         return Ok(Value::Null);
     }
     let value = match &field.kind {
-        FieldKind::Text | FieldKind::LongText | FieldKind::Lookup { .. } | FieldKind::User => {
-            Value::Text(text_or_number(input).ok_or_else(wrong_type)?)
+        // Single-line text is stored trimmed, so search and duplicate keys match what people
+        // meant; long text keeps its layout.
+        FieldKind::Text | FieldKind::Lookup { .. } | FieldKind::User => {
+            let text = text_or_number(input).ok_or_else(wrong_type)?;
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                return Ok(Value::Null);
+            }
+            Value::Text(trimmed.to_owned())
         }
+        FieldKind::LongText => Value::Text(text_or_number(input).ok_or_else(wrong_type)?),
         FieldKind::Email => {
             let text = text_or_number(input)
                 .ok_or_else(wrong_type)?
@@ -465,6 +473,11 @@ mod tests {
             "pattern_mismatch"
         );
         assert_eq!(coerce(&name, &json!(""), CONTEXT).unwrap(), Value::Null);
+        assert_eq!(coerce(&name, &json!("  "), CONTEXT).unwrap(), Value::Null);
+        assert_eq!(
+            coerce(&field(FieldKind::Text), &json!(" 华为 "), CONTEXT).unwrap(),
+            Value::Text("华为".into())
+        );
         name.required = true;
         assert_eq!(
             check_required(&name, &Value::Null).unwrap_err().code,

@@ -7,8 +7,13 @@
 //! storage goes through `keel-store`.
 
 pub mod accounts;
+pub mod actor;
+pub mod auth;
+pub mod clock;
 pub mod coerce;
 pub mod demo;
+pub mod import;
+pub mod records;
 
 /// Errors of the runtime, each naming its cause.
 #[derive(Debug, thiserror::Error)]
@@ -21,4 +26,6 @@ pub enum RuntimeError {
     PasswordHash(String),
     #[error("cannot read {path}: {message}")]
     Seed { path: String, message: String },
+    #[error(transparent)]
+    Record(#[from] records::RecordError),
 }

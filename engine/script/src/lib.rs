@@ -1,8 +1,11 @@
 //! Keel's Rhai sandbox: the one place that builds a Rhai engine and applies its limits.
 //!
-//! For now this crate compiles scripts and expressions so that `keel check` reports syntax
-//! errors with their line. Running scripts (the data API, limits per run, wall-clock
-//! deadline) is added with the write path. Only this crate names `rhai`.
+//! It compiles scripts and expressions so that `keel check` reports syntax errors with their
+//! line, and runs expressions (formula fields) in a [`sandbox::Sandbox`] with every limit set.
+//! Scripts with the data API (`find`, `update`, `notify`, …) and the wall-clock deadline are
+//! added with triggers. Only this crate names `rhai`.
+
+pub mod sandbox;
 
 use std::sync::OnceLock;
 

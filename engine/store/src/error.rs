@@ -66,6 +66,21 @@ pub enum StoreError {
 
     #[error("unknown department `{name}`")]
     UnknownDepartment { name: String },
+
+    #[error("{}", unique_violation_message(table, column.as_deref()))]
+    UniqueViolation {
+        table: String,
+        /// The column whose unique constraint failed, when the database says which.
+        column: Option<String>,
+    },
+
+    #[error("`{table}` has no column `{column}`")]
+    UnknownColumn { table: String, column: String },
+
+    /// A record query or write the store cannot express: a caller's mistake (a cursor of
+    /// the wrong length, an ordering comparison of lists, a value finer than its column).
+    #[error("cannot run this on `{table}`: {reason}")]
+    InvalidRecordQuery { table: String, reason: String },
 }
 
 impl StoreError {
@@ -73,5 +88,13 @@ impl StoreError {
     pub(crate) fn query(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
         let context = context.into();
         move |source| StoreError::Query { context, source }
+    }
+}
+
+/// The message of [`StoreError::UniqueViolation`].
+fn unique_violation_message(table: &str, column: Option<&str>) -> String {
+    match column {
+        Some(column) => format!("another `{table}` record already has this `{column}`"),
+        None => format!("another `{table}` record already has one of these unique values"),
     }
 }

@@ -19,6 +19,8 @@ pub mod introspect;
 pub mod layout;
 pub mod migrate;
 pub mod naming;
+pub mod records;
+pub mod sessions;
 pub mod system_tables;
 pub mod users;
 

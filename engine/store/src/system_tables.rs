@@ -131,6 +131,46 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         ],
         indexes: &[&["applied_at"]],
     },
+    // One row per changed field of a record (SPEC §5 history). `object` and `record_id`
+    // are plain text, not foreign keys: the trail outlives the record and its table.
+    SystemTable {
+        name: "keel_audit",
+        columns: &[
+            ID,
+            column("object", Storage::Text).not_null(),
+            column("record_id", Storage::Text).not_null(),
+            column("at", Storage::Datetime).not_null(),
+            column("by", Storage::Text),
+            // create, update, delete or restore.
+            column("action", Storage::Text).not_null(),
+            column("field", Storage::Text).not_null(),
+            // Any JSON document, as the API shows the value.
+            column("old", Storage::Json),
+            column("new", Storage::Json),
+        ],
+        indexes: &[&["object", "record_id", "at"]],
+    },
+    // Gapless counters (autonumbers): `id` is the counter's key, `value` its last number.
+    // A number is taken inside the record's transaction, so it commits or rolls back with it.
+    SystemTable {
+        name: "keel_sequences",
+        columns: &[ID, column("value", Storage::Integer).not_null()],
+        indexes: &[],
+    },
+    SystemTable {
+        name: "keel_sessions",
+        columns: &[
+            // The SHA-256 of the session token (hex); the token itself is never stored.
+            ID,
+            column("user_id", Storage::Text)
+                .not_null()
+                .references("keel_users", OnDelete::Cascade),
+            column("created_at", Storage::Datetime).not_null(),
+            column("expires_at", Storage::Datetime).not_null(),
+            column("last_seen_at", Storage::Datetime).not_null(),
+        ],
+        indexes: &[&["user_id"], &["expires_at"]],
+    },
 ];
 
 #[cfg(test)]

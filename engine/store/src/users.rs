@@ -1,10 +1,10 @@
-//! The user and department registry, as far as the CLI and the runtime's first start need
-//! it: count users, add one (with manager and department by name), find one by username,
-//! and make sure a department exists.
+//! The user and department registry: count, add (with manager and department by name),
+//! find, list and change users (deactivating is a change: users are never deleted), and
+//! list, create or ensure departments.
 //!
 //! Passwords arrive already hashed: hashing (argon2) and login checks belong to the
-//! runtime. This module does not update, deactivate or list users, nor decide who may do
-//! any of this.
+//! runtime. This module does not decide who may do any of this, nor check roles against
+//! the app's metadata.
 
 use chrono::{DateTime, Utc};
 
@@ -152,51 +152,298 @@ pub async fn insert_at(db: &Db, user: &NewUser, now: DateTime<Utc>) -> Result<St
 
 /// The user called `username`, if any.
 pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<UserRow>, StoreError> {
-    let context = || format!("looking up user `{username}`");
-    let row = match db {
-        Db::Sqlite(pool) => {
-            let row: Option<UserColumns<String>> = sqlx::query_as(
-                "SELECT id, username, display_name, password_hash, roles, manager_id, \
-                 department_id, language, active, created_at, updated_at \
-                 FROM keel_users WHERE username = ?1",
-            )
-            .bind(username)
-            .fetch_optional(pool)
-            .await
-            .map_err(StoreError::query(context()))?;
-            match row {
-                Some(row) => {
-                    let created_at = from_sqlite_text(&row.9)?;
-                    let updated_at = from_sqlite_text(&row.10)?;
-                    Some(user_row(row, created_at, updated_at)?)
-                }
-                None => None,
-            }
-        }
-        Db::Postgres(pool) => {
-            let row: Option<UserColumns<DateTime<Utc>>> = sqlx::query_as(
-                "SELECT id, username, display_name, password_hash, roles::text, manager_id, \
-                 department_id, language, active, created_at, updated_at \
-                 FROM keel_users WHERE username = $1",
-            )
-            .bind(username)
-            .fetch_optional(pool)
-            .await
-            .map_err(StoreError::query(context()))?;
-            match row {
-                Some(row) => {
-                    let (created_at, updated_at) = (row.9, row.10);
-                    Some(user_row(row, created_at, updated_at)?)
-                }
-                None => None,
-            }
-        }
-    };
-    Ok(row)
+    let mut pooled = db.acquire().await?;
+    let mut rows =
+        select_users(&mut pooled.connection(), UserSelection::Username(username)).await?;
+    Ok(rows.pop())
 }
 
-/// The columns of `keel_users` as selected by [`find_by_username`]; `Time` is how the
-/// dialect returns a datetime.
+/// The user with id `id`, if any.
+pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError> {
+    let mut pooled = db.acquire().await?;
+    let mut rows = select_users(&mut pooled.connection(), UserSelection::Id(id)).await?;
+    Ok(rows.pop())
+}
+
+/// Every user, active or not, by username.
+pub async fn list(db: &Db) -> Result<Vec<UserRow>, StoreError> {
+    let mut pooled = db.acquire().await?;
+    select_users(&mut pooled.connection(), UserSelection::All).await
+}
+
+/// What to change about a user; `None` leaves a property as it is, `Some(None)` clears an
+/// optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub display_name: Option<Option<String>>,
+    /// A new password hash in PHC string form; never a password.
+    pub password_hash: Option<String>,
+    pub roles: Option<Vec<String>>,
+    /// The manager's username.
+    pub manager: Option<Option<String>>,
+    /// The department's name.
+    pub department: Option<Option<String>>,
+    pub language: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+/// The outcome of [`update`] when the database did its part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserUpdate {
+    /// The user as stored after the change.
+    Updated(Box<UserRow>),
+    NoSuchUser,
+    /// The new manager is the user, or reports to the user (directly or further down).
+    ManagerCycle,
+}
+
+/// Changes the user called `username`. Fails, naming the cause, when the new manager or
+/// department does not exist.
+pub async fn update(
+    db: &Db,
+    username: &str,
+    changes: &UserChanges,
+) -> Result<UserUpdate, StoreError> {
+    update_at(db, username, changes, Utc::now()).await
+}
+
+/// [`update`] with an explicit change time.
+pub async fn update_at(
+    db: &Db,
+    username: &str,
+    changes: &UserChanges,
+    now: DateTime<Utc>,
+) -> Result<UserUpdate, StoreError> {
+    let mut transaction = db.begin_write().await?;
+    let mut connection = transaction.connection();
+    let Some(current) = select_users(&mut connection, UserSelection::Username(username))
+        .await?
+        .pop()
+    else {
+        return Ok(UserUpdate::NoSuchUser);
+    };
+    let manager_id = match &changes.manager {
+        None => current.manager_id.clone(),
+        Some(None) => None,
+        Some(Some(manager)) => {
+            let manager_id = lookup_id(&mut connection, UserLookup::Username, manager)
+                .await?
+                .ok_or_else(|| StoreError::UnknownManager {
+                    username: manager.clone(),
+                })?;
+            if chain_reaches(&mut connection, &manager_id, &current.id).await? {
+                return Ok(UserUpdate::ManagerCycle);
+            }
+            Some(manager_id)
+        }
+    };
+    let department_id = match &changes.department {
+        None => current.department_id.clone(),
+        Some(None) => None,
+        Some(Some(department)) => Some(
+            lookup_id(&mut connection, UserLookup::Department, department)
+                .await?
+                .ok_or_else(|| StoreError::UnknownDepartment {
+                    name: department.clone(),
+                })?,
+        ),
+    };
+    let display_name = changes
+        .display_name
+        .clone()
+        .unwrap_or_else(|| current.display_name.clone());
+    let language = changes
+        .language
+        .clone()
+        .unwrap_or_else(|| current.language.clone());
+    let password_hash = changes
+        .password_hash
+        .clone()
+        .unwrap_or_else(|| current.password_hash.clone());
+    let active = changes.active.unwrap_or(current.active);
+    let roles = changes.roles.as_ref().unwrap_or(&current.roles);
+    let roles = serde_json::to_string(roles).map_err(|source| StoreError::Json {
+        what: "the user's roles".to_owned(),
+        source,
+    })?;
+    let context = || format!("changing user `{username}`");
+    match &mut connection {
+        Connection::Sqlite(connection) => sqlx::query(
+            "UPDATE keel_users SET display_name = ?2, password_hash = ?3, roles = ?4, \
+             manager_id = ?5, department_id = ?6, language = ?7, active = ?8, updated_at = ?9 \
+             WHERE id = ?1",
+        )
+        .bind(&current.id)
+        .bind(&display_name)
+        .bind(&password_hash)
+        .bind(&roles)
+        .bind(&manager_id)
+        .bind(&department_id)
+        .bind(&language)
+        .bind(active)
+        .bind(to_sqlite_text(now))
+        .execute(&mut **connection)
+        .await
+        .map(drop),
+        Connection::Postgres(connection) => sqlx::query(
+            "UPDATE keel_users SET display_name = $2, password_hash = $3, roles = $4::jsonb, \
+             manager_id = $5, department_id = $6, language = $7, active = $8, updated_at = $9 \
+             WHERE id = $1",
+        )
+        .bind(&current.id)
+        .bind(&display_name)
+        .bind(&password_hash)
+        .bind(&roles)
+        .bind(&manager_id)
+        .bind(&department_id)
+        .bind(&language)
+        .bind(active)
+        .bind(now)
+        .execute(&mut **connection)
+        .await
+        .map(drop),
+    }
+    .map_err(StoreError::query(context()))?;
+    let updated = select_users(&mut connection, UserSelection::Id(&current.id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::UnreadableValue {
+            what: format!("user `{username}` vanished while it was being changed"),
+        })?;
+    transaction.commit().await?;
+    Ok(UserUpdate::Updated(Box::new(updated)))
+}
+
+/// Whether walking up the manager chain from `start` (itself included) reaches `target`:
+/// then making `start` the manager of `target` would close a loop.
+async fn chain_reaches(
+    connection: &mut Connection<'_>,
+    start: &str,
+    target: &str,
+) -> Result<bool, StoreError> {
+    // Bounded so that a loop already in the data cannot hang us.
+    const LONGEST_CHAIN: usize = 10_000;
+    let mut current = start.to_owned();
+    for _ in 0..LONGEST_CHAIN {
+        if current == target {
+            return Ok(true);
+        }
+        let context = || "following the manager chain".to_owned();
+        let next: Option<Option<String>> = match connection {
+            Connection::Sqlite(connection) => {
+                sqlx::query_scalar("SELECT manager_id FROM keel_users WHERE id = ?1")
+                    .bind(&current)
+                    .fetch_optional(&mut **connection)
+                    .await
+            }
+            Connection::Postgres(connection) => {
+                sqlx::query_scalar("SELECT manager_id FROM keel_users WHERE id = $1")
+                    .bind(&current)
+                    .fetch_optional(&mut **connection)
+                    .await
+            }
+        }
+        .map_err(StoreError::query(context()))?;
+        match next.flatten() {
+            Some(next) => current = next,
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Which users [`select_users`] reads.
+#[derive(Clone, Copy)]
+enum UserSelection<'a> {
+    Id(&'a str),
+    Username(&'a str),
+    All,
+}
+
+async fn select_users(
+    connection: &mut Connection<'_>,
+    selection: UserSelection<'_>,
+) -> Result<Vec<UserRow>, StoreError> {
+    let (key, context) = match selection {
+        UserSelection::Id(id) => (Some(id), format!("looking up the user with id `{id}`")),
+        UserSelection::Username(username) => {
+            (Some(username), format!("looking up user `{username}`"))
+        }
+        UserSelection::All => (None, "listing users".to_owned()),
+    };
+    match connection {
+        Connection::Sqlite(connection) => {
+            let sql = match selection {
+                UserSelection::Id(_) => {
+                    "SELECT id, username, display_name, password_hash, roles, manager_id, \
+                     department_id, language, active, created_at, updated_at \
+                     FROM keel_users WHERE id = ?1"
+                }
+                UserSelection::Username(_) => {
+                    "SELECT id, username, display_name, password_hash, roles, manager_id, \
+                     department_id, language, active, created_at, updated_at \
+                     FROM keel_users WHERE username = ?1"
+                }
+                UserSelection::All => {
+                    "SELECT id, username, display_name, password_hash, roles, manager_id, \
+                     department_id, language, active, created_at, updated_at \
+                     FROM keel_users ORDER BY username"
+                }
+            };
+            let mut query = sqlx::query_as::<_, UserColumns<String>>(sql);
+            if let Some(key) = key {
+                query = query.bind(key);
+            }
+            let rows = query
+                .fetch_all(&mut **connection)
+                .await
+                .map_err(StoreError::query(context))?;
+            rows.into_iter()
+                .map(|row| {
+                    let created_at = from_sqlite_text(&row.9)?;
+                    let updated_at = from_sqlite_text(&row.10)?;
+                    user_row(row, created_at, updated_at)
+                })
+                .collect()
+        }
+        Connection::Postgres(connection) => {
+            let sql = match selection {
+                UserSelection::Id(_) => {
+                    "SELECT id, username, display_name, password_hash, roles::text, manager_id, \
+                     department_id, language, active, created_at, updated_at \
+                     FROM keel_users WHERE id = $1"
+                }
+                UserSelection::Username(_) => {
+                    "SELECT id, username, display_name, password_hash, roles::text, manager_id, \
+                     department_id, language, active, created_at, updated_at \
+                     FROM keel_users WHERE username = $1"
+                }
+                UserSelection::All => {
+                    "SELECT id, username, display_name, password_hash, roles::text, manager_id, \
+                     department_id, language, active, created_at, updated_at \
+                     FROM keel_users ORDER BY username"
+                }
+            };
+            let mut query = sqlx::query_as::<_, UserColumns<DateTime<Utc>>>(sql);
+            if let Some(key) = key {
+                query = query.bind(key);
+            }
+            let rows = query
+                .fetch_all(&mut **connection)
+                .await
+                .map_err(StoreError::query(context))?;
+            rows.into_iter()
+                .map(|row| {
+                    let (created_at, updated_at) = (row.9, row.10);
+                    user_row(row, created_at, updated_at)
+                })
+                .collect()
+        }
+    }
+}
+
+/// The columns of `keel_users` as selected by [`select_users`]; `Time` is how the dialect
+/// returns a datetime.
 type UserColumns<Time> = (
     String,
     String,
@@ -358,4 +605,151 @@ async fn lookup_id(
             .await
             .map_err(StoreError::query(context)),
     }
+}
+
+/// A stored department.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartmentRow {
+    pub id: String,
+    pub name: String,
+    pub label: Option<String>,
+    pub parent_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The outcome of [`create_department`] when the database did its part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepartmentCreated {
+    /// The new department's id.
+    Created(String),
+    /// A department with that name already exists; nothing was changed.
+    NameTaken,
+}
+
+/// Every department, by name.
+pub async fn list_departments(db: &Db) -> Result<Vec<DepartmentRow>, StoreError> {
+    let context = || "listing departments".to_owned();
+    match db {
+        Db::Sqlite(pool) => {
+            type Row = (String, String, Option<String>, Option<String>, String);
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT id, name, label, parent_id, created_at FROM keel_departments \
+                 ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::query(context()))?;
+            rows.into_iter()
+                .map(|(id, name, label, parent_id, created_at)| {
+                    Ok(DepartmentRow {
+                        id,
+                        name,
+                        label,
+                        parent_id,
+                        created_at: from_sqlite_text(&created_at)?,
+                    })
+                })
+                .collect()
+        }
+        Db::Postgres(pool) => {
+            type Row = (
+                String,
+                String,
+                Option<String>,
+                Option<String>,
+                DateTime<Utc>,
+            );
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT id, name, label, parent_id, created_at FROM keel_departments \
+                 ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::query(context()))?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, name, label, parent_id, created_at)| DepartmentRow {
+                    id,
+                    name,
+                    label,
+                    parent_id,
+                    created_at,
+                })
+                .collect())
+        }
+    }
+}
+
+/// Creates the department `name` under `parent` (by name). Unlike [`ensure_department`],
+/// an existing name is reported, not reused. Fails when the parent does not exist.
+pub async fn create_department(
+    db: &Db,
+    name: &str,
+    label: Option<&str>,
+    parent: Option<&str>,
+) -> Result<DepartmentCreated, StoreError> {
+    create_department_at(db, name, label, parent, Utc::now()).await
+}
+
+/// [`create_department`] with an explicit creation time.
+pub async fn create_department_at(
+    db: &Db,
+    name: &str,
+    label: Option<&str>,
+    parent: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<DepartmentCreated, StoreError> {
+    let mut transaction = db.begin_write().await?;
+    let mut connection = transaction.connection();
+    if lookup_id(&mut connection, UserLookup::Department, name)
+        .await?
+        .is_some()
+    {
+        return Ok(DepartmentCreated::NameTaken);
+    }
+    let parent_id = match parent {
+        Some(parent) => Some(
+            lookup_id(&mut connection, UserLookup::Department, parent)
+                .await?
+                .ok_or_else(|| StoreError::UnknownDepartment {
+                    name: parent.to_owned(),
+                })?,
+        ),
+        None => None,
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    let context = || format!("adding department `{name}`");
+    let inserted = match &mut connection {
+        Connection::Sqlite(connection) => sqlx::query(
+            "INSERT INTO keel_departments (id, name, label, parent_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(label)
+        .bind(&parent_id)
+        .bind(to_sqlite_text(now))
+        .execute(&mut **connection)
+        .await
+        .map(|done| done.rows_affected()),
+        Connection::Postgres(connection) => sqlx::query(
+            "INSERT INTO keel_departments (id, name, label, parent_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(label)
+        .bind(&parent_id)
+        .bind(now)
+        .execute(&mut **connection)
+        .await
+        .map(|done| done.rows_affected()),
+    }
+    .map_err(StoreError::query(context()))?;
+    if inserted == 0 {
+        // A concurrent process created the same name between our check and our insert.
+        return Ok(DepartmentCreated::NameTaken);
+    }
+    transaction.commit().await?;
+    Ok(DepartmentCreated::Created(id))
 }

@@ -1,21 +1,50 @@
-//! `keel-web`: the HTTP surface of Keel (axum): routes, and later auth, problem+json errors,
-//! OpenAPI and the server-rendered pages.
+//! `keel-web`: the HTTP surface of Keel (axum): the `/api/v1` routes of SPEC §5, sessions
+//! and sign-in, problem+json errors, OpenAPI, metrics, and later the server-rendered pages.
 //!
-//! Only this crate knows HTTP. Handlers are thin: extract, call the runtime, map the result;
-//! no SQL here.
+//! Only this crate knows HTTP. Handlers are thin: extract, call the runtime (`Records`,
+//! `Auth`), map the result; no SQL and no permission decisions here.
+//!
+//! Every route runs inside one middleware stack (outermost first): a request id
+//! (`x-request-id`, kept when the client sends one, echoed in the answer) → a tracing span
+//! → metrics and server-fault logging → panic catching (a panic answers a 500 problem) →
+//! a 10 MiB body limit (413).
 
+mod admin;
+mod auth;
+pub mod error;
+mod extract;
+mod meta;
+mod metrics;
+pub mod openapi;
+mod query;
+mod records;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use keel_meta::Schema;
+use keel_runtime::auth::Auth;
+use keel_runtime::clock::{Clock, SystemClock};
+use keel_runtime::records::Records;
 use keel_store::Db;
 use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
-/// What every handler can reach: the loaded metadata and the database.
+use crate::error::{ApiError, ErrorCode};
+
+/// The largest request body accepted (a bulk call of 1,000 records fits many times over).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// What every handler can reach: the loaded metadata, the database, the record path, the
+/// sign-in service and the metrics.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -24,12 +53,27 @@ pub struct AppState {
 struct Inner {
     schema: Arc<Schema>,
     db: Db,
+    records: Records,
+    auth: Auth,
+    metrics: metrics::Metrics,
 }
 
 impl AppState {
+    /// The state of a running server, on the system clock.
     pub fn new(schema: Arc<Schema>, db: Db) -> AppState {
+        AppState::with_clock(schema, db, Arc::new(SystemClock))
+    }
+
+    /// The state with a given clock (tests pass a `ManualClock`).
+    pub fn with_clock(schema: Arc<Schema>, db: Db, clock: Arc<dyn Clock>) -> AppState {
         AppState {
-            inner: Arc::new(Inner { schema, db }),
+            inner: Arc::new(Inner {
+                records: Records::new(schema.clone(), db.clone(), clock.clone()),
+                auth: Auth::new(schema.clone(), db.clone(), clock),
+                metrics: metrics::Metrics::default(),
+                schema,
+                db,
+            }),
         }
     }
 
@@ -40,21 +84,122 @@ impl AppState {
     pub fn db(&self) -> &Db {
         &self.inner.db
     }
+
+    pub fn records(&self) -> &Records {
+        &self.inner.records
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
 }
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/healthz", get(healthz))
-        .route("/api/v1/meta/schema/{file}", get(metadata_json_schema))
+        .route("/api/v1/metrics", get(metrics::metrics))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/meta/objects", get(meta::objects))
+        .route("/api/v1/meta/objects/{object}", get(meta::object))
+        .route("/api/v1/meta/schema/{file}", get(meta::json_schema))
+        .route("/api/v1/openapi.json", get(meta::openapi))
+        .route(
+            "/api/v1/records/{object}",
+            get(records::list).post(records::create),
+        )
+        .route("/api/v1/records/{object}/query", post(records::query))
+        .route("/api/v1/records/{object}/bulk", post(records::bulk))
+        .route(
+            "/api/v1/records/{object}/duplicates",
+            get(records::duplicates),
+        )
+        .route("/api/v1/records/{object}/export", get(records::export))
+        .route(
+            "/api/v1/records/{object}/{id}",
+            get(records::get)
+                .patch(records::update)
+                .delete(records::delete),
+        )
+        .route(
+            "/api/v1/records/{object}/{id}/restore",
+            post(records::restore),
+        )
+        .route(
+            "/api/v1/records/{object}/{id}/history",
+            get(records::history),
+        )
+        .route("/api/v1/aggregate/{object}", get(records::aggregate))
+        .route(
+            "/api/v1/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route("/api/v1/admin/users/{name}", patch(admin::update_user))
+        .route(
+            "/api/v1/admin/departments",
+            get(admin::list_departments).post(admin::create_department),
+        )
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    with_middleware(routes, state)
+}
+
+/// The middleware stack every route runs in (see the crate docs), and the state.
+fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        // Layers: the last added is the outermost.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }
 
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    serve_until(listener, state, shutdown_signal()).await
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight. The peer's
+/// address reaches the handlers (the sign-in rate limit counts per address).
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn shutdown_signal() {
@@ -78,7 +223,7 @@ async fn shutdown_signal() {
     }
 }
 
-/// `GET /api/v1/healthz`: 200 when the database answers, 503 otherwise.
+/// `GET /api/v1/healthz`: 200 when the database answers, 503 otherwise. Public.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.db().ping().await {
         Ok(()) => (
@@ -95,15 +240,94 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// `GET /api/v1/meta/schema/{kind}.json`: the JSON Schema Keel checks that kind of YAML file
-/// against, for editors (`# yaml-language-server: $schema=...`). Public: it reveals nothing
-/// about the app.
-async fn metadata_json_schema(Path(file): Path<String>) -> axum::response::Response {
-    let kind = file
-        .strip_suffix(".json")
-        .and_then(keel_meta::schemas::FileKind::from_name);
-    match kind {
-        Some(kind) => ([(header::CONTENT_TYPE, "application/schema+json")], kind.schema_text()).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "status": 404, "title": "no such schema", "detail": "kinds: app, object, roles, pool, process, rule" }))).into_response(),
+async fn route_not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        "there is no such route; the API lives under /api/v1",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept that method",
+    )
+}
+
+/// A panicking handler answers a 500 problem; the panic message is logged, not shown.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    ApiError::internal(format!("a handler panicked: {message}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    async fn test_state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/keel.db", dir.path().display()))
+            .await
+            .unwrap();
+        let app = dir.path().join("app");
+        std::fs::create_dir_all(app.join("metadata/objects")).unwrap();
+        std::fs::write(app.join("metadata/app.yaml"), "name: Test\n").unwrap();
+        std::fs::write(
+            app.join("metadata/roles.yaml"),
+            "roles:\n  admin: { admin: true }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            app.join("metadata/objects/note.yaml"),
+            "name: note\nfields:\n  text: { type: text }\n",
+        )
+        .unwrap();
+        let schema = keel_meta::load_app(&app).unwrap();
+        (dir, AppState::new(Arc::new(schema), db))
+    }
+
+    async fn boom() -> &'static str {
+        panic!("secret detail")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_500_problem_and_the_server_lives_on() {
+        let (_dir, state) = test_state().await;
+        let routes = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }));
+        let app = with_middleware(routes, state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let ask = |path: &'static str| async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        };
+        let answer = ask("/boom").await;
+        assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        assert!(answer.contains("\"type\":\"internal\""), "{answer}");
+        assert!(answer.contains("x-request-id"), "{answer}");
+        assert!(!answer.contains("secret detail"), "{answer}");
+        assert!(ask("/fine").await.ends_with("fine"));
+        let metrics = state.metrics().render(state.db());
+        assert!(
+            metrics.contains(
+                "keel_http_requests_total{method=\"GET\",route=\"/boom\",status=\"500\"} 1"
+            ),
+            "{metrics}"
+        );
     }
 }

@@ -1,0 +1,191 @@
+//! `Records`: the one write path and the one read path for object records.
+//!
+//! API, forms, bulk, CSV import, scripts, pools, processes and rules all save through here:
+//! authorise → coerce and validate every field → computed fields (formula, autonumber) →
+//! uniqueness and duplicate keys → persist with version + 1, `updated_*` and one audit row per
+//! changed field, in one transaction. Every read goes through one query builder that adds
+//! the actor's record scope as a SQL predicate.
+//!
+//! Permissions are deliberately minimal until the permissions work lands: admins see and
+//! edit everything; other users get the object grants of `roles.yaml` with every scope other
+//! than `none` treated as `own` (least privilege). The hook where the full permission
+//! predicate joins every query is [`access::read_condition`].
+//!
+//! This module knows nothing of HTTP: errors are [`RecordError`] values that `web` maps to
+//! problem+json.
+
+pub mod access;
+mod cursor;
+mod input;
+mod output;
+mod read;
+mod write;
+
+use std::sync::Arc;
+
+use keel_meta::{Filter, Object, OrderTerm, Schema};
+use keel_script::sandbox::{Limits, Sandbox};
+use keel_store::Db;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use crate::clock::Clock;
+use crate::coerce::FieldProblem;
+
+pub use cursor::Cursor;
+pub use read::RecordStream;
+
+/// The most records one page may hold.
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// The page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// The most items one bulk call may hold.
+pub const MAX_BULK_ITEMS: usize = 1_000;
+
+/// The write and read path for records of one app.
+#[derive(Clone, Debug)]
+pub struct Records {
+    schema: Arc<Schema>,
+    db: Db,
+    clock: Arc<dyn Clock>,
+    sandbox: Arc<Sandbox>,
+}
+
+/// A list request: the JSON filter (SPEC §3.7) or the query-string filters, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub filter: Option<Filter>,
+    /// Sort terms; the object's list order when empty. The record id is always the last
+    /// tie-breaker, so pages are stable.
+    pub order: Vec<OrderTerm>,
+    /// At most [`MAX_PAGE_SIZE`]; [`DEFAULT_PAGE_SIZE`] when `None`.
+    pub limit: Option<u32>,
+    /// The opaque cursor from a previous page's `next`.
+    pub after: Option<String>,
+    /// Text matched (case-insensitively, anywhere) against the object's `search` fields.
+    pub q: Option<String>,
+    /// Only these fields (plus `id`) in each record; all readable fields when `None`.
+    pub fields: Option<Vec<String>>,
+}
+
+/// One page of records.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub data: Vec<Json>,
+    /// The cursor for the next page, or `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A saved record and what the save noticed without refusing it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Saved {
+    /// The whole record as the actor may see it (system fields, fields, `_refs`).
+    pub record: Json,
+    pub warnings: Vec<Warning>,
+}
+
+/// A warning attached to a successful save (e.g. a `warn` duplicate key matched).
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<DuplicateMatch>,
+}
+
+/// What a duplicate check reveals of a matching record: enough to avoid 撞单, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DuplicateMatch {
+    pub id: String,
+    /// The record's title, masked (`张*`, `138****5678`).
+    pub title: String,
+    /// The owner's display name (or username); `None` when the record has no owner.
+    pub owner_name: Option<String>,
+    /// The pool the record sits in, if any.
+    pub pool: Option<String>,
+    /// The duplicate key that matched, e.g. `["phone"]`.
+    pub fields: Vec<String>,
+}
+
+/// `GET /aggregate/{object}`: grouped figures.
+#[derive(Debug, Clone, Default)]
+pub struct AggregateRequest {
+    pub filter: Option<Filter>,
+    pub group_by: Vec<String>,
+    pub count: bool,
+    pub sum: Vec<String>,
+    pub avg: Vec<String>,
+    pub min: Vec<String>,
+    pub max: Vec<String>,
+}
+
+/// Why a records call did not happen. Each variant maps to one HTTP status and stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// No such object in this app (404).
+    #[error("there is no object `{0}`")]
+    UnknownObject(String),
+    /// No such record, or one the actor may not see (404: existence is not revealed).
+    #[error("no such record")]
+    NotFound,
+    /// The object or action is not allowed, or a field is read-only for the actor (403).
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        fields: Vec<String>,
+    },
+    /// Invalid input: every bad field is listed (422).
+    #[error("the record is not valid")]
+    Invalid(Vec<FieldProblem>),
+    /// A unique field or a `block` duplicate key matched an existing record (409).
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        field: Option<String>,
+        matches: Vec<DuplicateMatch>,
+    },
+    /// `If-Match` named an older version (412).
+    #[error("the record changed since version {expected}; it is now at version {current}")]
+    Stale { expected: i64, current: i64 },
+    /// The bad cursor, limit, order or field list of a list request (422).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The database failed (500; the cause is logged, not shown).
+    #[error(transparent)]
+    Store(#[from] keel_store::StoreError),
+}
+
+impl Records {
+    pub fn new(schema: Arc<Schema>, db: Db, clock: Arc<dyn Clock>) -> Records {
+        let limits = &schema.app.limits;
+        let sandbox = Sandbox::new(Limits {
+            operations: limits.script_operations,
+            call_depth: limits.script_call_depth as usize,
+            string_bytes: limits.script_string_bytes as usize,
+            array_items: limits.script_array_items as usize,
+        });
+        Records {
+            schema,
+            db,
+            clock,
+            sandbox: Arc::new(sandbox),
+        }
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn object(&self, name: &str) -> Result<&Object, RecordError> {
+        self.schema
+            .object(name)
+            .ok_or_else(|| RecordError::UnknownObject(name.to_owned()))
+    }
+}
+
+/// Input for a create or an update: a JSON object of field → value.
+pub type Input = Map<String, Json>;

@@ -1,0 +1,153 @@
+//! Turning stored rows into the JSON records the API returns: system fields, the fields the
+//! actor may read (or the subset asked for), and `_refs` naming lookup targets.
+//!
+//! Field access is applied here, where a record becomes output, and nowhere else.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use keel_meta::{FieldKind, Object, Schema, Value};
+use keel_store::Db;
+use keel_store::records::{Condition, Deleted, Row, SelectQuery, select};
+use serde_json::{Map, Value as Json};
+
+use crate::actor::Actor;
+use crate::records::RecordError;
+use crate::records::access;
+
+/// System fields every output record carries (pool fields too on pooled objects).
+pub(super) fn system_fields(object: &Object) -> Vec<&'static str> {
+    let mut fields = keel_meta::SYSTEM_FIELDS.to_vec();
+    fields.retain(|field| !matches!(*field, "deleted_by"));
+    if object.pooled {
+        fields.extend_from_slice(keel_meta::POOL_SYSTEM_FIELDS);
+    }
+    fields
+}
+
+/// Which declared fields go out: the readable ones, narrowed by `requested` when given.
+pub(super) fn output_fields(
+    schema: &Schema,
+    actor: &Actor,
+    object: &Object,
+    requested: Option<&[String]>,
+) -> Result<Vec<String>, RecordError> {
+    let readable = access::readable_fields(schema, actor, object);
+    let Some(requested) = requested else {
+        return Ok(readable);
+    };
+    let mut fields = Vec::new();
+    for name in requested {
+        if readable.contains(name) {
+            fields.push(name.clone());
+        } else if !keel_meta::SYSTEM_FIELDS.contains(&name.as_str())
+            && !keel_meta::POOL_SYSTEM_FIELDS.contains(&name.as_str())
+        {
+            return Err(RecordError::BadRequest(format!(
+                "`fields` names `{name}`, which is not a field of `{}`",
+                object.name
+            )));
+        }
+    }
+    Ok(fields)
+}
+
+/// Builds the JSON records for `rows`, with `_refs` resolved in one query per lookup target.
+pub(super) async fn render_rows(
+    db: &Db,
+    schema: &Schema,
+    object: &Object,
+    fields: &[String],
+    rows: &[Row],
+) -> Result<Vec<Json>, RecordError> {
+    let titles = lookup_titles(db, schema, object, fields, rows).await?;
+    let system = system_fields(object);
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut record = Map::new();
+            for name in &system {
+                if let Some(value) = row.get(*name) {
+                    record.insert((*name).to_owned(), value.to_json());
+                }
+            }
+            let mut refs = Map::new();
+            for name in fields {
+                let value = row.get(name).cloned().unwrap_or(Value::Null);
+                if let (Some(FieldKind::Lookup { object: target, .. }), Value::Text(id)) =
+                    (object.field(name).map(|f| &f.kind), &value)
+                {
+                    let title = titles
+                        .get(&(target.clone(), id.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    refs.insert(
+                        name.clone(),
+                        serde_json::json!({ "id": id, "title": title }),
+                    );
+                }
+                record.insert(name.clone(), value.to_json());
+            }
+            if !refs.is_empty() {
+                record.insert("_refs".to_owned(), Json::Object(refs));
+            }
+            Json::Object(record)
+        })
+        .collect())
+}
+
+/// (target object, id) → title of every lookup value in `rows`.
+async fn lookup_titles(
+    db: &Db,
+    schema: &Schema,
+    object: &Object,
+    fields: &[String],
+    rows: &[Row],
+) -> Result<BTreeMap<(String, String), String>, RecordError> {
+    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for name in fields {
+        if let Some(FieldKind::Lookup { object: target, .. }) = object.field(name).map(|f| &f.kind)
+        {
+            for row in rows {
+                if let Some(Value::Text(id)) = row.get(name) {
+                    wanted.entry(target.clone()).or_default().insert(id.clone());
+                }
+            }
+        }
+    }
+    let mut titles = BTreeMap::new();
+    for (target, ids) in wanted {
+        let Some(target_object) = schema.object(&target) else {
+            continue;
+        };
+        let query = SelectQuery {
+            object: target_object,
+            condition: Condition::In {
+                column: "id".to_owned(),
+                values: ids.into_iter().map(Value::Text).collect(),
+            },
+            deleted: Deleted::Include,
+            sort: Vec::new(),
+            after: None,
+            limit: None,
+            columns: Some(vec!["id".to_owned(), target_object.title.clone()]),
+        };
+        for row in select(db, &query).await? {
+            if let Some(Value::Text(id)) = row.get("id") {
+                titles.insert(
+                    (target.clone(), id.clone()),
+                    title_text(row.get(&target_object.title)),
+                );
+            }
+        }
+    }
+    Ok(titles)
+}
+
+/// A record's title as text.
+pub(super) fn title_text(value: Option<&Value>) -> String {
+    match value.map(Value::to_json) {
+        Some(Json::String(text)) => text,
+        Some(Json::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}

@@ -1,0 +1,800 @@
+//! The read path: one record, pages with keyset cursors, history, aggregates, exports and
+//! duplicate checks. Every query carries the actor's record scope as SQL
+//! ([`access::read_condition`]); filters, sorts and groupings may only name fields the actor
+//! can read, so a hidden field can never act as an oracle.
+
+use std::pin::Pin;
+
+use chrono::{NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use futures::{Stream, StreamExt};
+use keel_meta::filter::{FilterValue, Op};
+use keel_meta::{DuplicateAction, Filter, Object, OrderTerm, Storage, Value};
+use keel_store::records::{
+    self as store, CompareOp, Condition, Deleted, Measure, Row, SelectQuery, Sort,
+};
+use serde_json::{Map, Value as Json};
+
+use crate::actor::Actor;
+use crate::coerce::parse_datetime;
+use crate::records::access;
+use crate::records::cursor::Cursor;
+use crate::records::output::{output_fields, render_rows, title_text};
+use crate::records::{
+    AggregateRequest, DEFAULT_PAGE_SIZE, DuplicateMatch, Input, ListRequest, MAX_PAGE_SIZE, Page,
+    RecordError, Records, Warning,
+};
+
+/// Where a read runs: on the pool, or inside the write transaction in progress.
+pub(super) enum Reader<'a> {
+    Db(&'a keel_store::Db),
+    Write(&'a mut keel_store::records::RecordWrite),
+}
+
+impl Reader<'_> {
+    async fn select(
+        &mut self,
+        query: &SelectQuery<'_>,
+    ) -> Result<Vec<Row>, keel_store::StoreError> {
+        match self {
+            Reader::Db(db) => store::select(db, query).await,
+            Reader::Write(write) => write.select(query).await,
+        }
+    }
+}
+
+/// A stream of records for exports.
+pub type RecordStream = Pin<Box<dyn Stream<Item = Result<Json, RecordError>> + Send>>;
+
+impl Records {
+    /// One record the actor may read; `NotFound` otherwise.
+    pub async fn get(&self, actor: &Actor, object: &str, id: &str) -> Result<Json, RecordError> {
+        let object = self.object(object)?;
+        let row = self
+            .readable_row(actor, object, id, Deleted::Exclude)
+            .await?;
+        let fields = output_fields(&self.schema, actor, object, None)?;
+        let mut records = render_rows(&self.db, &self.schema, object, &fields, &[row]).await?;
+        records.pop().ok_or(RecordError::NotFound)
+    }
+
+    /// The declared fields the actor may read on `object`.
+    pub fn readable_fields(&self, actor: &Actor, object: &str) -> Result<Vec<String>, RecordError> {
+        let object = self.object(object)?;
+        Ok(access::readable_fields(&self.schema, actor, object))
+    }
+
+    /// A page of records.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        object: &str,
+        request: ListRequest,
+    ) -> Result<Page, RecordError> {
+        let object = self.object(object)?;
+        let limit = request.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if limit == 0 || limit > MAX_PAGE_SIZE {
+            return Err(RecordError::BadRequest(format!(
+                "`limit` must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        let fields = output_fields(&self.schema, actor, object, request.fields.as_deref())?;
+        let condition =
+            self.list_condition(actor, object, request.filter.as_ref(), request.q.as_deref())?;
+        let sort = self.sort(actor, object, &request.order)?;
+        let (signature, storages) = sort_signature(object, &sort);
+        let after = match &request.after {
+            Some(text) => Some(
+                Cursor::decode(text, &signature, &storages)
+                    .map_err(RecordError::BadRequest)?
+                    .values,
+            ),
+            None => None,
+        };
+        let query = SelectQuery {
+            object,
+            condition,
+            deleted: Deleted::Exclude,
+            sort: sort.clone(),
+            after,
+            limit: Some(limit + 1),
+            columns: None,
+        };
+        let mut rows = store::select(&self.db, &query).await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|last| {
+                let values: Vec<Value> = sort
+                    .iter()
+                    .map(|term| last.get(&term.column).cloned().unwrap_or(Value::Null))
+                    .collect();
+                Cursor::encode(&signature, &values)
+            })
+        } else {
+            None
+        };
+        let data = render_rows(&self.db, &self.schema, object, &fields, &rows).await?;
+        Ok(Page { data, next })
+    }
+
+    /// Field changes of a record, oldest first: `{at, by, action, field, old, new}`.
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: &str,
+    ) -> Result<Vec<Json>, RecordError> {
+        let object = self.object(object)?;
+        self.readable_row(actor, object, id, Deleted::Include)
+            .await?;
+        let readable = access::readable_fields(&self.schema, actor, object);
+        let entries = store::history(&self.db, &object.name, id).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|entry| {
+                readable.contains(&entry.field)
+                    || matches!(entry.field.as_str(), "owner" | "pool" | "deleted_at")
+            })
+            .map(|entry| {
+                serde_json::json!({
+                    "at": keel_meta::value::format_datetime(&entry.at),
+                    "by": entry.by,
+                    "action": entry.action,
+                    "field": entry.field,
+                    "old": entry.old,
+                    "new": entry.new,
+                })
+            })
+            .collect())
+    }
+
+    /// Grouped figures over the records the actor may read.
+    pub async fn aggregate(
+        &self,
+        actor: &Actor,
+        object: &str,
+        request: AggregateRequest,
+    ) -> Result<Vec<Json>, RecordError> {
+        let object = self.object(object)?;
+        let condition = self.list_condition(actor, object, request.filter.as_ref(), None)?;
+        for name in &request.group_by {
+            let storage = self.readable_storage(actor, object, name)?;
+            if storage == Storage::Json {
+                return Err(RecordError::BadRequest(format!(
+                    "cannot group by the list field `{name}`"
+                )));
+            }
+        }
+        let mut measures = Vec::new();
+        if request.count
+            || (request.sum.is_empty()
+                && request.avg.is_empty()
+                && request.min.is_empty()
+                && request.max.is_empty())
+        {
+            measures.push(Measure::Count);
+        }
+        for (names, make, numeric_only) in [
+            (&request.sum, Measure::Sum as fn(String) -> Measure, true),
+            (&request.avg, Measure::Avg as fn(String) -> Measure, true),
+            (&request.min, Measure::Min as fn(String) -> Measure, false),
+            (&request.max, Measure::Max as fn(String) -> Measure, false),
+        ] {
+            for name in names {
+                let storage = self.readable_storage(actor, object, name)?;
+                let numeric = matches!(storage, Storage::Integer | Storage::Decimal { .. });
+                if (numeric_only && !numeric) || storage == Storage::Json {
+                    return Err(RecordError::BadRequest(format!(
+                        "`{name}` is not a number field and cannot be summed or averaged"
+                    )));
+                }
+                measures.push(make(name.clone()));
+            }
+        }
+        let rows =
+            store::aggregate(&self.db, object, &condition, &request.group_by, &measures).await?;
+        Ok(rows.iter().map(row_json).collect())
+    }
+
+    /// Every record the actor may read that matches `filter`, streamed (no page cap).
+    pub async fn export(
+        &self,
+        actor: &Actor,
+        object: &str,
+        filter: Option<Filter>,
+        order: Vec<OrderTerm>,
+    ) -> Result<RecordStream, RecordError> {
+        let object_ref = self.object(object)?;
+        let condition = self.list_condition(actor, object_ref, filter.as_ref(), None)?;
+        let sort = self.sort(actor, object_ref, &order)?;
+        let fields = output_fields(&self.schema, actor, object_ref, None)?;
+        let system = super::output::system_fields(object_ref);
+        let schema = self.schema.clone();
+        let db = self.db.clone();
+        let object_name = object_ref.name.clone();
+        let stream = async_stream_rows(db, schema, object_name, condition, sort, fields, system);
+        Ok(stream)
+    }
+
+    /// Records matching `probe` by the object's duplicate keys, across every record (also
+    /// those the actor cannot see), revealing only id, masked title, owner name and pool.
+    pub async fn duplicates(
+        &self,
+        actor: &Actor,
+        object: &str,
+        probe: Input,
+    ) -> Result<Vec<DuplicateMatch>, RecordError> {
+        let object = self.object(object)?;
+        if !access::can_create(&self.schema, actor, &object.name)
+            && access::scope(&self.schema, actor, &object.name, access::Action::Read)
+                == keel_meta::Scope::None
+        {
+            return Err(RecordError::Forbidden {
+                message: format!("you may not check {} records", object.name),
+                fields: Vec::new(),
+            });
+        }
+        let prepared = super::input::prepare(
+            &self.schema,
+            actor,
+            object,
+            &probe,
+            None,
+            self.timezone_for_read(),
+        )?;
+        let mut row = prepared.values;
+        row.insert("id".to_owned(), Value::Null);
+        let (blocking, warning) = self
+            .duplicate_matches(&mut Reader::Db(&self.db), object, &row)
+            .await?;
+        let mut matches: Vec<DuplicateMatch> = blocking.into_iter().chain(warning).collect();
+        self.name_owners(&mut matches).await;
+        Ok(matches)
+    }
+
+    /// Replaces the owner ids that [`Records::duplicate_matches`] leaves in `owner_name` with
+    /// the owners' names. Runs outside any write transaction.
+    pub(super) async fn name_owners(&self, matches: &mut [DuplicateMatch]) {
+        for found in matches {
+            if let Some(owner_id) = found.owner_name.take() {
+                found.owner_name = Some(self.user_name(&owner_id).await);
+            }
+        }
+    }
+
+    /// (block matches, warn matches) of a record about to be saved.
+    /// `owner_name` holds the owner's *id* here; [`Records::name_owners`] turns it into a
+    /// name once no write transaction is open (a second connection inside one could
+    /// deadlock the pool).
+    pub(super) async fn duplicate_matches(
+        &self,
+        reader: &mut Reader<'_>,
+        object: &Object,
+        row: &Row,
+    ) -> Result<(Vec<DuplicateMatch>, Vec<DuplicateMatch>), RecordError> {
+        let mut blocking = Vec::new();
+        let mut warning = Vec::new();
+        let own_id = row.get("id").cloned().unwrap_or(Value::Null);
+        for key in &object.duplicates {
+            let mut conditions = Vec::new();
+            for name in &key.fields {
+                match row.get(name) {
+                    Some(Value::Text(text)) if !text.trim().is_empty() && !text.contains('*') => {
+                        conditions.push(Condition::Like {
+                            column: name.clone(),
+                            pattern: text.trim().to_owned(),
+                        });
+                    }
+                    Some(value) if !value.is_null() => conditions.push(Condition::Compare {
+                        column: name.clone(),
+                        op: CompareOp::Eq,
+                        value: value.clone(),
+                    }),
+                    _ => {
+                        conditions.clear();
+                        break;
+                    }
+                }
+            }
+            if conditions.is_empty() {
+                continue;
+            }
+            if !own_id.is_null() {
+                conditions.push(Condition::Compare {
+                    column: "id".to_owned(),
+                    op: CompareOp::Ne,
+                    value: own_id.clone(),
+                });
+            }
+            let query = SelectQuery {
+                object,
+                condition: Condition::All(conditions),
+                deleted: Deleted::Exclude,
+                sort: Vec::new(),
+                after: None,
+                limit: Some(5),
+                columns: None,
+            };
+            for found in reader.select(&query).await? {
+                let matched = DuplicateMatch {
+                    id: title_text(found.get("id")),
+                    title: mask(&title_text(found.get(&object.title))),
+                    owner_name: match found.get("owner") {
+                        Some(Value::Text(owner)) => Some(owner.clone()),
+                        _ => None,
+                    },
+                    pool: match found.get("pool") {
+                        Some(Value::Text(pool)) => Some(pool.clone()),
+                        _ => None,
+                    },
+                    fields: key.fields.clone(),
+                };
+                match key.action {
+                    DuplicateAction::Block => blocking.push(matched),
+                    DuplicateAction::Warn => warning.push(matched),
+                }
+            }
+        }
+        Ok((blocking, warning))
+    }
+
+    /// Warnings for `warn` duplicate keys of a saved record.
+    pub(super) fn duplicate_warnings(matches: Vec<DuplicateMatch>) -> Vec<Warning> {
+        if matches.is_empty() {
+            return Vec::new();
+        }
+        vec![Warning {
+            code: "possible_duplicate",
+            message: format!("{} similar record(s) already exist", matches.len()),
+            matches,
+        }]
+    }
+
+    async fn user_name(&self, user_id: &str) -> String {
+        match keel_store::users::find_by_id(&self.db, user_id).await {
+            Ok(Some(user)) => user.display_name.unwrap_or(user.username),
+            _ => String::new(),
+        }
+    }
+
+    fn timezone_for_read(&self) -> Tz {
+        self.schema
+            .app
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
+    async fn readable_row(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        id: &str,
+        deleted: Deleted,
+    ) -> Result<Row, RecordError> {
+        let condition = Condition::All(vec![
+            Condition::Compare {
+                column: "id".to_owned(),
+                op: CompareOp::Eq,
+                value: Value::Text(id.to_owned()),
+            },
+            access::read_condition(&self.schema, actor, &object.name),
+        ]);
+        let query = SelectQuery {
+            object,
+            condition,
+            deleted,
+            sort: Vec::new(),
+            after: None,
+            limit: Some(1),
+            columns: None,
+        };
+        store::select(&self.db, &query)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(RecordError::NotFound)
+    }
+
+    /// The storage of a field the actor may read (system fields included).
+    fn readable_storage(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        name: &str,
+    ) -> Result<Storage, RecordError> {
+        if let Some(storage) = system_storage(object, name) {
+            return Ok(storage);
+        }
+        match object.field(name) {
+            Some(field)
+                if access::field_access(&self.schema, actor, object, name)
+                    != keel_meta::FieldAccess::Hidden =>
+            {
+                Ok(field.storage())
+            }
+            _ => Err(RecordError::BadRequest(format!(
+                "`{name}` is not a field of `{}`",
+                object.name
+            ))),
+        }
+    }
+
+    fn list_condition(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        filter: Option<&Filter>,
+        q: Option<&str>,
+    ) -> Result<Condition, RecordError> {
+        let mut all = vec![access::read_condition(&self.schema, actor, &object.name)];
+        if let Some(filter) = filter {
+            all.push(self.condition(actor, object, filter)?);
+        }
+        if let Some(text) = q.map(str::trim).filter(|text| !text.is_empty()) {
+            let columns: Vec<String> = object
+                .search
+                .iter()
+                .filter(|name| {
+                    access::field_access(&self.schema, actor, object, name)
+                        != keel_meta::FieldAccess::Hidden
+                })
+                .cloned()
+                .collect();
+            all.push(if columns.is_empty() {
+                Condition::Never
+            } else {
+                Condition::Contains {
+                    columns,
+                    text: text.to_owned(),
+                }
+            });
+        }
+        Ok(Condition::All(all))
+    }
+
+    /// A filter as a typed condition; values are read by the field's storage.
+    fn condition(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        filter: &Filter,
+    ) -> Result<Condition, RecordError> {
+        Ok(match filter {
+            Filter::And { all } => Condition::All(
+                all.iter()
+                    .map(|f| self.condition(actor, object, f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Or { any } => Condition::Any(
+                any.iter()
+                    .map(|f| self.condition(actor, object, f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Not { filter } => {
+                Condition::Not(Box::new(self.condition(actor, object, filter)?))
+            }
+            Filter::Compare { field, op, value } => {
+                let storage = self.readable_storage(actor, object, field)?;
+                let bad = |message: String| {
+                    RecordError::BadRequest(format!("filter on `{field}`: {message}"))
+                };
+                let typed = |value: &FilterValue| -> Result<Value, RecordError> {
+                    match value {
+                        FilterValue::Literal(json) => {
+                            filter_value(json, storage, self.timezone_for_read()).map_err(bad)
+                        }
+                        FilterValue::Relative(relative) => {
+                            let at = relative.resolve(self.clock.now(), self.timezone_for_read());
+                            match storage {
+                                Storage::Datetime => Ok(Value::Datetime(at)),
+                                Storage::Date => Ok(Value::Date(
+                                    at.with_timezone(&self.timezone_for_read()).date_naive(),
+                                )),
+                                _ => {
+                                    Err(bad("relative dates apply to date and datetime fields"
+                                        .to_owned()))
+                                }
+                            }
+                        }
+                        _ => Err(bad("expected a single value".to_owned())),
+                    }
+                };
+                if storage == Storage::Json && *op != Op::Is {
+                    return Err(bad("list fields can only be filtered with `is`".to_owned()));
+                }
+                let column = field.clone();
+                match op {
+                    Op::Is => Condition::IsNull {
+                        column,
+                        null: matches!(value, FilterValue::Null),
+                    },
+                    Op::In => match value {
+                        FilterValue::List(items) => Condition::In {
+                            column,
+                            values: items
+                                .iter()
+                                .map(|json| {
+                                    filter_value(json, storage, self.timezone_for_read())
+                                        .map_err(bad)
+                                })
+                                .collect::<Result<_, _>>()?,
+                        },
+                        _ => return Err(bad("`in` takes a list".to_owned())),
+                    },
+                    Op::Like => match (value, storage) {
+                        (FilterValue::Literal(Json::String(pattern)), Storage::Text) => {
+                            Condition::Like {
+                                column,
+                                pattern: pattern.clone(),
+                            }
+                        }
+                        _ => {
+                            return Err(bad(
+                                "`like` applies to text fields and takes a text pattern".to_owned(),
+                            ));
+                        }
+                    },
+                    Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+                        let compare = match op {
+                            Op::Eq => CompareOp::Eq,
+                            Op::Ne => CompareOp::Ne,
+                            Op::Gt => CompareOp::Gt,
+                            Op::Gte => CompareOp::Gte,
+                            Op::Lt => CompareOp::Lt,
+                            _ => CompareOp::Lte,
+                        };
+                        Condition::Compare {
+                            column,
+                            op: compare,
+                            value: typed(value)?,
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// The sort terms of a request (the object's list order when none), checked, with `id`
+    /// appended as the final tie-breaker.
+    fn sort(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        order: &[OrderTerm],
+    ) -> Result<Vec<Sort>, RecordError> {
+        let terms = if order.is_empty() {
+            &object.list.order
+        } else {
+            order
+        };
+        let mut sort = Vec::new();
+        for term in terms {
+            let storage = self.readable_storage(actor, object, &term.field)?;
+            if storage == Storage::Json {
+                return Err(RecordError::BadRequest(format!(
+                    "cannot sort by the list field `{}`",
+                    term.field
+                )));
+            }
+            if !sort
+                .iter()
+                .any(|existing: &Sort| existing.column == term.field)
+            {
+                sort.push(Sort {
+                    column: term.field.clone(),
+                    descending: term.descending,
+                });
+            }
+        }
+        if !sort.iter().any(|term| term.column == "id") {
+            sort.push(Sort {
+                column: "id".to_owned(),
+                descending: false,
+            });
+        }
+        Ok(sort)
+    }
+}
+
+/// The storage of a system field, if `name` is one.
+fn system_storage(object: &Object, name: &str) -> Option<Storage> {
+    object
+        .columns()
+        .into_iter()
+        .find(|column| column.system && column.name == name)
+        .map(|column| column.storage)
+}
+
+fn sort_signature(object: &Object, sort: &[Sort]) -> (String, Vec<Storage>) {
+    let columns = object.columns();
+    let signature = sort
+        .iter()
+        .map(|term| format!("{}{}", if term.descending { "-" } else { "" }, term.column))
+        .collect::<Vec<_>>()
+        .join(",");
+    let storages = sort
+        .iter()
+        .map(|term| {
+            columns
+                .iter()
+                .find(|column| column.name == term.column)
+                .map_or(Storage::Text, |column| column.storage)
+        })
+        .collect();
+    (signature, storages)
+}
+
+/// A filter literal read by storage (lenient: `"42"` is the integer 42, a date matches a
+/// datetime field from that day's midnight in the app timezone).
+fn filter_value(json: &Json, storage: Storage, timezone: Tz) -> Result<Value, String> {
+    let text = match json {
+        Json::String(text) => text.clone(),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Null => return Ok(Value::Null),
+        _ => return Err("expected a single value".to_owned()),
+    };
+    let wrong = |what: &str| format!("`{text}` is not {what}");
+    Ok(match storage {
+        Storage::Text => Value::Text(text),
+        Storage::Integer => {
+            Value::Integer(text.trim().parse().map_err(|_| wrong("a whole number"))?)
+        }
+        Storage::Decimal { .. } => {
+            Value::Decimal(text.trim().parse().map_err(|_| wrong("a number"))?)
+        }
+        Storage::Boolean => Value::Boolean(match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(wrong("true or false")),
+        }),
+        Storage::Date => Value::Date(
+            chrono::NaiveDate::parse_from_str(text.get(..10).unwrap_or(&text), "%Y-%m-%d")
+                .map_err(|_| wrong("a date (YYYY-MM-DD)"))?,
+        ),
+        Storage::Datetime => match parse_datetime(&text, timezone) {
+            Some(at) => Value::Datetime(at),
+            None => {
+                let date = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                    .map_err(|_| wrong("a date and time"))?;
+                let at = timezone
+                    .from_local_datetime(&date.and_time(NaiveTime::MIN))
+                    .earliest()
+                    .ok_or_else(|| wrong("a date and time"))?;
+                Value::Datetime(at.with_timezone(&Utc))
+            }
+        },
+        Storage::Json => return Err("list fields can only be filtered with `is`".to_owned()),
+    })
+}
+
+fn row_json(row: &Row) -> Json {
+    Json::Object(
+        row.iter()
+            .map(|(name, value)| (name.clone(), value.to_json()))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// Masks all but the edges of a title: `138****5678` for phone-like text, `张*` for a name.
+pub(crate) fn mask(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digits = chars.iter().filter(|c| c.is_ascii_digit()).count();
+    if digits >= 7 {
+        let keep_start = 3.min(chars.len());
+        let keep_end = 4.min(chars.len() - keep_start);
+        let middle = chars.len() - keep_start - keep_end;
+        return chars[..keep_start]
+            .iter()
+            .chain(std::iter::repeat_n(&'*', middle))
+            .chain(&chars[chars.len() - keep_end..])
+            .collect();
+    }
+    match chars.len() {
+        0 => String::new(),
+        1 => "*".to_owned(),
+        n => std::iter::once(chars[0])
+            .chain(std::iter::repeat_n('*', n - 1))
+            .collect(),
+    }
+}
+
+/// Rows stream out in keyset pages of [`EXPORT_CHUNK`], so memory stays flat however many
+/// records match.
+fn async_stream_rows(
+    db: keel_store::Db,
+    schema: std::sync::Arc<keel_meta::Schema>,
+    object: String,
+    condition: Condition,
+    sort: Vec<Sort>,
+    fields: Vec<String>,
+    system: Vec<&'static str>,
+) -> RecordStream {
+    struct State {
+        after: Option<Vec<Value>>,
+        done: bool,
+    }
+    let pages = futures::stream::unfold(
+        State {
+            after: None,
+            done: false,
+        },
+        move |mut state| {
+            let db = db.clone();
+            let schema = schema.clone();
+            let object = object.clone();
+            let condition = condition.clone();
+            let sort = sort.clone();
+            async move {
+                if state.done {
+                    return None;
+                }
+                let Some(object_ref) = schema.object(&object) else {
+                    state.done = true;
+                    return Some((vec![Err(RecordError::UnknownObject(object))], state));
+                };
+                let query = SelectQuery {
+                    object: object_ref,
+                    condition,
+                    deleted: Deleted::Exclude,
+                    sort: sort.clone(),
+                    after: state.after.take(),
+                    limit: Some(EXPORT_CHUNK),
+                    columns: None,
+                };
+                match store::select(&db, &query).await {
+                    Ok(rows) => {
+                        state.done = rows.len() < EXPORT_CHUNK as usize;
+                        state.after = rows.last().map(|last| {
+                            sort.iter()
+                                .map(|term| last.get(&term.column).cloned().unwrap_or(Value::Null))
+                                .collect()
+                        });
+                        if rows.is_empty() {
+                            return None;
+                        }
+                        Some((rows.into_iter().map(Ok).collect::<Vec<_>>(), state))
+                    }
+                    Err(error) => {
+                        state.done = true;
+                        Some((vec![Err(RecordError::from(error))], state))
+                    }
+                }
+            }
+        },
+    );
+    let records =
+        pages
+            .flat_map(futures::stream::iter)
+            .map(move |row: Result<Row, RecordError>| {
+                row.map(|row| {
+                    let mut record = Map::new();
+                    for name in system
+                        .iter()
+                        .map(|s| s.to_string())
+                        .chain(fields.iter().cloned())
+                    {
+                        let value = row.get(&name).map_or(Json::Null, Value::to_json);
+                        record.insert(name, value);
+                    }
+                    Json::Object(record)
+                })
+            });
+    Box::pin(records)
+}
+
+/// Rows fetched per page while exporting.
+const EXPORT_CHUNK: u32 = 1_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_masked_but_their_edges_kept() {
+        assert_eq!(mask("13800138000"), "138****8000");
+        assert_eq!(mask("张三丰"), "张**");
+        assert_eq!(mask(""), "");
+    }
+}

@@ -1,0 +1,270 @@
+//! A SQL statement under construction: its text and its bound parameters, with the
+//! placeholder syntax of the dialect (`?` on SQLite, `$n` on PostgreSQL).
+//!
+//! Identifiers enter the text only through [`Statement::push_identifier`] (quoted) and values
+//! only through [`Statement::push_value`] (a placeholder plus a [`Param`]). A value becomes a
+//! [`Param`] by its column's [`Storage`]: SQLite gets a decimal as the integer scaled by
+//! 10^scale, a datetime as fixed-width UTC text, a date as `YYYY-MM-DD`, a boolean as 0/1 and
+//! a list as JSON text; PostgreSQL gets each value in its native type. This module runs
+//! nothing and knows no table layout beyond the storage it is handed.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use keel_meta::{Storage, Value};
+use rust_decimal::Decimal;
+
+use crate::datetime::to_sqlite_text;
+use crate::db::Dialect;
+use crate::error::StoreError;
+use crate::naming::quote;
+
+/// Decimals are stored with at most 18 significant digits on both databases.
+const DECIMAL_DIGITS: u32 = 18;
+
+/// One bound parameter, already in the form the dialect stores. `None` is SQL NULL, typed so
+/// that PostgreSQL accepts it where a column of that type is expected.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(Option<String>),
+    Integer(Option<i64>),
+    Decimal(Option<Decimal>),
+    Boolean(Option<bool>),
+    Date(Option<NaiveDate>),
+    Datetime(Option<DateTime<Utc>>),
+    Json(Option<serde_json::Value>),
+}
+
+/// SQL text plus its parameters, for one table (named in errors).
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    pub(crate) dialect: Dialect,
+    pub(crate) table: String,
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Param>,
+}
+
+impl Statement {
+    pub(crate) fn new(dialect: Dialect, table: &str) -> Statement {
+        Statement {
+            dialect,
+            table: table.to_owned(),
+            sql: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends constant SQL text (keywords, operators, punctuation).
+    pub(crate) fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
+    /// Appends a quoted identifier.
+    pub(crate) fn push_identifier(&mut self, name: &str) {
+        self.sql.push_str(&quote(name));
+    }
+
+    /// Appends a placeholder bound to `param`.
+    pub(crate) fn push_param(&mut self, param: Param) {
+        self.params.push(param);
+        match self.dialect {
+            Dialect::Sqlite => self.sql.push('?'),
+            Dialect::Postgres => {
+                // Writing to a String cannot fail.
+                let _ = write!(self.sql, "${}", self.params.len());
+            }
+        }
+    }
+
+    /// Appends a placeholder bound to `value`, as stored in a column of `storage`.
+    pub(crate) fn push_value(&mut self, value: &Value, storage: Storage) -> Result<(), StoreError> {
+        let param = param(self.dialect, value, storage).map_err(|reason| self.invalid(reason))?;
+        self.push_param(param);
+        Ok(())
+    }
+
+    /// An [`StoreError::InvalidRecordQuery`] about this statement's table.
+    pub(crate) fn invalid(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::InvalidRecordQuery {
+            table: self.table.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `value` as a parameter for a column of `storage` in `dialect`, or why it cannot be one.
+pub(crate) fn param(dialect: Dialect, value: &Value, storage: Storage) -> Result<Param, String> {
+    match dialect {
+        Dialect::Sqlite => sqlite_param(value, storage),
+        Dialect::Postgres => postgres_param(value, storage),
+    }
+}
+
+fn sqlite_param(value: &Value, storage: Storage) -> Result<Param, String> {
+    Ok(match (value, storage) {
+        (Value::Null, Storage::Integer | Storage::Decimal { .. } | Storage::Boolean) => {
+            Param::Integer(None)
+        }
+        (Value::Null, _) => Param::Text(None),
+        (Value::Text(text), _) => Param::Text(Some(text.clone())),
+        (Value::Integer(number), Storage::Decimal { scale }) => {
+            Param::Integer(Some(scaled_integer(Decimal::from(*number), scale)?))
+        }
+        (Value::Integer(number), _) => Param::Integer(Some(*number)),
+        (Value::Decimal(number), Storage::Decimal { scale }) => {
+            Param::Integer(Some(scaled_integer(*number, scale)?))
+        }
+        (Value::Decimal(number), Storage::Integer) => {
+            Param::Integer(Some(scaled_integer(*number, 0)?))
+        }
+        (Value::Decimal(number), _) => Param::Text(Some(number.to_string())),
+        (Value::Boolean(flag), _) => Param::Integer(Some(i64::from(*flag))),
+        (Value::Date(date), _) => Param::Text(Some(date.format("%Y-%m-%d").to_string())),
+        (Value::Datetime(instant), _) => Param::Text(Some(to_sqlite_text(*instant))),
+        (Value::List(items), _) => Param::Text(Some(list_json(items).to_string())),
+    })
+}
+
+fn postgres_param(value: &Value, storage: Storage) -> Result<Param, String> {
+    Ok(match (value, storage) {
+        (Value::Null, Storage::Text) => Param::Text(None),
+        (Value::Null, Storage::Integer) => Param::Integer(None),
+        (Value::Null, Storage::Decimal { .. }) => Param::Decimal(None),
+        (Value::Null, Storage::Boolean) => Param::Boolean(None),
+        (Value::Null, Storage::Date) => Param::Date(None),
+        (Value::Null, Storage::Datetime) => Param::Datetime(None),
+        (Value::Null, Storage::Json) => Param::Json(None),
+        (Value::Text(text), _) => Param::Text(Some(text.clone())),
+        (Value::Integer(number), Storage::Decimal { scale }) => {
+            let number = Decimal::from(*number);
+            // Same range check as SQLite, so both databases refuse the same values.
+            scaled_integer(number, scale)?;
+            Param::Decimal(Some(number))
+        }
+        (Value::Integer(number), _) => Param::Integer(Some(*number)),
+        (Value::Decimal(number), Storage::Decimal { scale }) => {
+            scaled_integer(*number, scale)?;
+            Param::Decimal(Some(*number))
+        }
+        (Value::Decimal(number), Storage::Integer) => {
+            Param::Integer(Some(scaled_integer(*number, 0)?))
+        }
+        (Value::Decimal(number), _) => Param::Decimal(Some(*number)),
+        (Value::Boolean(flag), _) => Param::Boolean(Some(*flag)),
+        (Value::Date(date), _) => Param::Date(Some(*date)),
+        (Value::Datetime(instant), _) => Param::Datetime(Some(*instant)),
+        (Value::List(items), _) => Param::Json(Some(list_json(items))),
+    })
+}
+
+/// `number` × 10^`scale` as an integer: how SQLite stores a decimal of that scale. Refuses a
+/// number with more decimals than `scale` (it would silently change a comparison) or more
+/// than 18 digits.
+pub(crate) fn scaled_integer(number: Decimal, scale: u32) -> Result<i64, String> {
+    let mut scaled = number;
+    scaled.rescale(scale);
+    if scaled != number {
+        return Err(format!("{number} has more than {scale} decimal places"));
+    }
+    let mantissa = scaled.mantissa();
+    let limit = 10_i128.pow(DECIMAL_DIGITS);
+    if scaled.scale() != scale || mantissa.abs() >= limit {
+        return Err(format!(
+            "{number} does not fit in {DECIMAL_DIGITS} digits with {scale} decimal places"
+        ));
+    }
+    i64::try_from(mantissa).map_err(|_| format!("{number} is out of range"))
+}
+
+/// A list of keys as a JSON array.
+pub(crate) fn list_json(items: &[String]) -> serde_json::Value {
+    serde_json::Value::Array(
+        items
+            .iter()
+            .cloned()
+            .map(serde_json::Value::String)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        let mut sqlite = Statement::new(Dialect::Sqlite, "lead");
+        let mut postgres = Statement::new(Dialect::Postgres, "lead");
+        for statement in [&mut sqlite, &mut postgres] {
+            statement.push("SELECT * FROM ");
+            statement.push_identifier("lead");
+            statement.push(" WHERE ");
+            statement.push_identifier("a");
+            statement.push(" = ");
+            statement
+                .push_value(&Value::Text("x".into()), Storage::Text)
+                .unwrap();
+            statement.push(" AND ");
+            statement.push_identifier("b");
+            statement.push(" = ");
+            statement
+                .push_value(&Value::Integer(1), Storage::Integer)
+                .unwrap();
+        }
+        assert_eq!(
+            sqlite.sql,
+            "SELECT * FROM \"lead\" WHERE \"a\" = ? AND \"b\" = ?"
+        );
+        assert_eq!(
+            postgres.sql,
+            "SELECT * FROM \"lead\" WHERE \"a\" = $1 AND \"b\" = $2"
+        );
+    }
+
+    #[test]
+    fn sqlite_decimals_are_scaled_integers_and_refuse_finer_values() {
+        let money = Storage::Decimal { scale: 2 };
+        let price = Value::Decimal(Decimal::new(199_999, 2));
+        assert_eq!(
+            param(Dialect::Sqlite, &price, money),
+            Ok(Param::Integer(Some(199_999)))
+        );
+        assert_eq!(
+            param(Dialect::Sqlite, &Value::Integer(3), money),
+            Ok(Param::Integer(Some(300)))
+        );
+        // 1.5 at scale 1 is 1.50 at scale 2.
+        assert_eq!(
+            param(Dialect::Sqlite, &Value::Decimal(Decimal::new(15, 1)), money),
+            Ok(Param::Integer(Some(150)))
+        );
+        let finer = Value::Decimal(Decimal::new(10_005, 3));
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let error = param(dialect, &finer, money).unwrap_err();
+            assert!(error.contains("10.005"), "{error}");
+        }
+        let huge = Value::Decimal(Decimal::new(i64::MAX, 0));
+        assert!(param(Dialect::Sqlite, &huge, money).is_err());
+        assert!(param(Dialect::Postgres, &huge, money).is_err());
+    }
+
+    #[test]
+    fn postgres_nulls_carry_their_column_type() {
+        assert_eq!(
+            param(Dialect::Postgres, &Value::Null, Storage::Datetime),
+            Ok(Param::Datetime(None))
+        );
+        assert_eq!(
+            param(
+                Dialect::Postgres,
+                &Value::Null,
+                Storage::Decimal { scale: 2 }
+            ),
+            Ok(Param::Decimal(None))
+        );
+        assert_eq!(
+            param(Dialect::Sqlite, &Value::Boolean(true), Storage::Boolean),
+            Ok(Param::Integer(Some(1)))
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The write transaction the runtime saves records through: lock-and-read, insert, versioned
+//! update, set-based update, selects for duplicate checks, gapless sequence numbers and audit
+//! rows, all committed or rolled back together.
+//!
+//! On SQLite the transaction starts with `BEGIN IMMEDIATE`, which takes the write lock up
+//! front and so serializes writers (and makes `get_for_update` a plain read); on PostgreSQL
+//! `get_for_update` is `SELECT … FOR UPDATE`. A unique violation becomes
+//! [`StoreError::UniqueViolation`] naming the column. This module does not fill in any value
+//! (timestamps, owners, ids and versions of new rows come from the caller) and does not
+//! decide whether a write is allowed.
+
+use keel_meta::{Object, Storage, Value};
+use sqlx::error::ErrorKind;
+
+use super::audit::{AuditEntry, audit_insert_statements};
+use super::columns::ObjectColumns;
+use super::condition::push_condition;
+use super::execute::{Shape, execute, fetch};
+use super::select::{push_deleted, run_select, select_statement};
+use super::statement::Statement;
+use super::{Condition, Deleted, Row, SelectQuery, by_id};
+use crate::db::{Db, Dialect, WriteTransaction};
+use crate::error::StoreError;
+use crate::naming::unique_index_name;
+
+/// SQLite allows 32,766 parameters per statement and PostgreSQL 65,535; multi-row inserts
+/// stay well under both.
+const MAX_PARAMETERS_PER_STATEMENT: usize = 30_000;
+
+/// An open write transaction. Dropping it without [`RecordWrite::commit`] rolls it back.
+pub struct RecordWrite {
+    transaction: WriteTransaction,
+    dialect: Dialect,
+}
+
+impl Db {
+    /// Starts a write transaction for records (`BEGIN IMMEDIATE` on SQLite).
+    pub async fn begin_records_write(&self) -> Result<RecordWrite, StoreError> {
+        Ok(RecordWrite {
+            transaction: self.begin_write().await?,
+            dialect: self.dialect(),
+        })
+    }
+}
+
+impl RecordWrite {
+    /// The record `id`, deleted or not, locked until this transaction ends.
+    pub async fn get_for_update(
+        &mut self,
+        object: &Object,
+        id: &str,
+    ) -> Result<Option<Row>, StoreError> {
+        let plan = select_statement(self.dialect, &by_id(object, id, Deleted::Include), true)?;
+        let rows = run_select(&mut self.transaction.connection(), &plan).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Inserts one record. `row` names columns of the object; a row without `version` starts
+    /// at version 1.
+    pub async fn insert(&mut self, object: &Object, row: &Row) -> Result<(), StoreError> {
+        self.insert_many(object, std::slice::from_ref(row)).await
+    }
+
+    /// Inserts many records with multi-row INSERTs. The statement names every column any
+    /// row has; a row without one of them gets NULL there (and version 1 without `version`).
+    pub async fn insert_many(&mut self, object: &Object, rows: &[Row]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let columns = ObjectColumns::of(object);
+        let mut names: Vec<String> = Vec::new();
+        for row in rows {
+            for name in row.keys() {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        if !names.iter().any(|name| name == "version") {
+            names.push("version".to_owned());
+        }
+        let storages: Vec<Storage> = names
+            .iter()
+            .map(|name| columns.storage(name))
+            .collect::<Result<_, _>>()?;
+        let rows_per_statement = (MAX_PARAMETERS_PER_STATEMENT / names.len()).max(1);
+        for chunk in rows.chunks(rows_per_statement) {
+            let mut statement = Statement::new(self.dialect, columns.table());
+            statement.push("INSERT INTO ");
+            statement.push_identifier(columns.table());
+            statement.push(" (");
+            for (index, name) in names.iter().enumerate() {
+                if index > 0 {
+                    statement.push(", ");
+                }
+                statement.push_identifier(name);
+            }
+            statement.push(") VALUES ");
+            for (row_index, row) in chunk.iter().enumerate() {
+                if row_index > 0 {
+                    statement.push(", ");
+                }
+                statement.push("(");
+                for (index, (name, storage)) in names.iter().zip(&storages).enumerate() {
+                    if index > 0 {
+                        statement.push(", ");
+                    }
+                    let value = match row.get(name) {
+                        Some(value) => value,
+                        None if name == "version" => &Value::Integer(1),
+                        None => &Value::Null,
+                    };
+                    statement.push_value(value, *storage)?;
+                }
+                statement.push(")");
+            }
+            self.execute_write(&columns, &statement).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies `changes` to record `id` if it is still at `expected_version`, and bumps the
+    /// version. Returns false when no row matched (gone, or changed by someone else). The
+    /// caller includes `updated_at`/`updated_by` in `changes`; `id` and `version` may not be
+    /// changed.
+    pub async fn update(
+        &mut self,
+        object: &Object,
+        id: &str,
+        expected_version: i64,
+        changes: &Row,
+    ) -> Result<bool, StoreError> {
+        let columns = ObjectColumns::of(object);
+        let mut statement = update_head(self.dialect, &columns, changes)?;
+        statement.push(" WHERE ");
+        statement.push_identifier("id");
+        statement.push(" = ");
+        statement.push_value(&Value::Text(id.to_owned()), Storage::Text)?;
+        statement.push(" AND ");
+        statement.push_identifier("version");
+        statement.push(" = ");
+        statement.push_value(&Value::Integer(expected_version), Storage::Integer)?;
+        Ok(self.execute_write(&columns, &statement).await? == 1)
+    }
+
+    /// Applies `changes` to every record matching `condition` in one statement (set-based
+    /// sweeps such as pool auto-return), bumping each version. Returns how many changed.
+    pub async fn update_where(
+        &mut self,
+        object: &Object,
+        condition: &Condition,
+        deleted: Deleted,
+        changes: &Row,
+    ) -> Result<u64, StoreError> {
+        let columns = ObjectColumns::of(object);
+        let mut statement = update_head(self.dialect, &columns, changes)?;
+        statement.push(" WHERE ");
+        push_deleted(&mut statement, deleted);
+        statement.push(" AND ");
+        push_condition(&mut statement, &columns, condition)?;
+        self.execute_write(&columns, &statement).await
+    }
+
+    /// [`super::select`] inside this transaction (it sees this transaction's writes).
+    pub async fn select(&mut self, query: &SelectQuery<'_>) -> Result<Vec<Row>, StoreError> {
+        let plan = select_statement(self.dialect, query, false)?;
+        run_select(&mut self.transaction.connection(), &plan).await
+    }
+
+    /// The next number of the counter `key`, starting at 1. The counter row stays locked
+    /// until this transaction ends, so numbers are gapless and never handed out twice: a
+    /// rolled-back transaction gives its number back.
+    pub async fn next_sequence(&mut self, key: &str) -> Result<i64, StoreError> {
+        const TABLE: &str = "keel_sequences";
+        let mut statement = Statement::new(self.dialect, TABLE);
+        statement.push("INSERT INTO ");
+        statement.push_identifier(TABLE);
+        statement.push(" (\"id\", \"value\") VALUES (");
+        statement.push_value(&Value::Text(key.to_owned()), Storage::Text)?;
+        statement.push(", 1) ON CONFLICT (\"id\") DO UPDATE SET \"value\" = ");
+        statement.push_identifier(TABLE);
+        statement.push(".\"value\" + 1 RETURNING \"value\"");
+        let rows = fetch(
+            &mut self.transaction.connection(),
+            &statement,
+            &[Shape::Stored(Storage::Integer)],
+        )
+        .await?;
+        match rows.first().and_then(|row| row.first()) {
+            Some(Value::Integer(value)) => Ok(*value),
+            _ => Err(StoreError::UnreadableValue {
+                what: format!("the next value of the sequence `{key}`"),
+            }),
+        }
+    }
+
+    /// Appends `entries` to the audit trail.
+    pub async fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        for statement in audit_insert_statements(self.dialect, entries)? {
+            let mut connection = self.transaction.connection();
+            execute(&mut connection, &statement)
+                .await?
+                .map_err(StoreError::query("recording the audit trail"))?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.transaction.commit().await
+    }
+
+    /// Undoes everything this transaction did (dropping it does the same, later).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.transaction {
+            WriteTransaction::Sqlite(transaction) => transaction.rollback().await,
+            WriteTransaction::Postgres(transaction) => transaction.rollback().await,
+        }
+        .map_err(StoreError::query("rolling back a transaction"))
+    }
+
+    /// Runs a write, mapping unique violations to [`StoreError::UniqueViolation`].
+    async fn execute_write(
+        &mut self,
+        columns: &ObjectColumns,
+        statement: &Statement,
+    ) -> Result<u64, StoreError> {
+        let mut connection = self.transaction.connection();
+        execute(&mut connection, statement)
+            .await?
+            .map_err(|error| write_error(columns, &statement.sql, error))
+    }
+}
+
+/// `UPDATE "table" SET "a" = ?, …, "version" = "version" + 1`.
+fn update_head(
+    dialect: Dialect,
+    columns: &ObjectColumns,
+    changes: &Row,
+) -> Result<Statement, StoreError> {
+    let mut statement = Statement::new(dialect, columns.table());
+    statement.push("UPDATE ");
+    statement.push_identifier(columns.table());
+    statement.push(" SET ");
+    for (name, value) in changes {
+        if name == "id" || name == "version" {
+            return Err(statement.invalid(format!("`{name}` is kept by the store")));
+        }
+        let storage = columns.storage(name)?;
+        statement.push_identifier(name);
+        statement.push(" = ");
+        statement.push_value(value, storage)?;
+        statement.push(", ");
+    }
+    statement.push("\"version\" = \"version\" + 1");
+    Ok(statement)
+}
+
+/// A failed write as a [`StoreError`]: unique violations by name, anything else with its SQL.
+fn write_error(columns: &ObjectColumns, sql: &str, error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(database_error) = &error
+        && database_error.kind() == ErrorKind::UniqueViolation
+    {
+        return StoreError::UniqueViolation {
+            table: columns.table().to_owned(),
+            column: unique_violation_column(
+                columns,
+                database_error.constraint(),
+                database_error.message(),
+            ),
+        };
+    }
+    StoreError::Query {
+        context: format!("running `{sql}`"),
+        source: error,
+    }
+}
+
+/// The column a unique violation is about: from the constraint name on PostgreSQL (Keel
+/// names every unique index, see `naming`), from the message on SQLite ("UNIQUE constraint
+/// failed: lead.phone").
+fn unique_violation_column(
+    columns: &ObjectColumns,
+    constraint: Option<&str>,
+    message: &str,
+) -> Option<String> {
+    let table = columns.table();
+    if let Some(constraint) = constraint {
+        if constraint == format!("{table}_pkey") {
+            return Some("id".to_owned());
+        }
+        return columns
+            .all()
+            .iter()
+            .map(|(name, _)| name)
+            .find(|name| unique_index_name(table, name) == constraint)
+            .cloned();
+    }
+    let failed = message.strip_prefix("UNIQUE constraint failed: ")?;
+    let first = failed.split(", ").next()?;
+    let column = first.strip_prefix(table)?.strip_prefix('.')?;
+    columns.contains(column).then(|| column.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead_columns() -> ObjectColumns {
+        let object: Object = super::super::tests::fixture_object();
+        ObjectColumns::of(&object)
+    }
+
+    #[test]
+    fn unique_violations_name_their_column_on_both_databases() {
+        let columns = lead_columns();
+        assert_eq!(
+            unique_violation_column(&columns, None, "UNIQUE constraint failed: deal.code"),
+            Some("code".to_owned())
+        );
+        assert_eq!(
+            unique_violation_column(&columns, Some("deal_code_key"), "duplicate key"),
+            Some("code".to_owned())
+        );
+        assert_eq!(
+            unique_violation_column(&columns, Some("deal_pkey"), "duplicate key"),
+            Some("id".to_owned())
+        );
+        assert_eq!(
+            unique_violation_column(&columns, Some("someone_elses"), "duplicate key"),
+            None
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! People administration: `GET|POST /admin/users`, `PATCH /admin/users/{name}`,
+//! `GET|POST /admin/departments`. Admins only (the runtime refuses everyone else with 403).
+//!
+//! Bodies are read strictly (an unknown key is a 422) and a `null` clears an optional
+//! property, while a missing key leaves it as it is.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_runtime::accounts::NewUser;
+use keel_runtime::auth::{NewDepartment, UserPatch};
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, CurrentUser};
+
+/// The body of `POST /admin/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The manager's username.
+    pub manager: Option<String>,
+    /// The department's name.
+    pub department: Option<String>,
+    pub language: Option<String>,
+}
+
+/// The body of `PATCH /admin/users/{name}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatchBody {
+    #[serde(default, deserialize_with = "present")]
+    pub display_name: Option<Option<String>>,
+    pub password: Option<String>,
+    pub roles: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub manager: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub department: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub language: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+/// The body of `POST /admin/departments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDepartmentBody {
+    pub name: String,
+    pub label: Option<String>,
+    /// The parent department's name.
+    pub parent: Option<String>,
+}
+
+/// `GET /admin/users` → `{data: [users]}`.
+pub async fn list_users(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> Result<Response, ApiError> {
+    let users = state.auth().list_users(&actor).await?;
+    Ok(Json(json!({ "data": users })).into_response())
+}
+
+/// `POST /admin/users` → 201 with the user.
+pub async fn create_user(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    ApiJson(body): ApiJson<NewUserBody>,
+) -> Result<Response, ApiError> {
+    let user = NewUser {
+        username: body.username,
+        display_name: body.display_name,
+        password: body.password,
+        roles: body.roles,
+        manager: body.manager,
+        department: body.department,
+        language: body.language,
+    };
+    let created = state.auth().create_user(&actor, user).await?;
+    let mut response = (StatusCode::CREATED, Json(&created)).into_response();
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("/api/v1/admin/users/{}", created.username))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `PATCH /admin/users/{name}` → 200 with the user.
+pub async fn update_user(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<UserPatchBody>,
+) -> Result<Response, ApiError> {
+    let patch = UserPatch {
+        display_name: body.display_name,
+        password: body.password,
+        roles: body.roles,
+        manager: body.manager,
+        department: body.department,
+        language: body.language,
+        active: body.active,
+    };
+    let updated = state.auth().update_user(&actor, &username, patch).await?;
+    Ok(Json(&updated).into_response())
+}
+
+/// `GET /admin/departments` → `{data: [departments]}`.
+pub async fn list_departments(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> Result<Response, ApiError> {
+    let departments = state.auth().list_departments(&actor).await?;
+    Ok(Json(json!({ "data": departments })).into_response())
+}
+
+/// `POST /admin/departments {name, label, parent}` → 201 with the department.
+pub async fn create_department(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    ApiJson(body): ApiJson<NewDepartmentBody>,
+) -> Result<Response, ApiError> {
+    let department = NewDepartment {
+        name: body.name,
+        label: body.label,
+        parent: body.parent,
+    };
+    let created = state.auth().create_department(&actor, department).await?;
+    Ok((StatusCode::CREATED, Json(&created)).into_response())
+}
+
+/// A key that is present: `Some(None)` for `null`, `Some(Some(v))` for a value; with
+/// `#[serde(default)]` a missing key stays `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}

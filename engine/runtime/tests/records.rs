@@ -22,7 +22,7 @@ roles:
 permissions:
   sales_rep:
     deal: { read: own, create: true, edit: own, delete: own, fields: { cost: hidden, discount: read } }
-    company: { read: all, create: true, edit: own }
+    company: { read: own, create: true, edit: own }
 ";
 const COMPANY: &str = "\
 name: company
@@ -746,3 +746,69 @@ keel_testkit::db_test!(export_streams_every_readable_record, |db| async move {
         "the rep owns none of these records"
     );
 });
+
+keel_testkit::db_test!(
+    lookups_to_records_the_actor_cannot_see_are_refused_and_never_titled,
+    |db| async move {
+        let f = fixture(&db.url).await;
+        let secret = f
+            .records
+            .create(&f.admin, "company", input(json!({ "name": "机密客户" })))
+            .await
+            .unwrap()
+            .record;
+        let secret_id = secret["id"].as_str().unwrap().to_owned();
+        let own = f
+            .records
+            .create(&f.rep, "company", input(json!({ "name": "自己的客户" })))
+            .await
+            .unwrap()
+            .record;
+
+        let error = f
+            .records
+            .create(
+                &f.rep,
+                "deal",
+                input(json!({ "name": "d1", "company": secret_id })),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            invalid_fields(error),
+            vec![("company".to_owned(), "invalid_reference".to_owned())]
+        );
+        let mine = f
+            .records
+            .create(
+                &f.rep,
+                "deal",
+                input(json!({ "name": "d2", "company": own["id"] })),
+            )
+            .await
+            .unwrap()
+            .record;
+        assert_eq!(mine["_refs"]["company"]["title"], "自己的客户");
+
+        // An admin links the rep's deal to a company the rep cannot see: the rep gets the id (the
+        // stored value) but no title.
+        let deal = f
+            .records
+            .create(
+                &f.admin,
+                "deal",
+                input(json!({ "name": "d3", "owner": "u-rep", "company": secret_id })),
+            )
+            .await
+            .unwrap()
+            .record;
+        let seen_by_rep = f
+            .records
+            .get(&f.rep, "deal", deal["id"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(seen_by_rep["company"], secret_id.as_str());
+        assert!(seen_by_rep.get("_refs").is_none(), "{seen_by_rep}");
+        assert!(!seen_by_rep.to_string().contains("机密客户"));
+    }
+);

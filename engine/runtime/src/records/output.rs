@@ -52,14 +52,16 @@ pub(super) fn output_fields(
 }
 
 /// Builds the JSON records for `rows`, with `_refs` resolved in one query per lookup target.
+/// A lookup target the actor may not read gets no `_refs` entry: its title is not revealed.
 pub(super) async fn render_rows(
     db: &Db,
     schema: &Schema,
+    actor: &Actor,
     object: &Object,
     fields: &[String],
     rows: &[Row],
 ) -> Result<Vec<Json>, RecordError> {
-    let titles = lookup_titles(db, schema, object, fields, rows).await?;
+    let titles = lookup_titles(db, schema, actor, object, fields, rows).await?;
     let system = system_fields(object);
     Ok(rows
         .iter()
@@ -76,14 +78,12 @@ pub(super) async fn render_rows(
                 if let (Some(FieldKind::Lookup { object: target, .. }), Value::Text(id)) =
                     (object.field(name).map(|f| &f.kind), &value)
                 {
-                    let title = titles
-                        .get(&(target.clone(), id.clone()))
-                        .cloned()
-                        .unwrap_or_default();
-                    refs.insert(
-                        name.clone(),
-                        serde_json::json!({ "id": id, "title": title }),
-                    );
+                    if let Some(title) = titles.get(&(target.clone(), id.clone())) {
+                        refs.insert(
+                            name.clone(),
+                            serde_json::json!({ "id": id, "title": title }),
+                        );
+                    }
                 }
                 record.insert(name.clone(), value.to_json());
             }
@@ -99,6 +99,7 @@ pub(super) async fn render_rows(
 async fn lookup_titles(
     db: &Db,
     schema: &Schema,
+    actor: &Actor,
     object: &Object,
     fields: &[String],
     rows: &[Row],
@@ -121,10 +122,13 @@ async fn lookup_titles(
         };
         let query = SelectQuery {
             object: target_object,
-            condition: Condition::In {
-                column: "id".to_owned(),
-                values: ids.into_iter().map(Value::Text).collect(),
-            },
+            condition: Condition::All(vec![
+                Condition::In {
+                    column: "id".to_owned(),
+                    values: ids.into_iter().map(Value::Text).collect(),
+                },
+                access::read_condition(schema, actor, &target),
+            ]),
             deleted: Deleted::Include,
             sort: Vec::new(),
             after: None,

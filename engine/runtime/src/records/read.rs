@@ -54,7 +54,8 @@ impl Records {
             .readable_row(actor, object, id, Deleted::Exclude)
             .await?;
         let fields = output_fields(&self.schema, actor, object, None)?;
-        let mut records = render_rows(&self.db, &self.schema, object, &fields, &[row]).await?;
+        let mut records =
+            render_rows(&self.db, &self.schema, actor, object, &fields, &[row]).await?;
         records.pop().ok_or(RecordError::NotFound)
     }
 
@@ -113,7 +114,7 @@ impl Records {
         } else {
             None
         };
-        let data = render_rows(&self.db, &self.schema, object, &fields, &rows).await?;
+        let data = render_rows(&self.db, &self.schema, actor, object, &fields, &rows).await?;
         Ok(Page { data, next })
     }
 

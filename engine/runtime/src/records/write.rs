@@ -184,7 +184,7 @@ impl Records {
         }
         write.commit().await?;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
-        super::output::render_rows(&self.db, &self.schema, object, &fields, &rows).await
+        super::output::render_rows(&self.db, &self.schema, actor, object, &fields, &rows).await
     }
 
     /// Fills owner names into a conflict's duplicate matches (after the transaction ended).
@@ -276,6 +276,7 @@ impl Records {
         let mut records = super::output::render_rows(
             &self.db,
             &self.schema,
+            actor,
             object,
             &fields,
             std::slice::from_ref(&row),

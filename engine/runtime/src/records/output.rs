@@ -77,13 +77,12 @@ pub(super) async fn render_rows(
                 let value = row.get(name).cloned().unwrap_or(Value::Null);
                 if let (Some(FieldKind::Lookup { object: target, .. }), Value::Text(id)) =
                     (object.field(name).map(|f| &f.kind), &value)
+                    && let Some(title) = titles.get(&(target.clone(), id.clone()))
                 {
-                    if let Some(title) = titles.get(&(target.clone(), id.clone())) {
-                        refs.insert(
-                            name.clone(),
-                            serde_json::json!({ "id": id, "title": title }),
-                        );
-                    }
+                    refs.insert(
+                        name.clone(),
+                        serde_json::json!({ "id": id, "title": title }),
+                    );
                 }
                 record.insert(name.clone(), value.to_json());
             }

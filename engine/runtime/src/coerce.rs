@@ -5,7 +5,8 @@
 //! field at once. Checks that need the database (uniqueness, lookup targets, duplicates) are
 //! not done here.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -235,12 +236,9 @@ fn check_options(field: &Field, value: &Value) -> Result<(), FieldProblem> {
             ));
         }
         if let Some(pattern) = &field.pattern {
-            let anchored = format!("^(?:{pattern})$");
-            // The pattern was compiled when the metadata loaded; a failure here would be a bug,
+            // The pattern was checked when the metadata loaded; a failure here would be a bug,
             // and refusing the value is the safe answer.
-            let matches = Regex::new(&anchored)
-                .map(|regex| regex.is_match(text))
-                .unwrap_or(false);
+            let matches = whole_value_pattern(pattern).is_some_and(|regex| regex.is_match(text));
             if !matches {
                 return Err(problem(
                     "pattern_mismatch",
@@ -250,6 +248,23 @@ fn check_options(field: &Field, value: &Value) -> Result<(), FieldProblem> {
         }
     }
     Ok(())
+}
+
+/// The compiled, anchored form of a field's `pattern`, compiled once per process (compiling
+/// costs ~20 µs, two hundred times the check itself).
+fn whole_value_pattern(pattern: &str) -> Option<Regex> {
+    static COMPILED: OnceLock<RwLock<HashMap<String, Option<Regex>>>> = OnceLock::new();
+    let cache = COMPILED.get_or_init(|| RwLock::new(HashMap::new()));
+    if let Ok(compiled) = cache.read()
+        && let Some(regex) = compiled.get(pattern)
+    {
+        return regex.clone();
+    }
+    let regex = Regex::new(&format!("^(?:{pattern})$")).ok();
+    if let Ok(mut compiled) = cache.write() {
+        compiled.insert(pattern.to_owned(), regex.clone());
+    }
+    regex
 }
 
 fn json_number_to_decimal(number: &serde_json::Number) -> Option<Decimal> {

@@ -44,18 +44,11 @@ impl Records {
             now,
             warnings: Vec::new(),
         };
-        let row = match self
+        let result = self
             .create_in(&mut write, &mut save, object, &input, None)
+            .await;
+        self.finish_save(write, result, actor, object, save.warnings)
             .await
-        {
-            Ok(row) => row,
-            Err(error) => {
-                drop(write);
-                return Err(self.named(error).await);
-            }
-        };
-        write.commit().await?;
-        self.saved(actor, object, row, save.warnings).await
     }
 
     /// Changes the fields given in `input`; `if_match` is the version the client last saw.
@@ -75,18 +68,11 @@ impl Records {
             now,
             warnings: Vec::new(),
         };
-        let row = match self
+        let result = self
             .update_in(&mut write, &mut save, object, id, &input, if_match)
+            .await;
+        self.finish_save(write, result, actor, object, save.warnings)
             .await
-        {
-            Ok(row) => row,
-            Err(error) => {
-                drop(write);
-                return Err(self.named(error).await);
-            }
-        };
-        write.commit().await?;
-        self.saved(actor, object, row, save.warnings).await
     }
 
     /// Moves a record to the recycle bin.
@@ -185,6 +171,28 @@ impl Records {
         write.commit().await?;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
         super::output::render_rows(&self.db, &self.schema, actor, object, &fields, &rows).await
+    }
+
+    /// Commits a successful save and renders it; on failure the transaction rolls back
+    /// first, then a conflict gets its owner names (which need a connection of their own).
+    async fn finish_save(
+        &self,
+        write: RecordWrite,
+        result: Result<Row, RecordError>,
+        actor: &Actor,
+        object: &Object,
+        warnings: Vec<DuplicateMatch>,
+    ) -> Result<Saved, RecordError> {
+        match result {
+            Ok(row) => {
+                write.commit().await?;
+                self.saved(actor, object, row, warnings).await
+            }
+            Err(error) => {
+                drop(write);
+                Err(self.named(error).await)
+            }
+        }
     }
 
     /// Fills owner names into a conflict's duplicate matches (after the transaction ended).

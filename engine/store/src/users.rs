@@ -519,45 +519,7 @@ pub async fn ensure_department_at(
     if let Some(id) = lookup_id(&mut connection, UserLookup::Department, name).await? {
         return Ok(id);
     }
-    let parent_id = match parent {
-        Some(parent) => Some(
-            lookup_id(&mut connection, UserLookup::Department, parent)
-                .await?
-                .ok_or_else(|| StoreError::UnknownDepartment {
-                    name: parent.to_owned(),
-                })?,
-        ),
-        None => None,
-    };
-    let id = uuid::Uuid::now_v7().to_string();
-    let context = || format!("adding department `{name}`");
-    match &mut connection {
-        Connection::Sqlite(connection) => sqlx::query(
-            "INSERT INTO keel_departments (id, name, label, parent_id, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(name)
-        .bind(label)
-        .bind(&parent_id)
-        .bind(to_sqlite_text(now))
-        .execute(&mut **connection)
-        .await
-        .map(drop),
-        Connection::Postgres(connection) => sqlx::query(
-            "INSERT INTO keel_departments (id, name, label, parent_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(name)
-        .bind(label)
-        .bind(&parent_id)
-        .bind(now)
-        .execute(&mut **connection)
-        .await
-        .map(drop),
-    }
-    .map_err(StoreError::query(context()))?;
+    insert_department(&mut connection, name, label, parent, now).await?;
     // A concurrent process may have won the insert: read whichever row is there.
     let id = lookup_id(&mut connection, UserLookup::Department, name)
         .await?
@@ -707,9 +669,26 @@ pub async fn create_department_at(
     {
         return Ok(DepartmentCreated::NameTaken);
     }
+    let Some(id) = insert_department(&mut connection, name, label, parent, now).await? else {
+        // A concurrent process created the same name between our check and our insert.
+        return Ok(DepartmentCreated::NameTaken);
+    };
+    transaction.commit().await?;
+    Ok(DepartmentCreated::Created(id))
+}
+
+/// Inserts the department `name` under `parent` (by name; it must exist) unless the name is
+/// taken. Returns the new id, or `None` when another row already has the name.
+async fn insert_department(
+    connection: &mut Connection<'_>,
+    name: &str,
+    label: Option<&str>,
+    parent: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
     let parent_id = match parent {
         Some(parent) => Some(
-            lookup_id(&mut connection, UserLookup::Department, parent)
+            lookup_id(connection, UserLookup::Department, parent)
                 .await?
                 .ok_or_else(|| StoreError::UnknownDepartment {
                     name: parent.to_owned(),
@@ -719,7 +698,7 @@ pub async fn create_department_at(
     };
     let id = uuid::Uuid::now_v7().to_string();
     let context = || format!("adding department `{name}`");
-    let inserted = match &mut connection {
+    let inserted = match connection {
         Connection::Sqlite(connection) => sqlx::query(
             "INSERT INTO keel_departments (id, name, label, parent_id, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
@@ -746,10 +725,5 @@ pub async fn create_department_at(
         .map(|done| done.rows_affected()),
     }
     .map_err(StoreError::query(context()))?;
-    if inserted == 0 {
-        // A concurrent process created the same name between our check and our insert.
-        return Ok(DepartmentCreated::NameTaken);
-    }
-    transaction.commit().await?;
-    Ok(DepartmentCreated::Created(id))
+    Ok((inserted > 0).then_some(id))
 }

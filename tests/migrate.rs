@@ -406,11 +406,11 @@ db_test!(
             "{rendered}"
         );
         assert!(
-            rendered.contains("- drop index lead__cell_idx on lead"),
+            rendered.contains("- drop index lead__cell__id_idx on lead"),
             "{rendered}"
         );
         assert!(
-            rendered.contains("+ create index lead__mobile_idx on lead (mobile)"),
+            rendered.contains("+ create index lead__mobile__id_idx on lead (mobile, id)"),
             "{rendered}"
         );
 

@@ -263,7 +263,7 @@ impl Object {
 
     /// Indexes the table should have, each a list of column names: the declared `indexes`,
     /// plus one on `owner` (permission scopes filter by it) and one per lookup (joins and
-    /// `on_delete` checks), plus `pool` on pooled objects.
+    /// `on_delete` checks), plus `pool` on pooled objects. Declared indexes end with `id`.
     pub fn all_indexes(&self) -> Vec<Vec<String>> {
         let mut indexes: Vec<Vec<String>> = vec![vec!["owner".to_owned()]];
         if self.pooled {
@@ -275,9 +275,15 @@ impl Object {
             }
         }
         for index in &self.indexes {
-            if !indexes.contains(index) {
-                indexes.push(index.clone());
+            // Every list ends with `id` as its tiebreak, so a declared index serves an
+            // ordered page without a sort step.
+            let mut index = index.clone();
+            if !index.iter().any(|column| column == "id") {
+                index.push("id".to_owned());
             }
+            // An automatic index the declared one starts with is redundant.
+            indexes.retain(|existing| !index.starts_with(existing));
+            indexes.push(index);
         }
         indexes
     }

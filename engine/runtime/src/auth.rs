@@ -276,20 +276,14 @@ impl Auth {
         }
         let now = self.clock.now();
         let id = token_hash(token);
-        let Some(session) = keel_store::sessions::find(&self.db, &id).await? else {
+        let Some(session) = keel_store::users::find_by_session(&self.db, &id).await? else {
             return Err(AuthError::NotAuthenticated);
         };
-        if session.expires_at <= now {
+        if session.expires_at <= now || !session.user.active {
             keel_store::sessions::delete(&self.db, &id).await?;
             return Err(AuthError::NotAuthenticated);
         }
-        let user = match keel_store::users::find_by_id(&self.db, &session.user_id).await? {
-            Some(user) if user.active => user,
-            _ => {
-                keel_store::sessions::delete(&self.db, &id).await?;
-                return Err(AuthError::NotAuthenticated);
-            }
-        };
+        let user = session.user;
         if now - session.last_seen_at >= SESSION_TOUCH_INTERVAL {
             keel_store::sessions::touch(&self.db, &id, now, now + SESSION_LIFETIME).await?;
         }

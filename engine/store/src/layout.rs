@@ -129,6 +129,9 @@ pub struct IndexLayout {
     pub name: String,
     pub columns: Vec<String>,
     pub unique: bool,
+    /// Per column: whether it may hold NULL, so PostgreSQL indexes it `NULLS FIRST` to
+    /// match Keel's NULL ordering.
+    pub nulls_first: Vec<bool>,
 }
 
 impl TableLayout {
@@ -156,6 +159,15 @@ fn index_layouts(
         })
         .map(|index_columns| IndexLayout {
             name: index_name(table, &index_columns),
+            nulls_first: index_columns
+                .iter()
+                .map(|name| {
+                    columns
+                        .iter()
+                        .find(|column| &column.name == name)
+                        .is_some_and(|column| !column.not_null && !column.primary_key)
+                })
+                .collect(),
             columns: index_columns,
             unique: false,
         })
@@ -164,6 +176,7 @@ fn index_layouts(
         name: unique_index_name(table, &column.name),
         columns: vec![column.name.clone()],
         unique: true,
+        nulls_first: vec![false],
     }));
     indexes
 }

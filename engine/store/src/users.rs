@@ -165,6 +165,94 @@ pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError
     Ok(rows.pop())
 }
 
+/// A signed-in user with their session's expiry and last use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    pub user: UserRow,
+    pub expires_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// The user signed in with the session whose token hashes to `session_id`, with that
+/// session's expiry and last use: the one query of every authenticated request.
+pub async fn find_by_session(db: &Db, session_id: &str) -> Result<Option<SessionUser>, StoreError> {
+    let context = || "looking up a session and its user".to_owned();
+    match db {
+        Db::Sqlite(pool) => {
+            let row: Option<(UserColumns<String>, String, String)> =
+                sqlx::query_as::<_, SessionUserColumns<String>>(
+                    "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles, \
+                     u.manager_id, u.department_id, u.language, u.active, u.created_at, \
+                     u.updated_at, s.expires_at, s.last_seen_at \
+                     FROM keel_sessions s JOIN keel_users u ON u.id = s.user_id WHERE s.id = ?1",
+                )
+                .bind(session_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::query(context()))?
+                .map(split_session_user);
+            row.map(|(user, expires_at, last_seen_at)| {
+                let created_at = from_sqlite_text(&user.9)?;
+                let updated_at = from_sqlite_text(&user.10)?;
+                Ok(SessionUser {
+                    user: user_row(user, created_at, updated_at)?,
+                    expires_at: from_sqlite_text(&expires_at)?,
+                    last_seen_at: from_sqlite_text(&last_seen_at)?,
+                })
+            })
+            .transpose()
+        }
+        Db::Postgres(pool) => {
+            let row = sqlx::query_as::<_, SessionUserColumns<DateTime<Utc>>>(
+                "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles::text, \
+                 u.manager_id, u.department_id, u.language, u.active, u.created_at, \
+                 u.updated_at, s.expires_at, s.last_seen_at \
+                 FROM keel_sessions s JOIN keel_users u ON u.id = s.user_id WHERE s.id = $1",
+            )
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::query(context()))?
+            .map(split_session_user);
+            row.map(|(user, expires_at, last_seen_at)| {
+                let (created_at, updated_at) = (user.9, user.10);
+                Ok(SessionUser {
+                    user: user_row(user, created_at, updated_at)?,
+                    expires_at,
+                    last_seen_at,
+                })
+            })
+            .transpose()
+        }
+    }
+}
+
+/// The user columns of [`find_by_session`] followed by the session's expiry and last use.
+type SessionUserColumns<Time> = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+    Time,
+    Time,
+    Time,
+    Time,
+);
+
+fn split_session_user<Time>(columns: SessionUserColumns<Time>) -> (UserColumns<Time>, Time, Time) {
+    let (a, b, c, d, e, f, g, h, i, created_at, updated_at, expires_at, last_seen_at) = columns;
+    (
+        (a, b, c, d, e, f, g, h, i, created_at, updated_at),
+        expires_at,
+        last_seen_at,
+    )
+}
+
 /// Every user, active or not, by username.
 pub async fn list(db: &Db) -> Result<Vec<UserRow>, StoreError> {
     let mut pooled = db.acquire().await?;

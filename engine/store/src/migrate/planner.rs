@@ -120,7 +120,14 @@ pub fn new_table_steps(
         }
         let mut statements = vec![sql::create_table(dialect, &table.name, &definitions)];
         statements.extend(table.indexes.iter().map(|index| {
-            sql::create_index(&table.name, &index.name, &index.columns, index.unique)
+            sql::create_index(
+                dialect,
+                &table.name,
+                &index.name,
+                &index.columns,
+                index.unique,
+                &index.nulls_first,
+            )
         }));
         creates.push(Step {
             kind: StepKind::CreateTable,
@@ -756,7 +763,14 @@ impl Planner<'_, '_> {
                 continue;
             }
             let columns = index.columns.join(", ");
-            let create = sql::create_index(table, &index.name, &index.columns, index.unique);
+            let create = sql::create_index(
+                self.dialect,
+                table,
+                &index.name,
+                &index.columns,
+                index.unique,
+                &index.nulls_first,
+            );
             if !index.unique {
                 self.phases.add_indexes.push(Step {
                     kind: StepKind::AddIndex,
@@ -995,7 +1009,14 @@ fn sqlite_rebuild_step(
             // SQLite's own index behind the primary key: the new table has it already.
             None => continue,
             Some(original) if !index.droppable => original.clone(),
-            Some(_) => sql::create_index(table, &index.name, &index.columns, index.unique),
+            Some(_) => sql::create_index(
+                Dialect::Sqlite,
+                table,
+                &index.name,
+                &index.columns,
+                index.unique,
+                &[],
+            ),
         };
         statements.push(statement);
     }

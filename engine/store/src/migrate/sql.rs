@@ -86,8 +86,29 @@ pub fn create_table(dialect: Dialect, table: &str, columns: &[ColumnDefinition<'
     format!("CREATE TABLE {} (\n{}\n)", quote(table), body.join(",\n"))
 }
 
-pub fn create_index(table: &str, name: &str, columns: &[String], unique: bool) -> String {
-    let columns: Vec<String> = columns.iter().map(|column| quote(column)).collect();
+/// `CREATE [UNIQUE] INDEX`. On PostgreSQL a column marked `nulls_first` is indexed `NULLS
+/// FIRST`, so one index serves Keel's orders both ways (NULL is the smallest value in both
+/// dialects: first ascending, last descending, as SQLite does natively).
+pub fn create_index(
+    dialect: Dialect,
+    table: &str,
+    name: &str,
+    columns: &[String],
+    unique: bool,
+    nulls_first: &[bool],
+) -> String {
+    let columns: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(position, column)| {
+            let nulls = dialect == Dialect::Postgres && nulls_first.get(position) == Some(&true);
+            if nulls {
+                format!("{} NULLS FIRST", quote(column))
+            } else {
+                quote(column)
+            }
+        })
+        .collect();
     format!(
         "CREATE {}INDEX {} ON {} ({})",
         if unique { "UNIQUE " } else { "" },
@@ -223,8 +244,27 @@ mod tests {
     #[test]
     fn indexes_quote_every_name() {
         assert_eq!(
-            create_index("lead", "lead_phone_key", &["phone".to_owned()], true),
+            create_index(
+                Dialect::Sqlite,
+                "lead",
+                "lead_phone_key",
+                &["phone".to_owned()],
+                true,
+                &[true]
+            ),
             "CREATE UNIQUE INDEX \"lead_phone_key\" ON \"lead\" (\"phone\")"
+        );
+        assert_eq!(
+            create_index(
+                Dialect::Postgres,
+                "lead",
+                "lead_status_score_id_idx",
+                &["status".to_owned(), "score".to_owned(), "id".to_owned()],
+                false,
+                &[true, true, false]
+            ),
+            "CREATE INDEX \"lead_status_score_id_idx\" ON \"lead\" \
+             (\"status\" NULLS FIRST, \"score\" NULLS FIRST, \"id\")"
         );
     }
 }

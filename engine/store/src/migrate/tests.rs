@@ -151,7 +151,10 @@ async fn the_planner_reads_back_exactly_what_it_created() {
         .iter()
         .map(|index| index.name.as_str())
         .collect();
-    assert!(index_names.contains(&"lead__n__at_idx"), "{index_names:?}");
+    assert!(
+        index_names.contains(&"lead__n__at__id_idx"),
+        "{index_names:?}"
+    );
     assert!(index_names.contains(&"lead_phone_key"), "{index_names:?}");
     assert!(plan_at(&db, &schema, now).await.unwrap().is_empty());
     db.close().await;

@@ -30,13 +30,14 @@ pub(crate) struct SelectPlan {
     pub(crate) shapes: Vec<Shape>,
 }
 
-/// `sort`, then `id` ascending unless already present.
+/// `sort`, then `id` unless already present, in the direction of the last term: an index
+/// ending in `id` then serves the whole order, scanned forwards or backwards.
 pub(crate) fn effective_sort(sort: &[Sort]) -> Vec<Sort> {
     let mut effective = sort.to_vec();
     if !effective.iter().any(|term| term.column == "id") {
         effective.push(Sort {
             column: "id".to_owned(),
-            descending: false,
+            descending: sort.last().is_some_and(|term| term.descending),
         });
     }
     effective

@@ -89,8 +89,8 @@ fn a_keyset_cursor_expands_into_an_or_chain_honoring_direction_and_nulls() {
         "SELECT \"name\", \"id\", \"score\", \"stage\" FROM \"deal\" \
          WHERE \"deleted_at\" IS NULL AND TRUE AND \
          (\"score\" >= $1 AND ((\"score\" > $2) \
-         OR (\"score\" = $3 AND \"stage\" IS NULL AND \"id\" > $4))) \
-         ORDER BY \"score\" ASC NULLS FIRST, \"stage\" DESC NULLS LAST, \"id\" ASC \
+         OR (\"score\" = $3 AND \"stage\" IS NULL AND \"id\" < $4))) \
+         ORDER BY \"score\" ASC NULLS FIRST, \"stage\" DESC NULLS LAST, \"id\" DESC \
          LIMIT $5"
     );
     assert_eq!(plan.names, ["name", "id", "score", "stage"]);
@@ -99,7 +99,7 @@ fn a_keyset_cursor_expands_into_an_or_chain_honoring_direction_and_nulls() {
         sqlite
             .statement
             .sql
-            .ends_with("ORDER BY \"score\" ASC, \"stage\" DESC, \"id\" ASC LIMIT ?"),
+            .ends_with("ORDER BY \"score\" ASC, \"stage\" DESC, \"id\" DESC LIMIT ?"),
         "{}",
         sqlite.statement.sql
     );
@@ -120,8 +120,8 @@ fn not_null_sort_columns_page_by_a_plain_index_range() {
     assert!(
         plan.statement.sql.ends_with(
             "(\"created_at\" <= $1 AND ((\"created_at\" < $2) \
-             OR (\"created_at\" = $3 AND \"id\" > $4))) \
-             ORDER BY \"created_at\" DESC, \"id\" ASC"
+             OR (\"created_at\" = $3 AND \"id\" < $4))) \
+             ORDER BY \"created_at\" DESC, \"id\" DESC"
         ),
         "{}",
         plan.statement.sql

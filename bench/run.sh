@@ -10,7 +10,8 @@
 # --rows leads with keel-bench-gen, starts `keel serve` and keel-bench-baseline on loopback
 # ports, signs in, and for each call (GET by id, the filtered list of 50, POST create) runs a
 # warm-up and then `wrk -t2 -c32 -d10s` against each server in turn, sampling each server's
-# RSS from /proc. It prints a Markdown table (also written to --out) and stops everything it
+# RSS from /proc. GET and list run once more on Keel as a sales manager whose `subordinates`
+# scope (a team of 10 of the 20 owners) covers half of the leads, against the admin's figures. It prints a Markdown table (also written to --out) and stops everything it
 # started, whatever happens. Every wait is bounded.
 set -euo pipefail
 
@@ -157,8 +158,24 @@ log "migrating bench/app on $DB_KIND"
 "$KEEL" user add "$USER_NAME" --password "$USER_PASSWORD" --role admin --app "$APP" --db "$DB_URL" \
     >"$WORK/user.log" 2>&1 || { cat "$WORK/user.log" >&2; exit 1; }
 
+# The org: a manager with 9 reps (the team), and 10 reps outside it; the leads are spread
+# over all 20 round-robin, so the manager sees half of them.
+MANAGER=manager
+TEAM=("$MANAGER")
+OUTSIDERS=()
+add_user() { # NAME ROLE [MANAGER]
+    "$KEEL" user add "$1" --password "$USER_PASSWORD" --role "$2" ${3:+--manager "$3"} \
+        --app "$APP" --db "$DB_URL" >>"$WORK/user.log" 2>&1 || { cat "$WORK/user.log" >&2; exit 1; }
+}
+log "adding the org (1 manager, 19 reps)"
+add_user "$MANAGER" sales_manager
+for number in $(seq 1 9); do add_user "team_$number" sales_rep "$MANAGER"; TEAM+=("team_$number"); done
+for number in $(seq 1 10); do add_user "other_$number" sales_rep; OUTSIDERS+=("other_$number"); done
+OWNERS=$(IFS=,; echo "${TEAM[*]},${OUTSIDERS[*]}")
+
 log "generating $ROWS leads"
-GEN_OUTPUT=$("$GEN" --db "$DB_URL" --rows "$ROWS" --seed 42 --owner "$USER_NAME" --ids-out "$WORK/ids.txt")
+GEN_OUTPUT=$("$GEN" --db "$DB_URL" --rows "$ROWS" --seed 42 --owner "$OWNERS" \
+    --ids-owners "${#TEAM[@]}" --ids-out "$WORK/ids.txt")
 echo "$GEN_OUTPUT" >&2
 
 log "starting keel serve (:$KEEL_PORT) and the baseline (:$BASELINE_PORT)"
@@ -190,6 +207,11 @@ LOGIN=$(curl -fsS --max-time 10 -H 'Content-Type: application/json' \
     "http://127.0.0.1:$KEEL_PORT/api/v1/auth/login") || { echo "login failed" >&2; exit 1; }
 TOKEN=$(sed -n 's/.*"token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$LOGIN")
 [[ -n $TOKEN ]] || { echo "no token in the login answer: $LOGIN" >&2; exit 1; }
+LOGIN=$(curl -fsS --max-time 10 -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$MANAGER\",\"password\":\"$USER_PASSWORD\"}" \
+    "http://127.0.0.1:$KEEL_PORT/api/v1/auth/login") || { echo "manager login failed" >&2; exit 1; }
+TEAM_TOKEN=$(sed -n 's/.*"token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$LOGIN")
+[[ -n $TEAM_TOKEN ]] || { echo "no token in the login answer: $LOGIN" >&2; exit 1; }
 
 # Both servers must answer the same call with a 2xx before anything is measured.
 FIRST_ID=$(head -n 1 "$WORK/ids.txt")
@@ -200,6 +222,11 @@ for url in "http://127.0.0.1:$KEEL_PORT/api/v1/records/lead/$FIRST_ID" \
     "http://127.0.0.1:$BASELINE_PORT/lead?$LIST_QUERY"; do
     curl -fsS --max-time 10 -o /dev/null -H "Authorization: Bearer $TOKEN" "$url" ||
         { echo "smoke check failed: $url" >&2; exit 1; }
+done
+for url in "http://127.0.0.1:$KEEL_PORT/api/v1/records/lead/$FIRST_ID" \
+    "http://127.0.0.1:$KEEL_PORT/api/v1/records/lead?$LIST_QUERY"; do
+    curl -fsS --max-time 10 -o /dev/null -H "Authorization: Bearer $TEAM_TOKEN" "$url" ||
+        { echo "smoke check as the manager failed: $url" >&2; exit 1; }
 done
 
 # ---------------------------------------------------------------------------------------
@@ -231,7 +258,11 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 run_wrk() {
     local server=$1 call=$2 script=$3 url=$4 path=$5 pid=$6 output line
     export KEEL_BENCH_PATH=$path
-    if [[ $server == keel ]]; then export KEEL_BENCH_TOKEN=$TOKEN; else export KEEL_BENCH_TOKEN=; fi
+    case $server in
+        keel) export KEEL_BENCH_TOKEN=$TOKEN ;;
+        team) export KEEL_BENCH_TOKEN=$TEAM_TOKEN ;;
+        *) export KEEL_BENCH_TOKEN= ;;
+    esac
     log "$call on $server: warm-up ${WARMUP}s, then ${DURATION}s"
     timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" "$url" >/dev/null
     echo 0 >"$WORK/rss.peak"
@@ -267,6 +298,8 @@ run_wrk keel list "$KEEL_BENCH_LUA_DIR/list.lua" "$KEEL_URL/api/v1/records/lead?
 run_wrk baseline list "$KEEL_BENCH_LUA_DIR/list.lua" "$BASE_URL/lead?$LIST_QUERY" - "$BASELINE_PID"
 run_wrk keel post "$KEEL_BENCH_LUA_DIR/post.lua" "$KEEL_URL" /api/v1/records/lead "$KEEL_PID"
 run_wrk baseline post "$KEEL_BENCH_LUA_DIR/post.lua" "$BASE_URL" /lead "$BASELINE_PID"
+run_wrk team get "$KEEL_BENCH_LUA_DIR/get.lua" "$KEEL_URL" /api/v1/records/lead/ "$KEEL_PID"
+run_wrk team list "$KEEL_BENCH_LUA_DIR/list.lua" "$KEEL_URL/api/v1/records/lead?$LIST_QUERY" - "$KEEL_PID"
 KEEL_HWM=$(hwm_kb "$KEEL_PID")
 BASELINE_HWM=$(hwm_kb "$BASELINE_PID")
 
@@ -282,6 +315,8 @@ report() {
     echo "Load average before the run: $LOAD_BEFORE; at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo "Load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s after a ${WARMUP}s warm-up, loopback, one server at a time."
     echo "Data: $(head -n 1 <<<"$GEN_OUTPUT")."
+    echo
+    echo "Rows \`keel (manager)\` sign in as a sales manager whose \`subordinates\` scope covers half the leads; their ratio is against Keel's admin figure (no predicate)."
     echo
     echo "| call | server | req/s | p50 | p99 | server CPU / req | peak RSS | non-2xx | Keel / baseline (req/s) |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -299,7 +334,10 @@ report() {
                 ratio = ""
                 if (server[i] == "keel" && seen["baseline " call[i]] > 0)
                     ratio = sprintf("**%.2f×**", rps[i] / seen["baseline " call[i]])
-                printf "| %s | %s | %.0f | %s | %s | %s | %s | %d | %s |\n", names[call[i]], server[i], rps[i], ms(p50[i]), ms(p99[i]), cpu[i], mb(rss[i]), bad[i], ratio
+                if (server[i] == "team" && seen["keel " call[i]] > 0)
+                    ratio = sprintf("**%.2f×** of admin", rps[i] / seen["keel " call[i]])
+                label = (server[i] == "team") ? "keel (manager)" : server[i]
+                printf "| %s | %s | %.0f | %s | %s | %s | %s | %d | %s |\n", names[call[i]], label, rps[i], ms(p50[i]), ms(p99[i]), cpu[i], mb(rss[i]), bad[i], ratio
             }
         }' "$WORK/results.txt"
     echo

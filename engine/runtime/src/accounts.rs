@@ -94,6 +94,17 @@ pub async fn bootstrap_admin(
 
 /// Adds a user after checking the roles against the app and the password's length.
 pub async fn add_user(db: &Db, schema: &Schema, user: NewUser) -> Result<String, RuntimeError> {
+    add_user_by(db, schema, user, None).await
+}
+
+/// [`add_user`] on behalf of the user with id `by` (`None`: the system), whom the audit
+/// trail names.
+pub async fn add_user_by(
+    db: &Db,
+    schema: &Schema,
+    user: NewUser,
+    by: Option<&str>,
+) -> Result<String, RuntimeError> {
     keel_meta::ident::check_identifier(&user.username)
         .map_err(|_| RuntimeError::Invalid(format!("`{}` is not a valid username: use lowercase letters, digits and `_`, starting with a letter", user.username)))?;
     if user.password.chars().count() < MIN_PASSWORD_LENGTH {
@@ -122,7 +133,7 @@ pub async fn add_user(db: &Db, schema: &Schema, user: NewUser) -> Result<String,
         department: user.department,
         language: user.language,
     };
-    Ok(keel_store::users::insert(db, &stored).await?)
+    Ok(keel_store::users::insert_at(db, &stored, chrono::Utc::now(), by).await?)
 }
 
 /// 20 characters from an unambiguous alphabet (~115 bits).

@@ -34,7 +34,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::RuntimeError;
-use crate::accounts::{MIN_PASSWORD_LENGTH, NewUser, add_user, hash_password, verify_password};
+use crate::accounts::{MIN_PASSWORD_LENGTH, NewUser, add_user_by, hash_password, verify_password};
 use crate::actor::Actor;
 use crate::clock::Clock;
 
@@ -74,6 +74,23 @@ pub struct SignedIn {
     pub token: String,
     pub user: Actor,
     pub expires_at: DateTime<Utc>,
+}
+
+/// One recorded change of who may see what.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessChange {
+    pub at: String,
+    /// The username of who made the change; `None` for the system or the metadata.
+    pub by: Option<String>,
+    /// `user`, `department` or `roles`.
+    pub subject_type: &'static str,
+    /// The username, department name or role name.
+    pub subject: String,
+    /// `create`, `update` or `delete`.
+    pub action: String,
+    pub field: String,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
 }
 
 /// A user as an administrator sees them (never the password hash).
@@ -320,7 +337,7 @@ impl Auth {
             self.require_department(department).await?;
         }
         let username = user.username.clone();
-        add_user(&self.db, &self.schema, user).await?;
+        add_user_by(&self.db, &self.schema, user, Some(&actor.id)).await?;
         tracing::info!(by = %actor.username, username, "user added");
         self.find_user_view(&username).await
     }
@@ -362,21 +379,26 @@ impl Auth {
             language: patch.language,
             active: patch.active,
         };
-        let updated =
-            match keel_store::users::update_at(&self.db, username, &changes, self.clock.now())
-                .await?
-            {
-                UserUpdate::Updated(user) => *user,
-                UserUpdate::NoSuchUser => return Err(AuthError::UnknownUser(username.to_owned())),
-                UserUpdate::ManagerCycle => {
-                    return Err(AuthError::Invalid {
-                        field: Some("manager".to_owned()),
-                        message: format!(
-                            "that manager reports to `{username}`: the manager chain would loop"
-                        ),
-                    });
-                }
-            };
+        let updated = match keel_store::users::update_at(
+            &self.db,
+            username,
+            &changes,
+            self.clock.now(),
+            Some(&actor.id),
+        )
+        .await?
+        {
+            UserUpdate::Updated(user) => *user,
+            UserUpdate::NoSuchUser => return Err(AuthError::UnknownUser(username.to_owned())),
+            UserUpdate::ManagerCycle => {
+                return Err(AuthError::Invalid {
+                    field: Some("manager".to_owned()),
+                    message: format!(
+                        "that manager reports to `{username}`: the manager chain would loop"
+                    ),
+                });
+            }
+        };
         if changes.password_hash.is_some() || changes.active == Some(false) {
             let ended = keel_store::sessions::delete_for_user(&self.db, &updated.id).await?;
             tracing::info!(username, ended, "ended the user's sessions");
@@ -415,6 +437,7 @@ impl Auth {
             department.label.as_deref(),
             department.parent.as_deref(),
             self.clock.now(),
+            Some(&actor.id),
         )
         .await
         .map_err(|error| match error {
@@ -444,6 +467,70 @@ impl Auth {
                     ),
                 })
             })
+    }
+
+    /// The user called `username` as an actor, to explain their access (admins only).
+    pub async fn actor_named(&self, actor: &Actor, username: &str) -> Result<Actor, AuthError> {
+        self.require_admin(actor)?;
+        match keel_store::users::find_by_username(&self.db, username).await? {
+            Some(user) => Ok(self.actor_for(&user)),
+            None => Err(AuthError::UnknownUser(username.to_owned())),
+        }
+    }
+
+    /// The newest changes of access (admins only), newest first: users' roles, managers,
+    /// departments, activity and passwords, new departments, and role definitions changed
+    /// in `roles.yaml`. `by` and `subject` are usernames and names, not ids.
+    pub async fn access_changes(
+        &self,
+        actor: &Actor,
+        limit: u32,
+    ) -> Result<Vec<AccessChange>, AuthError> {
+        self.require_admin(actor)?;
+        let users = keel_store::users::list(&self.db).await?;
+        let departments = keel_store::users::list_departments(&self.db).await?;
+        let username = |id: &str| {
+            users
+                .iter()
+                .find(|user| user.id == id)
+                .map_or_else(|| id.to_owned(), |user| user.username.clone())
+        };
+        let entries = keel_store::records::recent(
+            &self.db,
+            &[
+                keel_store::users::USERS_AUDIT,
+                keel_store::users::DEPARTMENTS_AUDIT,
+                keel_store::migrate::ROLES_AUDIT,
+            ],
+            limit,
+        )
+        .await?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| {
+                let (subject_type, subject) = match entry.object.as_str() {
+                    keel_store::users::USERS_AUDIT => ("user", username(&entry.record_id)),
+                    keel_store::users::DEPARTMENTS_AUDIT => (
+                        "department",
+                        departments
+                            .iter()
+                            .find(|department| department.id == entry.record_id)
+                            .map_or_else(|| entry.record_id.clone(), |d| d.name.clone()),
+                    ),
+                    _ => ("roles", entry.record_id.clone()),
+                };
+                AccessChange {
+                    at: keel_meta::value::format_datetime(&entry.at),
+                    by: entry.by.as_deref().map(username),
+                    subject_type,
+                    subject,
+                    action: entry.action,
+                    field: entry.field,
+                    old: entry.old,
+                    new: entry.new,
+                }
+            })
+            .collect())
     }
 
     fn require_admin(&self, actor: &Actor) -> Result<(), AuthError> {

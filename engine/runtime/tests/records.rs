@@ -96,21 +96,40 @@ async fn fixture(db_url: &str) -> Fixture {
     keel_store::migrate::apply(&db, &schema, false)
         .await
         .unwrap();
-    let actor = |id: &str, roles: &[&str], admin: bool| Actor {
-        id: id.to_owned(),
-        username: id.to_owned(),
-        display_name: None,
-        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        admin,
-        manager: None,
-        department: None,
-        language: None,
-    };
+    // Real users: a record's owner must be one.
+    let mut actors = Vec::new();
+    for (username, role, admin) in [
+        ("u_admin", "admin", true),
+        ("u_rep", "sales_rep", false),
+        ("u_other", "sales_rep", false),
+    ] {
+        let user = keel_store::users::NewUser {
+            username: username.to_owned(),
+            display_name: None,
+            password_hash: "not-a-real-hash".to_owned(),
+            roles: vec![role.to_owned()],
+            manager: None,
+            department: None,
+            language: None,
+        };
+        let id = keel_store::users::insert(&db, &user).await.unwrap();
+        actors.push(Actor {
+            id,
+            username: username.to_owned(),
+            display_name: None,
+            roles: vec![role.to_owned()],
+            admin,
+            manager: None,
+            department: None,
+            language: None,
+        });
+    }
+    let [admin, rep, other_rep] = <[Actor; 3]>::try_from(actors).unwrap();
     Fixture {
         records: Records::new(schema, db, Arc::new(SystemClock)),
-        admin: actor("u-admin", &["admin"], true),
-        rep: actor("u-rep", &["sales_rep"], false),
-        other_rep: actor("u-other", &["sales_rep"], false),
+        admin,
+        rep,
+        other_rep,
         _app: app,
     }
 }
@@ -191,8 +210,8 @@ keel_testkit::db_test!(
             .await
             .unwrap();
         let record = saved.record;
-        assert_eq!(record["owner"], "u-rep");
-        assert_eq!(record["created_by"], "u-rep");
+        assert_eq!(record["owner"], f.rep.id.as_str());
+        assert_eq!(record["created_by"], f.rep.id.as_str());
         assert_eq!(record["version"], 1);
         assert_eq!(record["stage"], "open");
         assert_eq!(record["amount"], "1999.50");
@@ -255,8 +274,8 @@ keel_testkit::db_test!(
                 assert_eq!(matches[0].title, "*", "titles are masked");
                 assert_eq!(
                     matches[0].owner_name.as_deref(),
-                    Some(""),
-                    "the fixture's owner is not a stored user"
+                    Some("u_admin"),
+                    "the owner is named"
                 );
             }
             other => panic!("expected a duplicate conflict, got {other:?}"),
@@ -385,7 +404,7 @@ keel_testkit::db_test!(
             .unwrap();
         assert_eq!(name_change["old"], "Old");
         assert_eq!(name_change["new"], "New");
-        assert_eq!(name_change["by"], "u-rep");
+        assert_eq!(name_change["by"], f.rep.id.as_str());
         assert!(history.iter().any(|entry| entry["action"] == "delete"));
         assert!(history.iter().any(|entry| entry["action"] == "restore"));
     }
@@ -797,7 +816,7 @@ keel_testkit::db_test!(
             .create(
                 &f.admin,
                 "deal",
-                input(json!({ "name": "d3", "owner": "u-rep", "company": secret_id })),
+                input(json!({ "name": "d3", "owner": f.rep.id, "company": secret_id })),
             )
             .await
             .unwrap()

@@ -55,11 +55,18 @@ pub async fn count(db: &Db) -> Result<i64, StoreError> {
 /// Adds `user` and returns its id. Fails, naming the cause, when the username is taken or
 /// the manager or department does not exist.
 pub async fn insert(db: &Db, user: &NewUser) -> Result<String, StoreError> {
-    insert_at(db, user, Utc::now()).await
+    insert_at(db, user, Utc::now(), None).await
 }
 
-/// [`insert`] with an explicit creation time.
-pub async fn insert_at(db: &Db, user: &NewUser, now: DateTime<Utc>) -> Result<String, StoreError> {
+/// [`insert`] with an explicit creation time and the id of the user adding (`None`: the
+/// system). The user's access (roles, manager, department) goes to the audit trail in the
+/// same transaction.
+pub async fn insert_at(
+    db: &Db,
+    user: &NewUser,
+    now: DateTime<Utc>,
+    by: Option<&str>,
+) -> Result<String, StoreError> {
     let mut transaction = db.begin_write().await?;
     let mut connection = transaction.connection();
     if lookup_id(&mut connection, UserLookup::Username, &user.username)
@@ -146,8 +153,74 @@ pub async fn insert_at(db: &Db, user: &NewUser, now: DateTime<Utc>) -> Result<St
             });
         }
     }
+    let access = AccessAudit {
+        object: USERS_AUDIT,
+        id: &id,
+        at: now,
+        by,
+        action: "create",
+    };
+    access
+        .write(
+            &mut connection,
+            &[
+                ("roles", Json::Null, serde_json::json!(user.roles)),
+                ("manager", Json::Null, name_json(user.manager.as_deref())),
+                (
+                    "department",
+                    Json::Null,
+                    name_json(user.department.as_deref()),
+                ),
+            ],
+        )
+        .await?;
     transaction.commit().await?;
     Ok(id)
+}
+
+/// `keel_audit.object` of user access changes.
+pub const USERS_AUDIT: &str = "keel_users";
+/// `keel_audit.object` of department changes.
+pub const DEPARTMENTS_AUDIT: &str = "keel_departments";
+
+/// Who changed whose access, and when: writes one audit row per changed property.
+struct AccessAudit<'a> {
+    object: &'static str,
+    id: &'a str,
+    at: DateTime<Utc>,
+    by: Option<&'a str>,
+    action: &'static str,
+}
+
+type Json = serde_json::Value;
+
+impl AccessAudit<'_> {
+    /// Writes `(field, old, new)` for every change where old and new differ.
+    async fn write(
+        &self,
+        connection: &mut Connection<'_>,
+        changes: &[(&str, Json, Json)],
+    ) -> Result<(), StoreError> {
+        let entries: Vec<crate::records::AuditEntry> = changes
+            .iter()
+            .filter(|(_, old, new)| old != new)
+            .map(|(field, old, new)| crate::records::AuditEntry {
+                object: self.object.to_owned(),
+                record_id: self.id.to_owned(),
+                at: self.at,
+                by: self.by.map(str::to_owned),
+                field: (*field).to_owned(),
+                old: old.clone(),
+                new: new.clone(),
+                action: self.action.to_owned(),
+            })
+            .collect();
+        crate::records::write_audit(connection, &entries).await
+    }
+}
+
+fn name_json(name: Option<&str>) -> Json {
+    name.map_or(Json::Null, |name| Json::String(name.to_owned()))
 }
 
 /// The user called `username`, if any.
@@ -292,15 +365,18 @@ pub async fn update(
     username: &str,
     changes: &UserChanges,
 ) -> Result<UserUpdate, StoreError> {
-    update_at(db, username, changes, Utc::now()).await
+    update_at(db, username, changes, Utc::now(), None).await
 }
 
-/// [`update`] with an explicit change time.
+/// [`update`] with an explicit change time and the id of the user changing (`None`: the
+/// system). Changes to roles, manager, department, activity and password go to the audit
+/// trail in the same transaction.
 pub async fn update_at(
     db: &Db,
     username: &str,
     changes: &UserChanges,
     now: DateTime<Utc>,
+    by: Option<&str>,
 ) -> Result<UserUpdate, StoreError> {
     let mut transaction = db.begin_write().await?;
     let mut connection = transaction.connection();
@@ -398,6 +474,62 @@ pub async fn update_at(
         .ok_or_else(|| StoreError::UnreadableValue {
             what: format!("user `{username}` vanished while it was being changed"),
         })?;
+    let name_of = async |connection: &mut Connection<'_>, lookup, id: &Option<String>| match id {
+        Some(id) => name_by_id(connection, lookup, id)
+            .await
+            .map(|name| name_json(name.as_deref())),
+        None => Ok(Json::Null),
+    };
+    let changed = [
+        (
+            "roles",
+            serde_json::json!(current.roles),
+            serde_json::json!(updated.roles),
+        ),
+        (
+            "manager",
+            name_of(&mut connection, UserLookup::Username, &current.manager_id).await?,
+            name_of(&mut connection, UserLookup::Username, &updated.manager_id).await?,
+        ),
+        (
+            "department",
+            name_of(
+                &mut connection,
+                UserLookup::Department,
+                &current.department_id,
+            )
+            .await?,
+            name_of(
+                &mut connection,
+                UserLookup::Department,
+                &updated.department_id,
+            )
+            .await?,
+        ),
+        (
+            "active",
+            Json::Bool(current.active),
+            Json::Bool(updated.active),
+        ),
+        (
+            "password",
+            Json::Null,
+            if changes.password_hash.is_some() {
+                Json::String("changed".to_owned())
+            } else {
+                Json::Null
+            },
+        ),
+    ];
+    AccessAudit {
+        object: USERS_AUDIT,
+        id: &current.id,
+        at: now,
+        by,
+        action: "update",
+    }
+    .write(&mut connection, &changed)
+    .await?;
     transaction.commit().await?;
     Ok(UserUpdate::Updated(Box::new(updated)))
 }
@@ -657,6 +789,37 @@ async fn lookup_id(
     }
 }
 
+/// The username of the user, or the name of the department, with id `id`.
+async fn name_by_id(
+    connection: &mut Connection<'_>,
+    lookup: UserLookup,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let (sqlite, postgres) = match lookup {
+        UserLookup::Username => (
+            "SELECT username FROM keel_users WHERE id = ?1",
+            "SELECT username FROM keel_users WHERE id = $1",
+        ),
+        UserLookup::Department => (
+            "SELECT name FROM keel_departments WHERE id = ?1",
+            "SELECT name FROM keel_departments WHERE id = $1",
+        ),
+    };
+    let context = format!("looking up the name of `{id}`");
+    match connection {
+        Connection::Sqlite(connection) => sqlx::query_scalar(sqlite)
+            .bind(id)
+            .fetch_optional(&mut **connection)
+            .await
+            .map_err(StoreError::query(context)),
+        Connection::Postgres(connection) => sqlx::query_scalar(postgres)
+            .bind(id)
+            .fetch_optional(&mut **connection)
+            .await
+            .map_err(StoreError::query(context)),
+    }
+}
+
 /// A stored department.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepartmentRow {
@@ -738,16 +901,19 @@ pub async fn create_department(
     label: Option<&str>,
     parent: Option<&str>,
 ) -> Result<DepartmentCreated, StoreError> {
-    create_department_at(db, name, label, parent, Utc::now()).await
+    create_department_at(db, name, label, parent, Utc::now(), None).await
 }
 
 /// [`create_department`] with an explicit creation time.
+/// [`create_department`] with an explicit time and the id of the user creating it, which
+/// the audit trail records with the department's place in the tree.
 pub async fn create_department_at(
     db: &Db,
     name: &str,
     label: Option<&str>,
     parent: Option<&str>,
     now: DateTime<Utc>,
+    by: Option<&str>,
 ) -> Result<DepartmentCreated, StoreError> {
     let mut transaction = db.begin_write().await?;
     let mut connection = transaction.connection();
@@ -761,6 +927,21 @@ pub async fn create_department_at(
         // A concurrent process created the same name between our check and our insert.
         return Ok(DepartmentCreated::NameTaken);
     };
+    AccessAudit {
+        object: DEPARTMENTS_AUDIT,
+        id: &id,
+        at: now,
+        by,
+        action: "create",
+    }
+    .write(
+        &mut connection,
+        &[
+            ("name", Json::Null, Json::String(name.to_owned())),
+            ("parent", Json::Null, name_json(parent)),
+        ],
+    )
+    .await?;
     transaction.commit().await?;
     Ok(DepartmentCreated::Created(id))
 }

@@ -1,5 +1,7 @@
 //! People administration: `GET|POST /admin/users`, `PATCH /admin/users/{name}`,
-//! `GET|POST /admin/departments`. Admins only (the runtime refuses everyone else with 403).
+//! `GET|POST /admin/departments`, and access: `GET /admin/access` (explain a user's access
+//! to an object or record) and `GET /admin/access-changes` (the audit of access changes).
+//! Admins only (the runtime refuses everyone else with 403).
 //!
 //! Bodies are read strictly (an unknown key is a 422) and a `null` clears an optional
 //! property, while a missing key leaves it as it is.
@@ -15,7 +17,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, CurrentUser};
+use crate::extract::{ApiJson, CurrentUser, QueryPairs};
 
 /// The body of `POST /admin/users`.
 #[derive(Debug, Deserialize)]
@@ -146,4 +148,73 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `GET /admin/access?user=&object=&id=` → why `user` may or may not read, edit or delete
+/// the record `id` of `object` (or records of `object` when `id` is absent), and how they
+/// see each field.
+pub async fn explain_access(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiError> {
+    let mut user = None;
+    let mut object = None;
+    let mut id = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "user" => user = Some(value),
+            "object" => object = Some(value),
+            "id" => id = Some(value).filter(|id| !id.is_empty()),
+            other => {
+                return Err(ApiError::invalid_parameter(
+                    other,
+                    "unknown_parameter",
+                    format!("`{other}` is not a parameter here; use user, object and id"),
+                ));
+            }
+        }
+    }
+    let subject_name = user.ok_or_else(|| {
+        ApiError::invalid_parameter("user", "required", "`user` (a username) is required")
+    })?;
+    let object = object
+        .ok_or_else(|| ApiError::invalid_parameter("object", "required", "`object` is required"))?;
+    let subject = state.auth().actor_named(&actor, &subject_name).await?;
+    let answer = state
+        .records()
+        .explain_access(&subject, &object, id.as_deref())
+        .await?;
+    Ok(Json(answer).into_response())
+}
+
+/// `GET /admin/access-changes?limit=` → `{data: [{at, by, subject_type, subject, action,
+/// field, old, new}]}`, newest first (at most 500, 100 by default).
+pub async fn access_changes(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiError> {
+    let mut limit = 100;
+    for (key, value) in pairs {
+        match (key.as_str(), value.parse::<u32>()) {
+            ("limit", Ok(number)) if (1..=500).contains(&number) => limit = number,
+            ("limit", _) => {
+                return Err(ApiError::invalid_parameter(
+                    "limit",
+                    "out_of_range",
+                    "`limit` must be a whole number from 1 to 500",
+                ));
+            }
+            (other, _) => {
+                return Err(ApiError::invalid_parameter(
+                    other,
+                    "unknown_parameter",
+                    format!("`{other}` is not a parameter here; use limit"),
+                ));
+            }
+        }
+    }
+    let changes = state.auth().access_changes(&actor, limit).await?;
+    Ok(Json(json!({ "data": changes })).into_response())
 }

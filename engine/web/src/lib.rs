@@ -142,6 +142,8 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_users).post(admin::create_user),
         )
         .route("/api/v1/admin/users/{name}", patch(admin::update_user))
+        .route("/api/v1/admin/access", get(admin::explain_access))
+        .route("/api/v1/admin/access-changes", get(admin::access_changes))
         .route(
             "/api/v1/admin/departments",
             get(admin::list_departments).post(admin::create_department),

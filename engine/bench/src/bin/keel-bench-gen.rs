@@ -23,10 +23,13 @@ use sqlx::AssertSqlSafe;
 const USAGE: &str = "\
 usage: keel-bench-gen --db URL [--rows 100000] [--seed 42] [--owner bench]
                       [--batch 500] [--commit-every 20000] [--ids-out FILE] [--ids 2000]
+                      [--ids-owners N]
 
 Writes --rows leads owned by the Keel user --owner into the `lead` table of a database that
-`keel migrate --apply --app bench/app` created (the table must be empty). --ids-out writes
---ids of the new ids, spread evenly over the table, one per line.";
+`keel migrate --apply --app bench/app` created (the table must be empty). --owner may list
+several users, comma-separated: lead i belongs to the (i mod n)-th. --ids-out writes --ids of
+the new ids, spread evenly over the table, one per line; with --ids-owners N, only ids of
+leads owned by the first N owners.";
 
 /// The SQLite text form of an instant (keel-store's `datetime::SQLITE_DATETIME_FORMAT`).
 const SQLITE_DATETIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
@@ -44,27 +47,36 @@ async fn main() -> anyhow::Result<()> {
             "commit-every",
             "ids-out",
             "ids",
+            "ids-owners",
         ],
         USAGE,
     )?;
     let url = args.required("db")?;
     let rows: u64 = args.number("rows", 100_000)?;
     let seed: u64 = args.number("seed", 42)?;
-    let owner_name = args.text("owner").unwrap_or("bench");
+    let owner_names: Vec<&str> = args.text("owner").unwrap_or("bench").split(',').collect();
     // 500 rows × 16 columns = 8,000 parameters: under SQLite's 32,766 and PostgreSQL's 65,535.
     let batch: usize = args.number("batch", 500_usize)?.clamp(1, 2_000);
     let commit_every: usize = args.number("commit-every", 20_000_usize)?.max(batch);
     let sample_size: u64 = args.number("ids", 2_000)?;
+    let sampled_owners: u64 = args
+        .number("ids-owners", owner_names.len() as u64)?
+        .clamp(1, owner_names.len() as u64);
 
     let pool = Pool::connect(url).await?;
-    let owner = pool.user_id(owner_name).await?;
+    let mut owners = Vec::with_capacity(owner_names.len());
+    for name in &owner_names {
+        owners.push(pool.user_id(name).await?);
+    }
     let existing = count_leads(&pool).await?;
     if existing > 0 {
         bail!("the lead table already holds {existing} rows; generate into a fresh database");
     }
 
     let started = Instant::now();
-    let sample_every = (rows / sample_size.max(1)).max(1);
+    let eligible = rows * sampled_owners / owners.len() as u64;
+    let sample_every = (eligible / sample_size.max(1)).max(1);
+    let mut eligible_seen: u64 = 0;
     let mut sample = Vec::new();
     let mut generator = LeadGenerator::new(seed, rows);
     let mut written: u64 = 0;
@@ -77,11 +89,15 @@ async fn main() -> anyhow::Result<()> {
         }
         for (offset, lead) in chunk.iter().enumerate() {
             let index = written + offset as u64;
-            if index.is_multiple_of(sample_every) && (sample.len() as u64) < sample_size {
+            if index % owners.len() as u64 >= sampled_owners {
+                continue;
+            }
+            if eligible_seen.is_multiple_of(sample_every) && (sample.len() as u64) < sample_size {
                 sample.push(lead.id.clone());
             }
+            eligible_seen += 1;
         }
-        insert_chunk(&pool, &chunk, batch, &owner).await?;
+        insert_chunk(&pool, &chunk, batch, &owners, written).await?;
         written += chunk.len() as u64;
         if last_report.elapsed().as_secs() >= 2 {
             eprintln!("  {written} / {rows} leads");
@@ -149,27 +165,31 @@ fn insert_sql(postgres: bool, rows: usize) -> String {
     sql
 }
 
-/// Writes `leads` in one transaction, `batch` rows per statement.
+/// Writes `leads` in one transaction, `batch` rows per statement; lead number `first + i`
+/// belongs to `owners[(first + i) mod n]`.
 async fn insert_chunk(
     pool: &Pool,
     leads: &[Lead],
     batch: usize,
-    owner: &str,
+    owners: &[String],
+    first: u64,
 ) -> anyhow::Result<()> {
+    let owner_of = |position: usize| owners[(first as usize + position) % owners.len()].clone();
     match pool {
         Pool::Sqlite(pool) => {
             let mut transaction = pool.begin().await?;
-            for rows in leads.chunks(batch) {
+            for (number, rows) in leads.chunks(batch).enumerate() {
                 let mut query = sqlx::query(AssertSqlSafe(insert_sql(false, rows.len())));
-                for lead in rows {
+                for (offset, lead) in rows.iter().enumerate() {
+                    let owner = owner_of(number * batch + offset);
                     let at = sqlite_text(lead.created_at);
                     query = query
                         .bind(lead.id.clone())
-                        .bind(owner.to_owned())
+                        .bind(owner.clone())
                         .bind(at.clone())
-                        .bind(owner.to_owned())
+                        .bind(owner.clone())
                         .bind(at)
-                        .bind(owner.to_owned())
+                        .bind(owner.clone())
                         .bind(1_i64)
                         .bind(None::<String>)
                         .bind(None::<String>)
@@ -190,16 +210,17 @@ async fn insert_chunk(
         }
         Pool::Postgres(pool) => {
             let mut transaction = pool.begin().await?;
-            for rows in leads.chunks(batch) {
+            for (number, rows) in leads.chunks(batch).enumerate() {
                 let mut query = sqlx::query(AssertSqlSafe(insert_sql(true, rows.len())));
-                for lead in rows {
+                for (offset, lead) in rows.iter().enumerate() {
+                    let owner = owner_of(number * batch + offset);
                     query = query
                         .bind(lead.id.clone())
-                        .bind(owner.to_owned())
+                        .bind(owner.clone())
                         .bind(lead.created_at)
-                        .bind(owner.to_owned())
+                        .bind(owner.clone())
                         .bind(lead.created_at)
-                        .bind(owner.to_owned())
+                        .bind(owner.clone())
                         .bind(1_i64)
                         .bind(None::<DateTime<Utc>>)
                         .bind(None::<String>)

@@ -1,10 +1,12 @@
 //! Who may do what with records: object grants, record scopes as a store `Condition`, and
 //! field access.
 //!
-//! This is the hook every read and write goes through. For now a non-admin's scope other
-//! than `none` means `own` (least privilege until subordinates and departments are
-//! compiled into predicates); field access (`edit`/`read`/`hidden`) is already the union
-//! over the user's roles.
+//! The permission compiler: every read and write asks here. A user's roles compile, per
+//! object and action, to a set of record scopes ([`Scopes`]) and from there to one store
+//! [`Condition`] that the query carries (`own` → `owner = me`; `subordinates` and
+//! `department` → a recursive subquery over `keel_users` and `keel_departments`, so org
+//! changes count from the next query), and to a field access per field. Masking (`mask:
+//! true`) is decided by [`sees_unmasked`].
 
 use keel_meta::{FieldAccess, Grant, Object, Schema, Scope};
 use keel_store::records::Condition;
@@ -43,19 +45,138 @@ pub fn is_admin(schema: &Schema, actor: &Actor) -> bool {
             .any(|role| schema.roles.roles.get(role).is_some_and(|r| r.admin))
 }
 
-/// The widest scope the actor's roles grant for `action`.
-pub fn scope(schema: &Schema, actor: &Actor, object: &str, action: Action) -> Scope {
+/// The record scopes granted for one action, over all of a user's roles. Scopes are not
+/// nested (a department need not contain a manager's whole team), so the union is kept as a
+/// set and compiled to an `OR`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scopes {
+    pub own: bool,
+    pub subordinates: bool,
+    pub department: bool,
+    pub all: bool,
+}
+
+impl Scopes {
+    /// Every scope.
+    pub const ALL: Scopes = Scopes {
+        own: true,
+        subordinates: true,
+        department: true,
+        all: true,
+    };
+
+    fn add(&mut self, scope: Scope) {
+        match scope {
+            Scope::None => {}
+            Scope::Own => self.own = true,
+            Scope::Subordinates => self.subordinates = true,
+            Scope::Department => self.department = true,
+            Scope::All => self.all = true,
+        }
+    }
+
+    fn union(mut self, other: Scopes) -> Scopes {
+        self.own |= other.own;
+        self.subordinates |= other.subordinates;
+        self.department |= other.department;
+        self.all |= other.all;
+        self
+    }
+
+    /// Whether no record at all is in scope.
+    pub fn is_none(self) -> bool {
+        self == Scopes::default()
+    }
+
+    /// The widest scope in the set (`department` counts wider than `subordinates`); for
+    /// display only, as the set is what is enforced.
+    pub fn widest(self) -> Scope {
+        if self.all {
+            Scope::All
+        } else if self.department {
+            Scope::Department
+        } else if self.subordinates {
+            Scope::Subordinates
+        } else if self.own {
+            Scope::Own
+        } else {
+            Scope::None
+        }
+    }
+
+    /// The scopes as a condition on the records of an object, for `actor`.
+    pub fn condition(self, actor: &Actor) -> Condition {
+        if self.all {
+            return Condition::Always;
+        }
+        let mut any = Vec::new();
+        // Both org scopes include the user's own records.
+        if self.subordinates {
+            any.push(Condition::OwnerInTeamOf(actor.id.clone()));
+        }
+        if self.department {
+            any.push(Condition::OwnerInDepartmentOf(actor.id.clone()));
+        }
+        if self.own && any.is_empty() {
+            any.push(Condition::OwnerIn(vec![actor.id.clone()]));
+        }
+        match any.len() {
+            0 => Condition::Never,
+            1 => any.remove(0),
+            _ => Condition::Any(any),
+        }
+    }
+
+    /// Whether a record owned by `owner` is in scope without asking the database: `Some`
+    /// when the answer follows from `all` or `own`, `None` when only the org can tell.
+    pub fn decides(self, actor: &Actor, owner: Option<&str>) -> Option<bool> {
+        if self.all {
+            return Some(true);
+        }
+        if owner.is_none() {
+            // A record without owner (in a pool) is in no one's own, team or department.
+            return Some(false);
+        }
+        if owner == Some(actor.id.as_str()) && !self.is_none() {
+            return Some(true);
+        }
+        if self.subordinates || self.department {
+            None
+        } else {
+            Some(false)
+        }
+    }
+}
+
+/// The scope one grant gives for `action`. Reading also covers what the grant lets the user
+/// edit or delete: a record one may change is one one may see.
+pub fn grant_scopes(grant: &Grant, action: Action) -> Scopes {
+    let mut scopes = Scopes::default();
+    match action {
+        Action::Read => {
+            scopes.add(grant.read);
+            scopes.add(grant.edit);
+            scopes.add(grant.delete);
+        }
+        Action::Edit => scopes.add(grant.edit),
+        Action::Delete => scopes.add(grant.delete),
+    }
+    scopes
+}
+
+/// The scopes the actor's roles grant for `action` on `object`: their union.
+pub fn scopes(schema: &Schema, actor: &Actor, object: &str, action: Action) -> Scopes {
     if is_admin(schema, actor) {
-        return Scope::All;
+        return Scopes::ALL;
     }
     grants(schema, actor, object)
-        .map(|grant| match action {
-            Action::Read => grant.read,
-            Action::Edit => grant.edit,
-            Action::Delete => grant.delete,
-        })
-        .max()
-        .unwrap_or(Scope::None)
+        .map(|grant| grant_scopes(grant, action))
+        .fold(Scopes::default(), Scopes::union)
+}
+
+/// The widest scope the actor's roles grant for `action` (see [`Scopes::widest`]).
+pub fn scope(schema: &Schema, actor: &Actor, object: &str, action: Action) -> Scope {
+    scopes(schema, actor, object, action).widest()
 }
 
 /// Whether the actor may create records of `object`.
@@ -63,36 +184,26 @@ pub fn can_create(schema: &Schema, actor: &Actor, object: &str) -> bool {
     is_admin(schema, actor) || grants(schema, actor, object).any(|grant| grant.create)
 }
 
-/// The SQL condition limiting which records of `object` the actor may `action`.
+/// Whether the actor may choose a record's owner: admins and users who may edit every
+/// record of the object.
+pub fn can_assign(schema: &Schema, actor: &Actor, object: &str) -> bool {
+    scopes(schema, actor, object, Action::Edit).all
+}
+
+/// Whether the actor sees every record's masked fields in clear: admins and roles with
+/// `unmask` on the object.
+pub fn can_unmask(schema: &Schema, actor: &Actor, object: &str) -> bool {
+    is_admin(schema, actor) || grants(schema, actor, object).any(|grant| grant.unmask)
+}
+
+/// The SQL condition limiting which records of `object` the actor may read.
 pub fn read_condition(schema: &Schema, actor: &Actor, object: &str) -> Condition {
     scope_condition(schema, actor, object, Action::Read)
 }
 
-/// The condition for any action: `All` → no restriction; `None` → nothing; every other scope
-/// is, for now, the actor's own records.
+/// The SQL condition limiting which records of `object` the actor may `action`.
 pub fn scope_condition(schema: &Schema, actor: &Actor, object: &str, action: Action) -> Condition {
-    match scope(schema, actor, object, action) {
-        Scope::All => Condition::Always,
-        Scope::None => Condition::Never,
-        Scope::Own | Scope::Subordinates | Scope::Department => {
-            Condition::OwnerIn(vec![actor.id.clone()])
-        }
-    }
-}
-
-/// Whether a record owned by `owner` is within the actor's scope for `action`.
-pub fn allows_record(
-    schema: &Schema,
-    actor: &Actor,
-    object: &str,
-    action: Action,
-    owner: Option<&str>,
-) -> bool {
-    match scope(schema, actor, object, action) {
-        Scope::All => true,
-        Scope::None => false,
-        Scope::Own | Scope::Subordinates | Scope::Department => owner == Some(actor.id.as_str()),
-    }
+    scopes(schema, actor, object, action).condition(actor)
 }
 
 /// The actor's access to one declared field: the most permissive over their roles. A field a
@@ -120,6 +231,12 @@ pub fn field_access(schema: &Schema, actor: &Actor, object: &Object, field: &str
         });
     }
     best.unwrap_or(FieldAccess::Hidden)
+}
+
+/// Whether the actor sees the masked fields of a record owned by `owner` in clear: its owner,
+/// admins and roles with `unmask`.
+pub fn sees_unmasked(schema: &Schema, actor: &Actor, object: &str, owner: Option<&str>) -> bool {
+    owner == Some(actor.id.as_str()) || can_unmask(schema, actor, object)
 }
 
 /// The declared fields the actor may see, in file order.

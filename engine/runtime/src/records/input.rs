@@ -39,6 +39,14 @@ pub(super) struct Prepared {
     pub pool: Option<Value>,
 }
 
+/// Why input is read: to save it, or to look for duplicates of it (which changes nothing,
+/// so a field the actor may only read is still a valid probe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Save,
+    Probe,
+}
+
 /// Reads `input` for `object`. `current` is the stored record on update, `None` on create.
 pub(super) fn prepare(
     schema: &Schema,
@@ -47,9 +55,11 @@ pub(super) fn prepare(
     input: &Input,
     current: Option<&Row>,
     timezone: Tz,
+    purpose: Purpose,
 ) -> Result<Prepared, RecordError> {
     let context = CoerceContext { timezone };
     let admin = access::is_admin(schema, actor);
+    let may_assign = access::can_assign(schema, actor, &object.name);
     let mut prepared = Prepared::default();
     let mut problems: Vec<FieldProblem> = Vec::new();
     let mut read_only: Vec<String> = Vec::new();
@@ -103,6 +113,8 @@ pub(super) fn prepare(
                     "unknown_field",
                     format!("`{}` is not in a pool", object.name),
                 ));
+            } else if key == "owner" && may_assign {
+                prepared.owner = Some(value);
             } else if !admin {
                 read_only.push(key.clone());
             } else if key == "owner" {
@@ -129,7 +141,7 @@ pub(super) fn prepare(
                 ));
                 continue;
             }
-            FieldAccess::Read => {
+            FieldAccess::Read if purpose == Purpose::Save => {
                 let unchanged = current
                     .and_then(|row| row.get(key))
                     .is_some_and(|stored| stored.to_json() == *json);
@@ -138,7 +150,7 @@ pub(super) fn prepare(
                 }
                 continue;
             }
-            FieldAccess::Edit => {}
+            FieldAccess::Read | FieldAccess::Edit => {}
         }
         if field.is_computed() {
             let unchanged = current

@@ -16,6 +16,7 @@
 
 pub mod access;
 mod cursor;
+mod explain;
 mod input;
 mod output;
 mod read;
@@ -33,6 +34,7 @@ use crate::clock::Clock;
 use crate::coerce::FieldProblem;
 
 pub use cursor::Cursor;
+pub use explain::scope_name;
 pub use read::RecordStream;
 
 /// The most records one page may hold.

@@ -63,9 +63,11 @@ pub(super) async fn render_rows(
 ) -> Result<Vec<Json>, RecordError> {
     let titles = lookup_titles(db, schema, actor, object, fields, rows).await?;
     let system = system_fields(object);
+    let masked = masked_fields(schema, actor, object, fields);
     Ok(rows
         .iter()
         .map(|row| {
+            let clear = owned_by(row, actor);
             let mut record = Map::new();
             for name in &system {
                 if let Some(value) = row.get(*name) {
@@ -84,7 +86,12 @@ pub(super) async fn render_rows(
                         serde_json::json!({ "id": id, "title": title }),
                     );
                 }
-                record.insert(name.clone(), value.to_json());
+                let json = if !clear && masked.contains(name) {
+                    masked_json(&value)
+                } else {
+                    value.to_json()
+                };
+                record.insert(name.clone(), json);
             }
             if !refs.is_empty() {
                 record.insert("_refs".to_owned(), Json::Object(refs));
@@ -92,6 +99,37 @@ pub(super) async fn render_rows(
             Json::Object(record)
         })
         .collect())
+}
+
+/// The fields among `fields` that the actor sees masked on records they do not own:
+/// `mask: true` fields, unless a role of theirs may unmask the object.
+pub(super) fn masked_fields(
+    schema: &Schema,
+    actor: &Actor,
+    object: &Object,
+    fields: &[String],
+) -> Vec<String> {
+    if access::can_unmask(schema, actor, &object.name) {
+        return Vec::new();
+    }
+    fields
+        .iter()
+        .filter(|name| object.field(name).is_some_and(|field| field.mask))
+        .cloned()
+        .collect()
+}
+
+/// Whether `row` is the actor's own record (whose masked fields they see in clear).
+pub(super) fn owned_by(row: &Row, actor: &Actor) -> bool {
+    matches!(row.get("owner"), Some(Value::Text(owner)) if *owner == actor.id)
+}
+
+/// A value as shown masked: `138****5678`; empty stays empty.
+pub(super) fn masked_json(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        other => Json::String(super::read::mask(&title_text(Some(other)))),
+    }
 }
 
 /// (target object, id) → title of every lookup value in `rows`.
@@ -119,6 +157,19 @@ async fn lookup_titles(
         let Some(target_object) = schema.object(&target) else {
             continue;
         };
+        let title_field = target_object.title.clone();
+        if access::field_access(schema, actor, target_object, &title_field)
+            == keel_meta::FieldAccess::Hidden
+        {
+            continue;
+        }
+        let title_masked = !masked_fields(
+            schema,
+            actor,
+            target_object,
+            std::slice::from_ref(&title_field),
+        )
+        .is_empty();
         let query = SelectQuery {
             object: target_object,
             condition: Condition::All(vec![
@@ -132,14 +183,21 @@ async fn lookup_titles(
             sort: Vec::new(),
             after: None,
             limit: None,
-            columns: Some(vec!["id".to_owned(), target_object.title.clone()]),
+            columns: Some(vec![
+                "id".to_owned(),
+                "owner".to_owned(),
+                title_field.clone(),
+            ]),
         };
         for row in select(db, &query).await? {
             if let Some(Value::Text(id)) = row.get("id") {
-                titles.insert(
-                    (target.clone(), id.clone()),
-                    title_text(row.get(&target_object.title)),
-                );
+                let title = title_text(row.get(&title_field));
+                let title = if title_masked && !owned_by(&row, actor) {
+                    super::read::mask(&title)
+                } else {
+                    title
+                };
+                titles.insert((target.clone(), id.clone()), title);
             }
         }
     }

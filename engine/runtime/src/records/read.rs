@@ -19,7 +19,9 @@ use crate::actor::Actor;
 use crate::coerce::parse_datetime;
 use crate::records::access;
 use crate::records::cursor::Cursor;
-use crate::records::output::{output_fields, render_rows, title_text};
+use crate::records::output::{
+    masked_fields, masked_json, output_fields, owned_by, render_rows, title_text,
+};
 use crate::records::{
     AggregateRequest, DEFAULT_PAGE_SIZE, DuplicateMatch, Input, ListRequest, MAX_PAGE_SIZE, Page,
     RecordError, Records, Warning,
@@ -41,6 +43,39 @@ impl Reader<'_> {
             Reader::Write(write) => write.select(query).await,
         }
     }
+}
+
+/// Whether the record `id` of `object`, owned by `owner`, is within `scopes` for the actor:
+/// decided from the owner when it can be, else by the same predicate queries carry (the org
+/// tables), through `reader` (so inside a write transaction when one is open).
+pub(super) async fn in_scope(
+    reader: &mut Reader<'_>,
+    actor: &Actor,
+    object: &Object,
+    id: &str,
+    owner: Option<&str>,
+    scopes: access::Scopes,
+) -> Result<bool, RecordError> {
+    if let Some(answer) = scopes.decides(actor, owner) {
+        return Ok(answer);
+    }
+    let query = SelectQuery {
+        object,
+        condition: Condition::All(vec![
+            Condition::Compare {
+                column: "id".to_owned(),
+                op: CompareOp::Eq,
+                value: Value::Text(id.to_owned()),
+            },
+            scopes.condition(actor),
+        ]),
+        deleted: Deleted::Include,
+        sort: Vec::new(),
+        after: None,
+        limit: Some(1),
+        columns: Some(vec!["id".to_owned()]),
+    };
+    Ok(!reader.select(&query).await?.is_empty())
 }
 
 /// A stream of records for exports.
@@ -126,9 +161,25 @@ impl Records {
         id: &str,
     ) -> Result<Vec<Json>, RecordError> {
         let object = self.object(object)?;
-        self.readable_row(actor, object, id, Deleted::Include)
+        let row = self
+            .readable_row(actor, object, id, Deleted::Include)
             .await?;
         let readable = access::readable_fields(&self.schema, actor, object);
+        let masked = if owned_by(&row, actor) {
+            Vec::new()
+        } else {
+            masked_fields(&self.schema, actor, object, &readable)
+        };
+        let shown = |field: &str, value: Json| {
+            if masked.iter().any(|name| name == field) && !value.is_null() {
+                Json::String(mask(&match value {
+                    Json::String(text) => text,
+                    other => other.to_string(),
+                }))
+            } else {
+                value
+            }
+        };
         let entries = store::history(&self.db, &object.name, id).await?;
         Ok(entries
             .into_iter()
@@ -142,8 +193,8 @@ impl Records {
                     "by": entry.by,
                     "action": entry.action,
                     "field": entry.field,
-                    "old": entry.old,
-                    "new": entry.new,
+                    "old": shown(&entry.field, entry.old),
+                    "new": shown(&entry.field, entry.new),
                 })
             })
             .collect())
@@ -160,6 +211,7 @@ impl Records {
         let condition = self.list_condition(actor, object, request.filter.as_ref(), None)?;
         for name in &request.group_by {
             let storage = self.readable_storage(actor, object, name)?;
+            self.refuse_masked(actor, object, name, "group by")?;
             if storage == Storage::Json {
                 return Err(RecordError::BadRequest(format!(
                     "cannot group by the list field `{name}`"
@@ -183,6 +235,7 @@ impl Records {
         ] {
             for name in names {
                 let storage = self.readable_storage(actor, object, name)?;
+                self.refuse_masked(actor, object, name, "measure")?;
                 let numeric = matches!(storage, Storage::Integer | Storage::Decimal { .. });
                 if (numeric_only && !numeric) || storage == Storage::Json {
                     return Err(RecordError::BadRequest(format!(
@@ -209,11 +262,16 @@ impl Records {
         let condition = self.list_condition(actor, object_ref, filter.as_ref(), None)?;
         let sort = self.sort(actor, object_ref, &order)?;
         let fields = output_fields(&self.schema, actor, object_ref, None)?;
-        let system = super::output::system_fields(object_ref);
+        let shape = ExportShape {
+            system: super::output::system_fields(object_ref),
+            masked: masked_fields(&self.schema, actor, object_ref, &fields),
+            fields,
+            actor: actor.clone(),
+        };
         let schema = self.schema.clone();
         let db = self.db.clone();
         let object_name = object_ref.name.clone();
-        let stream = async_stream_rows(db, schema, object_name, condition, sort, fields, system);
+        let stream = async_stream_rows(db, schema, object_name, condition, sort, shape);
         Ok(stream)
     }
 
@@ -242,6 +300,7 @@ impl Records {
             &probe,
             None,
             self.timezone_for_read(),
+            super::input::Purpose::Probe,
         )?;
         let mut row = prepared.values;
         row.insert("id".to_owned(), Value::Null);
@@ -421,6 +480,29 @@ impl Records {
         }
     }
 
+    /// Whether `field` is masked for the actor on records they do not own.
+    fn masked_for(&self, actor: &Actor, object: &Object, field: &str) -> bool {
+        object.field(field).is_some_and(|field| field.mask)
+            && !access::can_unmask(&self.schema, actor, &object.name)
+    }
+
+    /// Refuses to sort, group or measure by a field masked for the actor: the order or the
+    /// figures would reveal what the mask hides.
+    fn refuse_masked(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        field: &str,
+        what: &str,
+    ) -> Result<(), RecordError> {
+        if self.masked_for(actor, object, field) {
+            return Err(RecordError::BadRequest(format!(
+                "cannot {what} `{field}`: it is masked for you"
+            )));
+        }
+        Ok(())
+    }
+
     fn list_condition(
         &self,
         actor: &Actor,
@@ -433,7 +515,7 @@ impl Records {
             all.push(self.condition(actor, object, filter)?);
         }
         if let Some(text) = q.map(str::trim).filter(|text| !text.is_empty()) {
-            let columns: Vec<String> = object
+            let (masked, clear): (Vec<String>, Vec<String>) = object
                 .search
                 .iter()
                 .filter(|name| {
@@ -441,15 +523,19 @@ impl Records {
                         != keel_meta::FieldAccess::Hidden
                 })
                 .cloned()
-                .collect();
-            all.push(if columns.is_empty() {
-                Condition::Never
-            } else {
-                Condition::Contains {
-                    columns,
-                    text: text.to_owned(),
-                }
-            });
+                .partition(|name| self.masked_for(actor, object, name));
+            let contains = |columns: Vec<String>| Condition::Contains {
+                columns,
+                text: text.to_owned(),
+            };
+            // Masked fields are searched only in the actor's own records, where they show.
+            all.push(Condition::Any(vec![
+                contains(clear),
+                Condition::All(vec![
+                    Condition::OwnerIn(vec![actor.id.clone()]),
+                    contains(masked),
+                ]),
+            ]));
         }
         Ok(Condition::All(all))
     }
@@ -476,80 +562,99 @@ impl Records {
                 Condition::Not(Box::new(self.condition(actor, object, filter)?))
             }
             Filter::Compare { field, op, value } => {
-                let storage = self.readable_storage(actor, object, field)?;
-                let bad = |message: String| {
-                    RecordError::BadRequest(format!("filter on `{field}`: {message}"))
-                };
-                let typed = |value: &FilterValue| -> Result<Value, RecordError> {
-                    match value {
-                        FilterValue::Literal(json) => {
-                            filter_value(json, storage, self.timezone_for_read()).map_err(bad)
-                        }
-                        FilterValue::Relative(relative) => {
-                            let at = relative.resolve(self.clock.now(), self.timezone_for_read());
-                            match storage {
-                                Storage::Datetime => Ok(Value::Datetime(at)),
-                                Storage::Date => Ok(Value::Date(
-                                    at.with_timezone(&self.timezone_for_read()).date_naive(),
-                                )),
-                                _ => {
-                                    Err(bad("relative dates apply to date and datetime fields"
-                                        .to_owned()))
-                                }
-                            }
-                        }
-                        _ => Err(bad("expected a single value".to_owned())),
-                    }
-                };
-                if storage == Storage::Json && *op != Op::Is {
-                    return Err(bad("list fields can only be filtered with `is`".to_owned()));
+                let compared = self.compare_condition(actor, object, field, *op, value)?;
+                if self.masked_for(actor, object, field) {
+                    // Matches only where the actor sees the value in clear (their own
+                    // records), so a filter cannot reveal a masked value.
+                    Condition::All(vec![Condition::OwnerIn(vec![actor.id.clone()]), compared])
+                } else {
+                    compared
                 }
-                let column = field.clone();
-                match op {
-                    Op::Is => Condition::IsNull {
+            }
+        })
+    }
+
+    /// One comparison of a filter as a condition.
+    fn compare_condition(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        field: &str,
+        op: Op,
+        value: &FilterValue,
+    ) -> Result<Condition, RecordError> {
+        Ok({
+            let storage = self.readable_storage(actor, object, field)?;
+            let bad = |message: String| {
+                RecordError::BadRequest(format!("filter on `{field}`: {message}"))
+            };
+            let typed = |value: &FilterValue| -> Result<Value, RecordError> {
+                match value {
+                    FilterValue::Literal(json) => {
+                        filter_value(json, storage, self.timezone_for_read()).map_err(bad)
+                    }
+                    FilterValue::Relative(relative) => {
+                        let at = relative.resolve(self.clock.now(), self.timezone_for_read());
+                        match storage {
+                            Storage::Datetime => Ok(Value::Datetime(at)),
+                            Storage::Date => Ok(Value::Date(
+                                at.with_timezone(&self.timezone_for_read()).date_naive(),
+                            )),
+                            _ => Err(bad(
+                                "relative dates apply to date and datetime fields".to_owned()
+                            )),
+                        }
+                    }
+                    _ => Err(bad("expected a single value".to_owned())),
+                }
+            };
+            if storage == Storage::Json && op != Op::Is {
+                return Err(bad("list fields can only be filtered with `is`".to_owned()));
+            }
+            let column = field.to_owned();
+            match op {
+                Op::Is => Condition::IsNull {
+                    column,
+                    null: matches!(value, FilterValue::Null),
+                },
+                Op::In => match value {
+                    FilterValue::List(items) => Condition::In {
                         column,
-                        null: matches!(value, FilterValue::Null),
+                        values: items
+                            .iter()
+                            .map(|json| {
+                                filter_value(json, storage, self.timezone_for_read()).map_err(bad)
+                            })
+                            .collect::<Result<_, _>>()?,
                     },
-                    Op::In => match value {
-                        FilterValue::List(items) => Condition::In {
+                    _ => return Err(bad("`in` takes a list".to_owned())),
+                },
+                Op::Like => match (value, storage) {
+                    (FilterValue::Literal(Json::String(pattern)), Storage::Text) => {
+                        Condition::Like {
                             column,
-                            values: items
-                                .iter()
-                                .map(|json| {
-                                    filter_value(json, storage, self.timezone_for_read())
-                                        .map_err(bad)
-                                })
-                                .collect::<Result<_, _>>()?,
-                        },
-                        _ => return Err(bad("`in` takes a list".to_owned())),
-                    },
-                    Op::Like => match (value, storage) {
-                        (FilterValue::Literal(Json::String(pattern)), Storage::Text) => {
-                            Condition::Like {
-                                column,
-                                pattern: pattern.clone(),
-                            }
+                            pattern: pattern.clone(),
                         }
-                        _ => {
-                            return Err(bad(
-                                "`like` applies to text fields and takes a text pattern".to_owned(),
-                            ));
-                        }
-                    },
-                    Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
-                        let compare = match op {
-                            Op::Eq => CompareOp::Eq,
-                            Op::Ne => CompareOp::Ne,
-                            Op::Gt => CompareOp::Gt,
-                            Op::Gte => CompareOp::Gte,
-                            Op::Lt => CompareOp::Lt,
-                            _ => CompareOp::Lte,
-                        };
-                        Condition::Compare {
-                            column,
-                            op: compare,
-                            value: typed(value)?,
-                        }
+                    }
+                    _ => {
+                        return Err(bad(
+                            "`like` applies to text fields and takes a text pattern".to_owned(),
+                        ));
+                    }
+                },
+                Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+                    let compare = match op {
+                        Op::Eq => CompareOp::Eq,
+                        Op::Ne => CompareOp::Ne,
+                        Op::Gt => CompareOp::Gt,
+                        Op::Gte => CompareOp::Gte,
+                        Op::Lt => CompareOp::Lt,
+                        _ => CompareOp::Lte,
+                    };
+                    Condition::Compare {
+                        column,
+                        op: compare,
+                        value: typed(value)?,
                     }
                 }
             }
@@ -572,6 +677,7 @@ impl Records {
         let mut sort = Vec::new();
         for term in terms {
             let storage = self.readable_storage(actor, object, &term.field)?;
+            self.refuse_masked(actor, object, &term.field, "sort by")?;
             if storage == Storage::Json {
                 return Err(RecordError::BadRequest(format!(
                     "cannot sort by the list field `{}`",
@@ -589,9 +695,11 @@ impl Records {
             }
         }
         if !sort.iter().any(|term| term.column == "id") {
+            // In the direction of the last term, so an index ending in `id` serves the page.
+            let descending = sort.last().is_some_and(|term| term.descending);
             sort.push(Sort {
                 column: "id".to_owned(),
-                descending: false,
+                descending,
             });
         }
         Ok(sort)
@@ -701,6 +809,15 @@ pub(crate) fn mask(text: &str) -> String {
     }
 }
 
+/// What each exported record holds: system fields, then the readable fields, masked ones
+/// masked unless the actor owns the record.
+struct ExportShape {
+    system: Vec<&'static str>,
+    fields: Vec<String>,
+    masked: Vec<String>,
+    actor: Actor,
+}
+
 /// Rows stream out in keyset pages of [`EXPORT_CHUNK`], so memory stays flat however many
 /// records match.
 fn async_stream_rows(
@@ -709,8 +826,7 @@ fn async_stream_rows(
     object: String,
     condition: Condition,
     sort: Vec<Sort>,
-    fields: Vec<String>,
-    system: Vec<&'static str>,
+    shape: ExportShape,
 ) -> RecordStream {
     struct State {
         after: Option<Vec<Value>>,
@@ -770,13 +886,21 @@ fn async_stream_rows(
             .flat_map(futures::stream::iter)
             .map(move |row: Result<Row, RecordError>| {
                 row.map(|row| {
+                    let clear = owned_by(&row, &shape.actor);
                     let mut record = Map::new();
-                    for name in system
+                    for name in shape
+                        .system
                         .iter()
                         .map(|s| s.to_string())
-                        .chain(fields.iter().cloned())
+                        .chain(shape.fields.iter().cloned())
                     {
-                        let value = row.get(&name).map_or(Json::Null, Value::to_json);
+                        let value = match row.get(&name) {
+                            None => Json::Null,
+                            Some(value) if !clear && shape.masked.contains(&name) => {
+                                masked_json(value)
+                            }
+                            Some(value) => value.to_json(),
+                        };
                         record.insert(name, value);
                     }
                     Json::Object(record)

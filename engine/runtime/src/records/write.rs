@@ -17,8 +17,8 @@ use serde_json::Value as Json;
 use crate::actor::Actor;
 use crate::coerce::{FieldProblem, check_required};
 use crate::records::access::{self, Action};
-use crate::records::input::{default_value, prepare};
-use crate::records::read::Reader;
+use crate::records::input::{Purpose, default_value, prepare};
+use crate::records::read::{Reader, in_scope};
 use crate::records::{DuplicateMatch, Input, MAX_BULK_ITEMS, RecordError, Records, Saved};
 
 /// Who saves, when, and the `warn` duplicates a save collects on its way.
@@ -351,7 +351,15 @@ impl Records {
             });
         }
         let timezone = self.timezone();
-        let prepared = prepare(&self.schema, actor, object, input, None, timezone)?;
+        let prepared = prepare(
+            &self.schema,
+            actor,
+            object,
+            input,
+            None,
+            timezone,
+            Purpose::Save,
+        )?;
         let mut row = Row::new();
         let id = preassigned_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         row.insert("id".to_owned(), Value::Text(id));
@@ -449,6 +457,7 @@ impl Records {
             input,
             Some(&current),
             self.timezone(),
+            Purpose::Save,
         )?;
         let mut merged = current.clone();
         for (name, value) in &prepared.values {
@@ -596,10 +605,21 @@ impl Records {
             Some(Value::Text(owner)) => Some(owner.as_str()),
             _ => None,
         };
-        if !access::allows_record(&self.schema, actor, &object.name, Action::Read, owner) {
+        let readable = access::scopes(&self.schema, actor, &object.name, Action::Read);
+        if !in_scope(
+            &mut Reader::Write(write),
+            actor,
+            object,
+            id,
+            owner,
+            readable,
+        )
+        .await?
+        {
             return Err(RecordError::NotFound);
         }
-        if !access::allows_record(&self.schema, actor, &object.name, action, owner) {
+        let allowed = access::scopes(&self.schema, actor, &object.name, action);
+        if !in_scope(&mut Reader::Write(write), actor, object, id, owner, allowed).await? {
             let verb = if action == Action::Delete {
                 "delete"
             } else {
@@ -625,6 +645,17 @@ impl Records {
         now: DateTime<Utc>,
     ) -> Result<(), RecordError> {
         let mut problems = Vec::new();
+        if let Some(Value::Text(owner)) = row.get("owner")
+            && *owner != actor.id
+            && current.and_then(|c| c.get("owner")) != row.get("owner")
+            && !write.is_active_user(owner).await?
+        {
+            problems.push(FieldProblem {
+                field: "owner".to_owned(),
+                code: "invalid_reference",
+                message: format!("there is no active user `{owner}`"),
+            });
+        }
         for field in object.fields.values() {
             if field.is_computed() {
                 continue;

@@ -325,6 +325,7 @@ async fn apply_in(
         || memory.fingerprint.as_deref() != Some(schema.fingerprint.as_str());
     if changed {
         record_version(connection, schema, &layout, &plan, now).await?;
+        record_role_changes(connection, memory.roles.as_ref(), schema, now).await?;
     }
     tracing::info!(
         steps = plan.steps.len(),
@@ -348,6 +349,9 @@ struct VersionRecord {
     /// `object.field` of every required field at this version.
     #[serde(default)]
     required_fields: Option<Vec<String>>,
+    /// Each role's definition and grants at this version (see [`role_documents`]).
+    #[serde(default)]
+    roles: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 async fn read_memory(
@@ -391,6 +395,7 @@ async fn read_memory(
             .required_fields
             .map(|fields| fields.into_iter().collect()),
         acknowledged,
+        roles: record.roles,
     })
 }
 
@@ -425,6 +430,7 @@ async fn record_version(
             .cloned()
             .collect(),
         required_fields: Some(required_fields),
+        roles: Some(role_documents(schema)),
     };
     let document = serde_json::to_string(&record).map_err(|source| StoreError::Json {
         what: "the applied plan".to_owned(),
@@ -460,6 +466,63 @@ async fn record_version(
         .map(drop),
     }
     .map_err(StoreError::query(context))
+}
+
+/// `keel_audit.object` of role changes; `record_id` and `field` are the role's name.
+pub const ROLES_AUDIT: &str = "keel_roles";
+
+/// Each role as one JSON document: its definition and its grants per object.
+fn role_documents(schema: &Schema) -> serde_json::Map<String, serde_json::Value> {
+    schema
+        .roles
+        .roles
+        .iter()
+        .map(|(name, role)| {
+            let document = serde_json::json!({
+                "admin": role.admin,
+                "label": role.label,
+                "permissions": schema.roles.permissions.get(name),
+            });
+            (name.clone(), document)
+        })
+        .collect()
+}
+
+/// Writes one `keel_audit` entry (object `keel_roles`) per role added, changed or removed
+/// since the last applied version. Runs under the migration lock, so several processes
+/// applying the same metadata record each change once. The first version records nothing:
+/// there is no "before".
+async fn record_role_changes(
+    connection: &mut Connection<'_>,
+    before: Option<&serde_json::Map<String, serde_json::Value>>,
+    schema: &Schema,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(before) = before else {
+        return Ok(());
+    };
+    let after = role_documents(schema);
+    let names: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let entries: Vec<crate::records::AuditEntry> = names
+        .into_iter()
+        .filter(|name| before.get(*name) != after.get(*name))
+        .map(|name| crate::records::AuditEntry {
+            object: ROLES_AUDIT.to_owned(),
+            record_id: name.clone(),
+            at: now,
+            by: None,
+            field: name.clone(),
+            old: before.get(name).cloned().unwrap_or_default(),
+            new: after.get(name).cloned().unwrap_or_default(),
+            action: match (before.contains_key(name), after.contains_key(name)) {
+                (false, _) => "create",
+                (_, false) => "delete",
+                _ => "update",
+            }
+            .to_owned(),
+        })
+        .collect();
+    crate::records::write_audit(connection, &entries).await
 }
 
 /// A short text for `keel_metadata_versions.summary`.

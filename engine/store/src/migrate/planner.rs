@@ -37,6 +37,8 @@ pub struct Memory {
     /// Destructive steps accepted with `--allow-destructive` that the database cannot carry
     /// out (a unique index over duplicates): kind, object and field.
     pub acknowledged: HashSet<(StepKind, String, Option<String>)>,
+    /// Each role's definition and grants when last applied; `None` before any was recorded.
+    pub roles: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Plans the migration of the database behind `connection` from `live` to `layout`.

@@ -11,7 +11,7 @@ use keel_meta::{Storage, Value};
 
 use super::execute::{Shape, fetch};
 use super::statement::{Param, Statement};
-use crate::db::{Db, Dialect};
+use crate::db::{Connection, Db, Dialect};
 use crate::error::StoreError;
 
 const TABLE: &str = "keel_audit";
@@ -50,6 +50,43 @@ pub async fn history(
     object: &str,
     record_id: &str,
 ) -> Result<Vec<AuditEntry>, StoreError> {
+    read_entries(db, |statement| {
+        statement.push(" WHERE \"object\" = ");
+        statement.push_value(&Value::Text(object.to_owned()), Storage::Text)?;
+        statement.push(" AND \"record_id\" = ");
+        statement.push_value(&Value::Text(record_id.to_owned()), Storage::Text)?;
+        statement.push(" ORDER BY \"at\", \"id\"");
+        Ok(())
+    })
+    .await
+}
+
+/// The newest `limit` entries about any of `objects` (e.g. the access changes kept under
+/// `keel_users`, `keel_departments` and `keel_roles`), newest first.
+pub async fn recent(db: &Db, objects: &[&str], limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    read_entries(db, |statement| {
+        statement.push(" WHERE \"object\" IN (");
+        for (index, object) in objects.iter().enumerate() {
+            if index > 0 {
+                statement.push(", ");
+            }
+            statement.push_value(&Value::Text((*object).to_owned()), Storage::Text)?;
+        }
+        if objects.is_empty() {
+            statement.push("NULL");
+        }
+        statement.push(") ORDER BY \"at\" DESC, \"id\" DESC LIMIT ");
+        statement.push_value(&Value::Integer(i64::from(limit)), Storage::Integer)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Audit entries selected by the rest of the statement that `tail` appends.
+async fn read_entries(
+    db: &Db,
+    tail: impl FnOnce(&mut Statement) -> Result<(), StoreError>,
+) -> Result<Vec<AuditEntry>, StoreError> {
     let dialect = db.dialect();
     let mut statement = Statement::new(dialect, TABLE);
     statement.push("SELECT \"object\", \"record_id\", \"at\", \"by\", \"action\", \"field\", ");
@@ -57,11 +94,8 @@ pub async fn history(
         Dialect::Sqlite => "\"old\", \"new\"",
         Dialect::Postgres => "CAST(\"old\" AS text), CAST(\"new\" AS text)",
     });
-    statement.push(" FROM \"keel_audit\" WHERE \"object\" = ");
-    statement.push_value(&Value::Text(object.to_owned()), Storage::Text)?;
-    statement.push(" AND \"record_id\" = ");
-    statement.push_value(&Value::Text(record_id.to_owned()), Storage::Text)?;
-    statement.push(" ORDER BY \"at\", \"id\"");
+    statement.push(" FROM \"keel_audit\"");
+    tail(&mut statement)?;
     let text = Shape::Stored(Storage::Text);
     let shapes = [
         text,
@@ -119,6 +153,19 @@ fn document(value: Value) -> Result<serde_json::Value, StoreError> {
         }
         _ => Ok(serde_json::Value::Null),
     }
+}
+
+/// Appends `entries` to the audit trail on `connection` (inside the caller's transaction).
+pub(crate) async fn write_audit(
+    connection: &mut Connection<'_>,
+    entries: &[AuditEntry],
+) -> Result<(), StoreError> {
+    for statement in audit_insert_statements(connection.dialect(), entries)? {
+        super::execute::execute(connection, &statement)
+            .await?
+            .map_err(StoreError::query("recording the audit trail"))?;
+    }
+    Ok(())
 }
 
 /// Multi-row INSERTs of `entries` into `keel_audit`.

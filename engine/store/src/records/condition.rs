@@ -75,6 +75,35 @@ pub(crate) fn push_condition(
             push_in(statement, columns, "owner", &values)?;
         }
         Condition::HasAny { column, keys } => push_has_any(statement, columns, column, keys)?,
+        Condition::OwnerInTeamOf(user) => {
+            columns.storage("owner")?;
+            statement.push(
+                "(\"owner\" IS NOT NULL AND \"owner\" IN (WITH RECURSIVE keel_team (id) AS \
+                 (SELECT CAST(",
+            );
+            statement.push_value(&Value::Text(user.clone()), Storage::Text)?;
+            statement.push(
+                " AS TEXT) UNION SELECT keel_u.id FROM keel_users keel_u \
+                 JOIN keel_team ON keel_u.manager_id = keel_team.id) \
+                 SELECT id FROM keel_team))",
+            );
+        }
+        Condition::OwnerInDepartmentOf(user) => {
+            columns.storage("owner")?;
+            statement.push("(\"owner\" IS NOT NULL AND (\"owner\" = ");
+            statement.push_value(&Value::Text(user.clone()), Storage::Text)?;
+            statement.push(
+                " OR \"owner\" IN (SELECT keel_u.id FROM keel_users keel_u \
+                 WHERE keel_u.department_id IN (WITH RECURSIVE keel_tree (id) AS \
+                 (SELECT keel_me.department_id FROM keel_users keel_me WHERE keel_me.id = ",
+            );
+            statement.push_value(&Value::Text(user.clone()), Storage::Text)?;
+            statement.push(
+                " UNION SELECT keel_d.id FROM keel_departments keel_d \
+                 JOIN keel_tree ON keel_d.parent_id = keel_tree.id) \
+                 SELECT id FROM keel_tree))))",
+            );
+        }
     }
     Ok(())
 }

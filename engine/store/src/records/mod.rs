@@ -33,7 +33,8 @@ use indexmap::IndexMap;
 use keel_meta::{Object, Value};
 
 pub use aggregate::{Measure, aggregate};
-pub use audit::{AuditEntry, history};
+pub(crate) use audit::write_audit;
+pub use audit::{AuditEntry, history, recent};
 pub use stream::{RowStream, STREAM_CHUNK_ROWS, select_stream};
 pub use write::RecordWrite;
 
@@ -90,6 +91,13 @@ pub enum Condition {
     /// The permission scope: `owner` is one of these user ids; empty matches nothing, and
     /// records without an owner (in a pool) never match.
     OwnerIn(Vec<String>),
+    /// The `subordinates` scope: `owner` is this user or anyone below them in the manager
+    /// chain, however deep; read from `keel_users` by the query itself, so a change of
+    /// manager counts from the next query on.
+    OwnerInTeamOf(String),
+    /// The `department` scope: `owner` is this user, or a user of their department or of a
+    /// department nested below it.
+    OwnerInDepartmentOf(String),
     /// A `multi_choice` column holds at least one of `keys`; empty matches nothing.
     HasAny {
         column: String,

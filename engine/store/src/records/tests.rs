@@ -366,6 +366,9 @@ fn texts_in(condition: &Condition, texts: &mut Vec<String>) {
         Condition::Like { pattern, .. } => texts.push(pattern.clone()),
         Condition::Contains { text, .. } => texts.push(text.clone()),
         Condition::OwnerIn(owners) => texts.extend(owners.iter().cloned()),
+        Condition::OwnerInTeamOf(user) | Condition::OwnerInDepartmentOf(user) => {
+            texts.push(user.clone());
+        }
         Condition::HasAny { keys, .. } => texts.extend(keys.iter().cloned()),
         Condition::IsNull { .. } | Condition::Always | Condition::Never => {}
     }
@@ -634,6 +637,10 @@ fn holds(dialect: Dialect, condition: &Condition, row: &Row) -> bool {
             Value::Text(owner) => owners.contains(owner),
             _ => false,
         },
+        // These read the org tables; tests/store_records.rs checks them against an org.
+        Condition::OwnerInTeamOf(_) | Condition::OwnerInDepartmentOf(_) => {
+            panic!("the generator makes no org scopes")
+        }
         Condition::HasAny { column, keys } => match field(column) {
             Value::List(items) => items.iter().any(|item| keys.contains(item)),
             _ => false,

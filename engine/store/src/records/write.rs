@@ -12,7 +12,7 @@
 use keel_meta::{Object, Storage, Value};
 use sqlx::error::ErrorKind;
 
-use super::audit::{AuditEntry, audit_insert_statements};
+use super::audit::{AuditEntry, write_audit};
 use super::columns::ObjectColumns;
 use super::condition::push_condition;
 use super::execute::{Shape, execute, fetch};
@@ -194,15 +194,28 @@ impl RecordWrite {
         }
     }
 
+    /// Whether `id` is an active user: a record's owner must be one. Asked inside the write
+    /// transaction, so it holds when the record is saved.
+    pub async fn is_active_user(&mut self, id: &str) -> Result<bool, StoreError> {
+        const TABLE: &str = "keel_users";
+        let mut statement = Statement::new(self.dialect, TABLE);
+        statement.push("SELECT \"id\" FROM ");
+        statement.push_identifier(TABLE);
+        statement.push(" WHERE \"id\" = ");
+        statement.push_value(&Value::Text(id.to_owned()), Storage::Text)?;
+        statement.push(" AND \"active\" = TRUE");
+        let rows = fetch(
+            &mut self.transaction.connection(),
+            &statement,
+            &[Shape::Stored(Storage::Text)],
+        )
+        .await?;
+        Ok(!rows.is_empty())
+    }
+
     /// Appends `entries` to the audit trail.
     pub async fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        for statement in audit_insert_statements(self.dialect, entries)? {
-            let mut connection = self.transaction.connection();
-            execute(&mut connection, &statement)
-                .await?
-                .map_err(StoreError::query("recording the audit trail"))?;
-        }
-        Ok(())
+        write_audit(&mut self.transaction.connection(), entries).await
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -1,0 +1,198 @@
+//! Explaining access: which of a user's roles let them read, edit or delete a record, and
+//! how they see each field. The answer comes from the same compiled scopes and the same SQL
+//! predicates that every query uses, so it cannot disagree with what the user gets.
+
+use keel_meta::{FieldAccess, Grant, Scope};
+use keel_store::records::{self as store, CompareOp, Condition, Deleted, SelectQuery};
+use serde_json::{Map, Value as Json, json};
+
+use crate::actor::Actor;
+use crate::records::access::{self, Action, Scopes};
+use crate::records::read::{Reader, in_scope};
+use crate::records::{RecordError, Records};
+
+impl Records {
+    /// How `subject` may act on `object`, and on the record `id` when given (deleted or
+    /// not): `{user, object, id, admin, roles, actions: {read, edit, delete, create},
+    /// fields}`. For read, edit and delete: `allowed`, the widest `scope`, and per granting
+    /// role its scope and whether it covers the record (`matches`). For each declared field:
+    /// its `access` and whether the subject sees it `masked` (on that record, or on records
+    /// they do not own when no record is named). The caller checks that the asker is an
+    /// admin.
+    pub async fn explain_access(
+        &self,
+        subject: &Actor,
+        object: &str,
+        id: Option<&str>,
+    ) -> Result<Json, RecordError> {
+        let object = self.object(object)?;
+        let row = match id {
+            Some(id) => Some(
+                store::select(&self.db, &by_id(object, id, Condition::Always))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or(RecordError::NotFound)?,
+            ),
+            None => None,
+        };
+        let owner = row.as_ref().and_then(|row| match row.get("owner") {
+            Some(keel_meta::Value::Text(owner)) => Some(owner.clone()),
+            _ => None,
+        });
+        let admin = access::is_admin(&self.schema, subject);
+        let mut actions = Map::new();
+        for (name, action) in [
+            ("read", Action::Read),
+            ("edit", Action::Edit),
+            ("delete", Action::Delete),
+        ] {
+            let mut grants = Vec::new();
+            for (role, grant) in self.role_grants(subject, &object.name) {
+                let scopes = match grant {
+                    Some(grant) => access::grant_scopes(grant, action),
+                    None => Scopes::ALL,
+                };
+                grants.push(json!({
+                    "role": role,
+                    "scope": scope_name(scopes.widest()),
+                    "matches": self.covers(subject, object, id, owner.as_deref(), scopes).await?,
+                }));
+            }
+            let scopes = access::scopes(&self.schema, subject, &object.name, action);
+            actions.insert(
+                name.to_owned(),
+                json!({
+                    "allowed": self.covers(subject, object, id, owner.as_deref(), scopes).await?,
+                    "scope": scope_name(scopes.widest()),
+                    "grants": grants,
+                }),
+            );
+        }
+        let creating_roles: Vec<&String> = self
+            .role_grants(subject, &object.name)
+            .into_iter()
+            .filter(|(_, grant)| grant.is_none_or(|grant| grant.create))
+            .map(|(role, _)| role)
+            .collect();
+        actions.insert(
+            "create".to_owned(),
+            json!({
+                "allowed": access::can_create(&self.schema, subject, &object.name),
+                "roles": creating_roles,
+            }),
+        );
+        let clear = match &owner {
+            Some(owner) => access::sees_unmasked(&self.schema, subject, &object.name, Some(owner)),
+            None => access::can_unmask(&self.schema, subject, &object.name),
+        };
+        let fields: Map<String, Json> = object
+            .fields
+            .values()
+            .map(|field| {
+                let field_access = access::field_access(&self.schema, subject, object, &field.name);
+                let masked = field.mask && field_access != FieldAccess::Hidden && !clear;
+                (
+                    field.name.clone(),
+                    json!({
+                        "access": match field_access {
+                            FieldAccess::Edit => "edit",
+                            FieldAccess::Read => "read",
+                            FieldAccess::Hidden => "hidden",
+                        },
+                        "masked": masked,
+                    }),
+                )
+            })
+            .collect();
+        Ok(json!({
+            "user": subject.username,
+            "object": object.name,
+            "id": id,
+            "admin": admin,
+            "roles": subject.roles,
+            "actions": actions,
+            "fields": fields,
+        }))
+    }
+
+    /// The subject's roles that say something about `object`: `(role, Some(grant))`, or
+    /// `(role, None)` for an admin role, which grants everything.
+    fn role_grants<'a>(
+        &'a self,
+        subject: &'a Actor,
+        object: &str,
+    ) -> Vec<(&'a String, Option<&'a Grant>)> {
+        subject
+            .roles
+            .iter()
+            .filter_map(|role| {
+                if self.schema.roles.roles.get(role).is_some_and(|r| r.admin) {
+                    return Some((role, None));
+                }
+                self.schema
+                    .roles
+                    .permissions
+                    .get(role)
+                    .and_then(|grants| grants.get(object))
+                    .map(|grant| (role, Some(grant)))
+            })
+            .collect()
+    }
+
+    /// Whether `scopes` cover the record `id` for the subject (any record when no id is
+    /// given).
+    async fn covers(
+        &self,
+        subject: &Actor,
+        object: &keel_meta::Object,
+        id: Option<&str>,
+        owner: Option<&str>,
+        scopes: Scopes,
+    ) -> Result<bool, RecordError> {
+        match id {
+            Some(id) => {
+                in_scope(
+                    &mut Reader::Db(&self.db),
+                    subject,
+                    object,
+                    id,
+                    owner,
+                    scopes,
+                )
+                .await
+            }
+            None => Ok(!scopes.is_none()),
+        }
+    }
+}
+
+fn by_id<'a>(object: &'a keel_meta::Object, id: &str, condition: Condition) -> SelectQuery<'a> {
+    SelectQuery {
+        object,
+        condition: Condition::All(vec![
+            Condition::Compare {
+                column: "id".to_owned(),
+                op: CompareOp::Eq,
+                value: keel_meta::Value::Text(id.to_owned()),
+            },
+            condition,
+        ]),
+        deleted: Deleted::Include,
+        sort: Vec::new(),
+        after: None,
+        limit: Some(1),
+        columns: None,
+    }
+}
+
+/// A scope as `roles.yaml` spells it.
+pub fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::None => "none",
+        Scope::Own => "own",
+        Scope::Subordinates => "subordinates",
+        Scope::Department => "department",
+        Scope::All => "all",
+    }
+}

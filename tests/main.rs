@@ -8,6 +8,7 @@ mod check;
 mod import;
 mod migrate;
 mod openapi;
+mod permissions;
 mod serve;
 mod store_records;
 mod support;

@@ -280,6 +280,30 @@ keel_testkit::db_test!(
             }
             other => panic!("expected a duplicate conflict, got {other:?}"),
         }
+        // Phone keys compare digits: separators and spacing do not hide a duplicate.
+        for written in ["13800138000", "(138) 0013 8000", "+138.0013.8000"] {
+            let error = f
+                .records
+                .create(
+                    &f.rep,
+                    "deal",
+                    input(json!({ "name": "D", "phone": written })),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, RecordError::Conflict { matches, .. } if matches.len() == 1),
+                "{written}: {error:?}"
+            );
+        }
+        f.records
+            .create(
+                &f.rep,
+                "deal",
+                input(json!({ "name": "E", "phone": "138-0013-8001" })),
+            )
+            .await
+            .unwrap();
         let saved = f
             .records
             .create(&f.admin, "deal", input(json!({ "name": "a" })))

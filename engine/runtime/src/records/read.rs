@@ -338,7 +338,21 @@ impl Records {
         for key in &object.duplicates {
             let mut conditions = Vec::new();
             for name in &key.fields {
+                let phone = object
+                    .field(name)
+                    .is_some_and(|field| matches!(field.kind, keel_meta::FieldKind::Phone));
                 match row.get(name) {
+                    Some(Value::Text(text)) if phone => {
+                        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+                        if digits.is_empty() {
+                            conditions.clear();
+                            break;
+                        }
+                        conditions.push(Condition::SameDigits {
+                            column: name.clone(),
+                            digits,
+                        });
+                    }
                     Some(Value::Text(text)) if !text.trim().is_empty() && !text.contains('*') => {
                         conditions.push(Condition::Like {
                             column: name.clone(),

@@ -369,6 +369,7 @@ fn texts_in(condition: &Condition, texts: &mut Vec<String>) {
         Condition::OwnerInTeamOf(user) | Condition::OwnerInDepartmentOf(user) => {
             texts.push(user.clone());
         }
+        Condition::SameDigits { digits, .. } => texts.push(digits.clone()),
         Condition::HasAny { keys, .. } => texts.extend(keys.iter().cloned()),
         Condition::IsNull { .. } | Condition::Always | Condition::Never => {}
     }
@@ -637,7 +638,14 @@ fn holds(dialect: Dialect, condition: &Condition, row: &Row) -> bool {
             Value::Text(owner) => owners.contains(owner),
             _ => false,
         },
-        // These read the org tables; tests/store_records.rs checks them against an org.
+        Condition::SameDigits { column, digits } => match field(column) {
+            Value::Text(text) => {
+                let stripped: String = text.chars().filter(|c| !" +-().x".contains(*c)).collect();
+                stripped == *digits
+            }
+            _ => false,
+        },
+        // These read the org tables; tests/permissions.rs checks them against an org.
         Condition::OwnerInTeamOf(_) | Condition::OwnerInDepartmentOf(_) => {
             panic!("the generator makes no org scopes")
         }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use keel_runtime::accounts::NewUser;
-use keel_runtime::auth::{LOGIN_ATTEMPT_WINDOW, SESSION_LIFETIME};
+use keel_runtime::auth::{LOGIN_ATTEMPT_WINDOW, SESSION_CACHE_TTL, SESSION_LIFETIME};
 use keel_runtime::clock::{Clock as _, ManualClock, SystemClock};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -279,6 +279,13 @@ keel_testkit::db_test!(
 
         let admin = app.token("admin", ADMIN_PASSWORD).await;
         let rep_session = app.token("rep", REP_PASSWORD).await;
+        // Used once, so this process holds the session in its cache.
+        let me = app
+            .as_user(&rep_session, Method::GET, "/auth/me")
+            .send()
+            .await
+            .unwrap();
+        json_ok(me).await;
         let deactivated = app
             .as_user(&admin, Method::PATCH, "/admin/users/rep")
             .json(&json!({ "active": false }))
@@ -299,6 +306,36 @@ keel_testkit::db_test!(
             .await
             .unwrap();
         problem(ended, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+    }
+);
+
+keel_testkit::db_test!(
+    a_session_ended_by_another_process_stops_working_within_the_cache_ttl,
+    |db| async move {
+        let app = spawn_app(&db.url).await;
+        let session = app.token("rep2", REP_PASSWORD).await;
+        let me = |token: String| {
+            let request = app.as_user(&token, Method::GET, "/auth/me");
+            async move { request.send().await.unwrap() }
+        };
+        json_ok(me(session.clone()).await).await;
+        // Another process signs the user out everywhere: straight in the database.
+        let store = keel_store::Db::connect(&db.url).await.unwrap();
+        let user = keel_store::users::find_by_username(&store, "rep2")
+            .await
+            .unwrap()
+            .unwrap();
+        keel_store::sessions::delete_for_user(&store, &user.id)
+            .await
+            .unwrap();
+        app.clock.advance(SESSION_CACHE_TTL);
+        problem(
+            me(session).await,
+            StatusCode::UNAUTHORIZED,
+            "not_authenticated",
+        )
+        .await;
+        store.close().await;
     }
 );
 

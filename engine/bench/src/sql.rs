@@ -58,12 +58,12 @@ pub const POSTGRES_GET: &str = concat!(
 pub const SQLITE_LIST_BY_STATUS: &str = concat!(
     select_lead!(),
     "(TRUE AND (\"status\" IS NOT NULL AND \"status\" = ?)) \
-     ORDER BY \"score\" DESC, \"id\" ASC LIMIT ?"
+     ORDER BY \"score\" DESC, \"id\" DESC LIMIT ?"
 );
 pub const POSTGRES_LIST_BY_STATUS: &str = concat!(
     select_lead!(),
     "(TRUE AND (\"status\" IS NOT NULL AND \"status\" = $1)) \
-     ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC NULLS FIRST LIMIT $2"
+     ORDER BY \"score\" DESC NULLS LAST, \"id\" DESC LIMIT $2"
 );
 
 /// Inserts one lead, every column bound (Keel's `RecordWrite::insert`).

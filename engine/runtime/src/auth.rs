@@ -17,6 +17,12 @@
 //! That is a deliberate trade (no table written on every failure); put a shared limiter
 //! in front of Keel if that matters.
 //!
+//! **Session cache.** A token verified against the database is trusted for
+//! [`SESSION_CACHE_TTL`] by this process without asking again, so a read costs one query,
+//! not two. Signing out, a new password, new roles or a deactivation drop the user's cached
+//! sessions in this process at once; another `keel serve` process notices within the TTL.
+//! The org (managers, departments) is not cached: scopes read it in every query.
+//!
 //! Time comes from a [`Clock`]. This module knows nothing of HTTP (cookies, headers and
 //! status codes are `web`'s) and writes no SQL (`keel_store::sessions` and `users` do).
 
@@ -42,6 +48,10 @@ use crate::clock::Clock;
 pub const SESSION_LIFETIME: TimeDelta = TimeDelta::days(30);
 /// A session's last use and expiry are written at most this often.
 pub const SESSION_TOUCH_INTERVAL: TimeDelta = TimeDelta::minutes(1);
+/// How long this process trusts a verified session token without asking the database.
+pub const SESSION_CACHE_TTL: TimeDelta = TimeDelta::seconds(2);
+/// Past this many cached sessions the cache starts afresh (it only saves queries).
+const SESSION_CACHE_CAPACITY: usize = 10_000;
 /// The window over which failed sign-ins are counted.
 pub const LOGIN_ATTEMPT_WINDOW: TimeDelta = TimeDelta::minutes(15);
 /// Failed sign-ins allowed per username within the window.
@@ -63,6 +73,7 @@ pub struct Auth {
     db: Db,
     clock: Arc<dyn Clock>,
     limiter: Arc<LoginLimiter>,
+    sessions: Arc<SessionCache>,
     /// An argon2 hash of a random password, verified against when the user does not exist.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
@@ -222,6 +233,7 @@ impl Auth {
             db,
             clock,
             limiter: Arc::new(LoginLimiter::default()),
+            sessions: Arc::new(SessionCache::default()),
             dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
@@ -293,6 +305,9 @@ impl Auth {
         }
         let now = self.clock.now();
         let id = token_hash(token);
+        if let Some(actor) = self.sessions.get(&id, now) {
+            return Ok(actor);
+        }
         let Some(session) = keel_store::users::find_by_session(&self.db, &id).await? else {
             return Err(AuthError::NotAuthenticated);
         };
@@ -301,15 +316,29 @@ impl Auth {
             return Err(AuthError::NotAuthenticated);
         }
         let user = session.user;
-        if now - session.last_seen_at >= SESSION_TOUCH_INTERVAL {
-            keel_store::sessions::touch(&self.db, &id, now, now + SESSION_LIFETIME).await?;
+        let (mut last_seen_at, mut expires_at) = (session.last_seen_at, session.expires_at);
+        if now - last_seen_at >= SESSION_TOUCH_INTERVAL {
+            (last_seen_at, expires_at) = (now, now + SESSION_LIFETIME);
+            keel_store::sessions::touch(&self.db, &id, last_seen_at, expires_at).await?;
         }
-        Ok(self.actor_for(&user))
+        let actor = self.actor_for(&user);
+        self.sessions.put(
+            id,
+            CachedSession {
+                actor: actor.clone(),
+                checked_at: now,
+                last_seen_at,
+                expires_at,
+            },
+        );
+        Ok(actor)
     }
 
     /// Ends the session of `token` (ending an unknown session is not an error).
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
-        keel_store::sessions::delete(&self.db, &token_hash(token)).await?;
+        let id = token_hash(token);
+        self.sessions.forget(&id);
+        keel_store::sessions::delete(&self.db, &id).await?;
         Ok(())
     }
 
@@ -399,6 +428,8 @@ impl Auth {
                 });
             }
         };
+        // Cached sessions carry the user's roles and activity: drop them.
+        self.sessions.forget_user(&updated.id);
         if changes.password_hash.is_some() || changes.active == Some(false) {
             let ended = keel_store::sessions::delete_for_user(&self.db, &updated.id).await?;
             tracing::info!(username, ended, "ended the user's sessions");
@@ -736,6 +767,64 @@ fn network_of(address: IpAddr) -> IpAddr {
 #[derive(Debug, Default)]
 struct LoginLimiter {
     failures: Mutex<HashMap<LimitKey, VecDeque<DateTime<Utc>>>>,
+}
+
+/// A session verified against the database, and when.
+#[derive(Debug)]
+struct CachedSession {
+    actor: Actor,
+    checked_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// Token hash → recently verified session (see the module documentation).
+#[derive(Debug, Default)]
+struct SessionCache {
+    sessions: std::sync::Mutex<HashMap<String, CachedSession>>,
+}
+
+impl SessionCache {
+    /// The actor of a session verified less than [`SESSION_CACHE_TTL`] ago that is neither
+    /// expired nor due for its sliding-expiry touch.
+    fn get(&self, id: &str, now: DateTime<Utc>) -> Option<Actor> {
+        let mut sessions = self.lock();
+        let fresh = sessions.get(id).is_some_and(|cached| {
+            now >= cached.checked_at
+                && now - cached.checked_at < SESSION_CACHE_TTL
+                && now < cached.expires_at
+                && now - cached.last_seen_at < SESSION_TOUCH_INTERVAL
+        });
+        if fresh {
+            sessions.get(id).map(|cached| cached.actor.clone())
+        } else {
+            sessions.remove(id);
+            None
+        }
+    }
+
+    fn put(&self, id: String, session: CachedSession) {
+        let mut sessions = self.lock();
+        if sessions.len() >= SESSION_CACHE_CAPACITY {
+            sessions.clear();
+        }
+        sessions.insert(id, session);
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn forget_user(&self, user_id: &str) {
+        self.lock().retain(|_, cached| cached.actor.id != user_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedSession>> {
+        // A cache only: a panic elsewhere cannot leave it wrong, at worst stale for the TTL.
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl LoginLimiter {

@@ -1243,3 +1243,62 @@ db_test!(
         store.close().await;
     }
 );
+
+db_test!(
+    concurrent_org_changes_all_land_and_the_closure_tables_follow,
+    |db| async move {
+        use keel_store::users::{self, NewUser, UserChanges, UserUpdate};
+        let store = connect(&db).await;
+        migrate::apply(&store, &load(&app(&[])), false)
+            .await
+            .unwrap();
+        let user = |name: &str, manager: Option<&str>| NewUser {
+            username: name.to_owned(),
+            display_name: None,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+            roles: Vec::new(),
+            manager: manager.map(str::to_owned),
+            department: None,
+            language: None,
+        };
+        users::insert(&store, &user("boss", None)).await.unwrap();
+        users::insert(&store, &user("middle", Some("boss")))
+            .await
+            .unwrap();
+        for number in 0..8 {
+            users::insert(&store, &user(&format!("rep_{number}"), None))
+                .await
+                .unwrap();
+        }
+        // Eight admins move eight reps under `middle` at once: each change rebuilds the
+        // closure tables, and none may fail or lose another's rows.
+        let moves = (0..8).map(|number| {
+            let store = store.clone();
+            async move {
+                let changes = UserChanges {
+                    manager: Some(Some("middle".to_owned())),
+                    ..UserChanges::default()
+                };
+                users::update(&store, &format!("rep_{number}"), &changes).await
+            }
+        });
+        for outcome in futures::future::join_all(moves).await {
+            assert!(matches!(outcome, Ok(UserUpdate::Updated(_))), "{outcome:?}");
+        }
+        // boss sees boss, middle and the 8 reps; middle sees itself and the reps.
+        let team_size = |manager: &'static str| {
+            let store = store.clone();
+            async move {
+                let manager = users::find_by_username(&store, manager)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                users::team_size(&store, &manager.id).await.unwrap()
+            }
+        };
+        assert_eq!(team_size("boss").await, 10);
+        assert_eq!(team_size("middle").await, 9);
+        assert_eq!(team_size("rep_3").await, 1);
+        store.close().await;
+    }
+);

@@ -227,6 +227,9 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
     switch_to_wal(&options).await.map_err(connect_error)?;
     SqlitePoolOptions::new()
         .max_connections(SQLITE_MAX_CONNECTIONS)
+        // A connection to a local file cannot go stale; testing it on every acquire is a
+        // round trip to its worker thread per query for nothing.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(connect_error)

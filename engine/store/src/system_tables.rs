@@ -157,6 +157,30 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         columns: &[ID, column("value", Storage::Integer).not_null()],
         indexes: &[],
     },
+    // The manager chain, flattened (a closure table): one row per user and each of their
+    // managers up the chain, plus (user, user). `subordinates` scopes read it with one
+    // indexed lookup. Rebuilt from `keel_users` whenever the org changes (`users`) and on
+    // every metadata apply; `id` is `<manager_id>/<member_id>`.
+    SystemTable {
+        name: "keel_team_members",
+        columns: &[
+            ID,
+            column("manager_id", Storage::Text).not_null(),
+            column("member_id", Storage::Text).not_null(),
+        ],
+        indexes: &[&["manager_id", "member_id"]],
+    },
+    // The department tree, flattened the same way: (ancestor, descendant) for every
+    // department and each department above it, plus (department, department).
+    SystemTable {
+        name: "keel_department_tree",
+        columns: &[
+            ID,
+            column("ancestor_id", Storage::Text).not_null(),
+            column("descendant_id", Storage::Text).not_null(),
+        ],
+        indexes: &[&["ancestor_id", "descendant_id"]],
+    },
     SystemTable {
         name: "keel_sessions",
         columns: &[

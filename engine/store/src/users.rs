@@ -174,6 +174,7 @@ pub async fn insert_at(
             ],
         )
         .await?;
+    rebuild_org(&mut connection).await?;
     transaction.commit().await?;
     Ok(id)
 }
@@ -530,6 +531,7 @@ pub async fn update_at(
     }
     .write(&mut connection, &changed)
     .await?;
+    rebuild_org(&mut connection).await?;
     transaction.commit().await?;
     Ok(UserUpdate::Updated(Box::new(updated)))
 }
@@ -746,6 +748,7 @@ pub async fn ensure_department_at(
         .ok_or_else(|| StoreError::UnknownDepartment {
             name: name.to_owned(),
         })?;
+    rebuild_org(&mut connection).await?;
     transaction.commit().await?;
     Ok(id)
 }
@@ -787,6 +790,63 @@ async fn lookup_id(
             .await
             .map_err(StoreError::query(context)),
     }
+}
+
+/// Rebuilds the org closure tables (`keel_team_members`, `keel_department_tree`) from
+/// `keel_users` and `keel_departments`, inside the caller's transaction. Orgs are small
+/// (thousands of people), so rebuilding whole is simpler and safer than patching, and
+/// `UNION` (not `UNION ALL`) stops even at a loop already in the data.
+pub(crate) async fn rebuild_org(connection: &mut Connection<'_>) -> Result<(), StoreError> {
+    const STATEMENTS: [&str; 4] = [
+        "DELETE FROM keel_team_members",
+        "INSERT INTO keel_team_members (id, manager_id, member_id) \
+         WITH RECURSIVE chain (manager_id, member_id) AS ( \
+           SELECT id, id FROM keel_users \
+           UNION SELECT keel_u.manager_id, chain.member_id FROM chain \
+           JOIN keel_users keel_u ON keel_u.id = chain.manager_id \
+           WHERE keel_u.manager_id IS NOT NULL) \
+         SELECT manager_id || '/' || member_id, manager_id, member_id FROM chain",
+        "DELETE FROM keel_department_tree",
+        "INSERT INTO keel_department_tree (id, ancestor_id, descendant_id) \
+         WITH RECURSIVE tree (ancestor_id, descendant_id) AS ( \
+           SELECT id, id FROM keel_departments \
+           UNION SELECT keel_d.parent_id, tree.descendant_id FROM tree \
+           JOIN keel_departments keel_d ON keel_d.id = tree.ancestor_id \
+           WHERE keel_d.parent_id IS NOT NULL) \
+         SELECT ancestor_id || '/' || descendant_id, ancestor_id, descendant_id FROM tree",
+    ];
+    if let Connection::Postgres(_) = connection {
+        // Two rebuilds at once would each delete only the rows they saw and then insert
+        // over each other's: take turns (SQLite's BEGIN IMMEDIATE already serializes).
+        connection
+            .execute("SELECT pg_advisory_xact_lock(7738703051106707233)") // "keelorg!"
+            .await?;
+    }
+    for statement in STATEMENTS {
+        connection.execute(statement).await?;
+    }
+    Ok(())
+}
+
+/// How many users the `subordinates` scope of `manager_id` covers (themselves included),
+/// by the closure table the scope reads.
+pub async fn team_size(db: &Db, manager_id: &str) -> Result<i64, StoreError> {
+    let context = || "counting a manager's team".to_owned();
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM keel_team_members WHERE manager_id = ?1")
+                .bind(manager_id)
+                .fetch_one(pool)
+                .await
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM keel_team_members WHERE manager_id = $1")
+                .bind(manager_id)
+                .fetch_one(pool)
+                .await
+        }
+    }
+    .map_err(StoreError::query(context()))
 }
 
 /// The username of the user, or the name of the department, with id `id`.
@@ -942,6 +1002,7 @@ pub async fn create_department_at(
         ],
     )
     .await?;
+    rebuild_org(&mut connection).await?;
     transaction.commit().await?;
     Ok(DepartmentCreated::Created(id))
 }

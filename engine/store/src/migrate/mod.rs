@@ -321,6 +321,9 @@ async fn apply_in(
             connection.execute(statement).await?;
         }
     }
+    // The org closure tables are derived data: rebuilding them on every apply fills them
+    // in a database that predates them, and heals any drift.
+    crate::users::rebuild_org(connection).await?;
     let changed = !plan.steps.is_empty()
         || memory.fingerprint.as_deref() != Some(schema.fingerprint.as_str());
     if changed {

@@ -96,15 +96,11 @@ pub(crate) fn push_condition(
         Condition::OwnerInTeamOf(user) => {
             columns.storage("owner")?;
             statement.push(
-                "(\"owner\" IS NOT NULL AND \"owner\" IN (WITH RECURSIVE keel_team (id) AS \
-                 (SELECT CAST(",
+                "(\"owner\" IS NOT NULL AND \"owner\" IN (SELECT keel_t.member_id \
+                 FROM keel_team_members keel_t WHERE keel_t.manager_id = ",
             );
             statement.push_value(&Value::Text(user.clone()), Storage::Text)?;
-            statement.push(
-                " AS TEXT) UNION SELECT keel_u.id FROM keel_users keel_u \
-                 JOIN keel_team ON keel_u.manager_id = keel_team.id) \
-                 SELECT id FROM keel_team))",
-            );
+            statement.push("))");
         }
         Condition::OwnerInDepartmentOf(user) => {
             columns.storage("owner")?;
@@ -112,15 +108,12 @@ pub(crate) fn push_condition(
             statement.push_value(&Value::Text(user.clone()), Storage::Text)?;
             statement.push(
                 " OR \"owner\" IN (SELECT keel_u.id FROM keel_users keel_u \
-                 WHERE keel_u.department_id IN (WITH RECURSIVE keel_tree (id) AS \
-                 (SELECT keel_me.department_id FROM keel_users keel_me WHERE keel_me.id = ",
+                 JOIN keel_department_tree keel_d ON keel_d.descendant_id = keel_u.department_id \
+                 JOIN keel_users keel_me ON keel_me.department_id = keel_d.ancestor_id \
+                 WHERE keel_me.id = ",
             );
             statement.push_value(&Value::Text(user.clone()), Storage::Text)?;
-            statement.push(
-                " UNION SELECT keel_d.id FROM keel_departments keel_d \
-                 JOIN keel_tree ON keel_d.parent_id = keel_tree.id) \
-                 SELECT id FROM keel_tree))))",
-            );
+            statement.push(")))");
         }
     }
     Ok(())

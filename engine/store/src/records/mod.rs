@@ -99,11 +99,11 @@ pub enum Condition {
     /// records without an owner (in a pool) never match.
     OwnerIn(Vec<String>),
     /// The `subordinates` scope: `owner` is this user or anyone below them in the manager
-    /// chain, however deep; read from `keel_users` by the query itself, so a change of
-    /// manager counts from the next query on.
+    /// chain, however deep; read from the `keel_team_members` closure table by the query
+    /// itself, so a change of manager counts from the next query on.
     OwnerInTeamOf(String),
     /// The `department` scope: `owner` is this user, or a user of their department or of a
-    /// department nested below it.
+    /// department nested below it (through the `keel_department_tree` closure table).
     OwnerInDepartmentOf(String),
     /// A `multi_choice` column holds at least one of `keys`; empty matches nothing.
     HasAny {

@@ -40,6 +40,8 @@ impl Pool {
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
+                // As Keel: a local file's connection cannot go stale.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .with_context(|| format!("opening `{url}`"))?;

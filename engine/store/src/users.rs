@@ -792,28 +792,41 @@ async fn lookup_id(
     }
 }
 
-/// Rebuilds the org closure tables (`keel_team_members`, `keel_department_tree`) from
-/// `keel_users` and `keel_departments`, inside the caller's transaction. Orgs are small
-/// (thousands of people), so rebuilding whole is simpler and safer than patching, and
-/// `UNION` (not `UNION ALL`) stops even at a loop already in the data.
+/// Brings the org closure tables (`keel_team_members`, `keel_department_tree`) in line with
+/// `keel_users` and `keel_departments`, inside the caller's transaction: rows no longer
+/// implied are deleted and missing ones inserted, so an unchanged org writes nothing (and
+/// leaves PostgreSQL no dead rows for every query to step over). `UNION` (not `UNION ALL`)
+/// stops even at a loop already in the data.
 pub(crate) async fn rebuild_org(connection: &mut Connection<'_>) -> Result<(), StoreError> {
-    const STATEMENTS: [&str; 4] = [
-        "DELETE FROM keel_team_members",
-        "INSERT INTO keel_team_members (id, manager_id, member_id) \
-         WITH RECURSIVE chain (manager_id, member_id) AS ( \
+    const TEAM: &str = "WITH RECURSIVE chain (manager_id, member_id) AS ( \
            SELECT id, id FROM keel_users \
            UNION SELECT keel_u.manager_id, chain.member_id FROM chain \
            JOIN keel_users keel_u ON keel_u.id = chain.manager_id \
            WHERE keel_u.manager_id IS NOT NULL) \
-         SELECT manager_id || '/' || member_id, manager_id, member_id FROM chain",
-        "DELETE FROM keel_department_tree",
-        "INSERT INTO keel_department_tree (id, ancestor_id, descendant_id) \
-         WITH RECURSIVE tree (ancestor_id, descendant_id) AS ( \
+         SELECT manager_id || '/' || member_id AS id, manager_id, member_id FROM chain";
+    const TREE: &str = "WITH RECURSIVE tree (ancestor_id, descendant_id) AS ( \
            SELECT id, id FROM keel_departments \
            UNION SELECT keel_d.parent_id, tree.descendant_id FROM tree \
            JOIN keel_departments keel_d ON keel_d.id = tree.ancestor_id \
            WHERE keel_d.parent_id IS NOT NULL) \
-         SELECT ancestor_id || '/' || descendant_id, ancestor_id, descendant_id FROM tree",
+         SELECT ancestor_id || '/' || descendant_id AS id, ancestor_id, descendant_id FROM tree";
+    let statements = [
+        format!(
+            "DELETE FROM keel_team_members WHERE id NOT IN (SELECT keel_c.id FROM ({TEAM}) AS keel_c)"
+        ),
+        // `WHERE TRUE` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+        format!(
+            "INSERT INTO keel_team_members (id, manager_id, member_id) SELECT * FROM ({TEAM}) \
+             AS keel_c WHERE TRUE ON CONFLICT (id) DO NOTHING"
+        ),
+        format!(
+            "DELETE FROM keel_department_tree WHERE id NOT IN (SELECT keel_c.id FROM ({TREE}) AS keel_c)"
+        ),
+        format!(
+            "INSERT INTO keel_department_tree (id, ancestor_id, descendant_id) \
+             SELECT * FROM ({TREE}) AS keel_c \
+             WHERE TRUE ON CONFLICT (id) DO NOTHING"
+        ),
     ];
     if let Connection::Postgres(_) = connection {
         // Two rebuilds at once would each delete only the rows they saw and then insert
@@ -822,7 +835,7 @@ pub(crate) async fn rebuild_org(connection: &mut Connection<'_>) -> Result<(), S
             .execute("SELECT pg_advisory_xact_lock(7738703051106707233)") // "keelorg!"
             .await?;
     }
-    for statement in STATEMENTS {
+    for statement in &statements {
         connection.execute(statement).await?;
     }
     Ok(())

@@ -49,6 +49,7 @@ fields:
   company: { type: lookup, object: company, on_delete: set_null }
   close_on: { type: date }
   next_at: { type: datetime }
+  reviewer: { type: user }
 duplicates:
   - { fields: [phone], action: block }
   - { fields: [name], action: warn }
@@ -840,7 +841,12 @@ keel_testkit::db_test!(
             .create(
                 &f.admin,
                 "deal",
-                input(json!({ "name": "d3", "owner": f.rep.id, "company": secret_id })),
+                input(json!({
+                    "name": "d3",
+                    "owner": f.rep.id,
+                    "company": secret_id,
+                    "reviewer": f.other_rep.id,
+                })),
             )
             .await
             .unwrap()
@@ -851,7 +857,35 @@ keel_testkit::db_test!(
             .await
             .unwrap();
         assert_eq!(seen_by_rep["company"], secret_id.as_str());
-        assert!(seen_by_rep.get("_refs").is_none(), "{seen_by_rep}");
+        assert!(
+            seen_by_rep["_refs"].get("company").is_none(),
+            "{seen_by_rep}"
+        );
         assert!(!seen_by_rep.to_string().contains("机密客户"));
+        // Users are named: the owner and who created and changed the record.
+        assert_eq!(seen_by_rep["_refs"]["owner"]["id"], f.rep.id.as_str());
+        assert_eq!(seen_by_rep["_refs"]["owner"]["title"], "u_rep");
+        assert_eq!(seen_by_rep["_refs"]["created_by"]["title"], "u_admin");
+        assert_eq!(seen_by_rep["reviewer"], f.other_rep.id.as_str());
+        assert_eq!(seen_by_rep["_refs"]["reviewer"]["title"], "u_other");
+        // A user field must name an active user, like the owner.
+        let error = f
+            .records
+            .create(
+                &f.admin,
+                "deal",
+                input(json!({ "name": "d4", "reviewer": "nobody", "owner": "ghost" })),
+            )
+            .await
+            .unwrap_err();
+        let mut bad = invalid_fields(error);
+        bad.sort();
+        assert_eq!(
+            bad,
+            [
+                ("owner".to_owned(), "invalid_reference".to_owned()),
+                ("reviewer".to_owned(), "invalid_reference".to_owned()),
+            ]
+        );
     }
 );

@@ -18,6 +18,7 @@ pub mod access;
 mod cursor;
 mod explain;
 mod input;
+mod names;
 mod output;
 mod read;
 mod write;
@@ -35,6 +36,7 @@ use crate::coerce::FieldProblem;
 
 pub use cursor::Cursor;
 pub use explain::scope_name;
+pub use names::NAME_TTL;
 pub use read::RecordStream;
 
 /// The most records one page may hold.
@@ -51,6 +53,7 @@ pub struct Records {
     db: Db,
     clock: Arc<dyn Clock>,
     sandbox: Arc<Sandbox>,
+    names: Arc<names::UserNames>,
 }
 
 /// A list request: the JSON filter (SPEC §3.7) or the query-string filters, already parsed.
@@ -171,6 +174,7 @@ impl Records {
             db,
             clock,
             sandbox: Arc::new(sandbox),
+            names: Arc::new(names::UserNames::default()),
         }
     }
 

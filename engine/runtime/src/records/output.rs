@@ -1,5 +1,6 @@
 //! Turning stored rows into the JSON records the API returns: system fields, the fields the
-//! actor may read (or the subset asked for), and `_refs` naming lookup targets.
+//! actor may read (or the subset asked for), and `_refs` naming lookup targets, the owner and
+//! `user` fields.
 //!
 //! Field access is applied here, where a record becomes output, and nowhere else.
 
@@ -11,8 +12,8 @@ use keel_store::records::{Condition, Deleted, Row, SelectQuery, select};
 use serde_json::{Map, Value as Json};
 
 use crate::actor::Actor;
-use crate::records::RecordError;
 use crate::records::access;
+use crate::records::{RecordError, Records};
 
 /// System fields every output record carries (pool fields too on pooled objects).
 pub(super) fn system_fields(object: &Object) -> Vec<&'static str> {
@@ -23,6 +24,9 @@ pub(super) fn system_fields(object: &Object) -> Vec<&'static str> {
     }
     fields
 }
+
+/// System fields holding a user id, named in `_refs`.
+const USER_SYSTEM_FIELDS: [&str; 3] = ["owner", "created_by", "updated_by"];
 
 /// Which declared fields go out: the readable ones, narrowed by `requested` when given.
 pub(super) fn output_fields(
@@ -54,14 +58,33 @@ pub(super) fn output_fields(
 /// Builds the JSON records for `rows`, with `_refs` resolved in one query per lookup target.
 /// A lookup target the actor may not read gets no `_refs` entry: its title is not revealed.
 pub(super) async fn render_rows(
-    db: &Db,
-    schema: &Schema,
+    records: &Records,
     actor: &Actor,
     object: &Object,
     fields: &[String],
     rows: &[Row],
 ) -> Result<Vec<Json>, RecordError> {
+    let (db, schema) = (&records.db, &*records.schema);
     let titles = lookup_titles(db, schema, actor, object, fields, rows).await?;
+    // `owner`, `created_by`, `updated_by` and `user` fields are named in `_refs` too.
+    let user_fields: Vec<&String> = fields
+        .iter()
+        .filter(|name| matches!(object.field(name).map(|f| &f.kind), Some(FieldKind::User)))
+        .collect();
+    let user_ids: BTreeSet<String> = rows
+        .iter()
+        .flat_map(|row| {
+            USER_SYSTEM_FIELDS
+                .iter()
+                .copied()
+                .chain(user_fields.iter().map(|name| name.as_str()))
+                .filter_map(|name| match row.get(name) {
+                    Some(Value::Text(id)) => Some(id.clone()),
+                    _ => None,
+                })
+        })
+        .collect();
+    let user_names = records.names.of(db, records.clock.now(), &user_ids).await?;
     let system = system_fields(object);
     let masked = masked_fields(schema, actor, object, fields);
     Ok(rows
@@ -69,14 +92,32 @@ pub(super) async fn render_rows(
         .map(|row| {
             let clear = owned_by(row, actor);
             let mut record = Map::new();
+            let mut refs = Map::new();
             for name in &system {
                 if let Some(value) = row.get(*name) {
                     record.insert((*name).to_owned(), value.to_json());
                 }
             }
-            let mut refs = Map::new();
+            let user_ref = |name: &str, value: &Value, refs: &mut Map<String, Json>| {
+                if let Value::Text(id) = value
+                    && let Some(title) = user_names.get(id)
+                {
+                    refs.insert(
+                        name.to_owned(),
+                        serde_json::json!({ "id": id, "title": title }),
+                    );
+                }
+            };
+            for name in USER_SYSTEM_FIELDS {
+                if let Some(value) = row.get(name) {
+                    user_ref(name, value, &mut refs);
+                }
+            }
             for name in fields {
                 let value = row.get(name).cloned().unwrap_or(Value::Null);
+                if user_fields.contains(&name) {
+                    user_ref(name, &value, &mut refs);
+                }
                 if let (Some(FieldKind::Lookup { object: target, .. }), Value::Text(id)) =
                     (object.field(name).map(|f| &f.kind), &value)
                     && let Some(title) = titles.get(&(target.clone(), id.clone()))

@@ -89,8 +89,7 @@ impl Records {
             .readable_row(actor, object, id, Deleted::Exclude)
             .await?;
         let fields = output_fields(&self.schema, actor, object, None)?;
-        let mut records =
-            render_rows(&self.db, &self.schema, actor, object, &fields, &[row]).await?;
+        let mut records = render_rows(self, actor, object, &fields, &[row]).await?;
         records.pop().ok_or(RecordError::NotFound)
     }
 
@@ -149,7 +148,7 @@ impl Records {
         } else {
             None
         };
-        let data = render_rows(&self.db, &self.schema, actor, object, &fields, &rows).await?;
+        let data = render_rows(self, actor, object, &fields, &rows).await?;
         Ok(Page { data, next })
     }
 
@@ -315,9 +314,19 @@ impl Records {
     /// Replaces the owner ids that [`Records::duplicate_matches`] leaves in `owner_name` with
     /// the owners' names. Runs outside any write transaction.
     pub(super) async fn name_owners(&self, matches: &mut [DuplicateMatch]) {
+        let ids: Vec<String> = matches
+            .iter()
+            .filter_map(|found| found.owner_name.clone())
+            .collect();
+        // A failed lookup leaves names empty rather than failing the save or the check.
+        let names = self
+            .names
+            .of(&self.db, self.clock.now(), &ids)
+            .await
+            .unwrap_or_default();
         for found in matches {
             if let Some(owner_id) = found.owner_name.take() {
-                found.owner_name = Some(self.user_name(&owner_id).await);
+                found.owner_name = Some(names.get(&owner_id).cloned().unwrap_or_default());
             }
         }
     }
@@ -422,13 +431,6 @@ impl Records {
             message: format!("{} similar record(s) already exist", matches.len()),
             matches,
         }]
-    }
-
-    async fn user_name(&self, user_id: &str) -> String {
-        match keel_store::users::find_by_id(&self.db, user_id).await {
-            Ok(Some(user)) => user.display_name.unwrap_or(user.username),
-            _ => String::new(),
-        }
     }
 
     fn timezone_for_read(&self) -> Tz {

@@ -170,7 +170,7 @@ impl Records {
         }
         write.commit().await?;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
-        super::output::render_rows(&self.db, &self.schema, actor, object, &fields, &rows).await
+        super::output::render_rows(self, actor, object, &fields, &rows).await
     }
 
     /// Commits a successful save and renders it; on failure the transaction rolls back
@@ -281,15 +281,9 @@ impl Records {
     ) -> Result<Saved, RecordError> {
         self.name_owners(&mut warnings).await;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
-        let mut records = super::output::render_rows(
-            &self.db,
-            &self.schema,
-            actor,
-            object,
-            &fields,
-            std::slice::from_ref(&row),
-        )
-        .await?;
+        let mut records =
+            super::output::render_rows(self, actor, object, &fields, std::slice::from_ref(&row))
+                .await?;
         Ok(Saved {
             record: records.pop().unwrap_or(Json::Null),
             warnings: Records::duplicate_warnings(warnings),
@@ -666,6 +660,16 @@ impl Records {
                 continue;
             }
             let changed = current.and_then(|c| c.get(&field.name)) != Some(&value);
+            if let (FieldKind::User, Value::Text(user_id), true) = (&field.kind, &value, changed)
+                && !write.is_active_user(user_id).await?
+            {
+                problems.push(FieldProblem {
+                    field: field.name.clone(),
+                    code: "invalid_reference",
+                    message: format!("there is no active user `{user_id}`"),
+                });
+                continue;
+            }
             if let (FieldKind::Lookup { object: target, .. }, Value::Text(target_id), true) =
                 (&field.kind, &value, changed)
                 && let Some(target_object) = self.schema.object(target)

@@ -30,7 +30,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let request = query::list_request(&pairs)?;
     let page = state.records().list(&actor, &object, request).await?;
-    Ok(axum::Json(json!({ "data": page.data, "next": page.next })).into_response())
+    Ok(sized_json(page_json(page)))
 }
 
 /// `POST /records/{object}/query {where, order, limit, after, fields, q}`
@@ -42,7 +42,7 @@ pub async fn query(
 ) -> Result<Response, ApiError> {
     let request = body.into_list_request()?;
     let page = state.records().list(&actor, &object, request).await?;
-    Ok(axum::Json(json!({ "data": page.data, "next": page.next })).into_response())
+    Ok(sized_json(page_json(page)))
 }
 
 /// `POST /records/{object}` → 201 with the record and its `Location`.
@@ -129,7 +129,7 @@ pub async fn bulk(
         ));
     }
     let data = state.records().bulk(&actor, &object, items).await?;
-    Ok(axum::Json(json!({ "data": data })).into_response())
+    Ok(axum::Json(data_json(data)).into_response())
 }
 
 /// `GET /records/{object}/{id}/history` → `{data: [{at, by, field, old, new}]}`.
@@ -139,7 +139,7 @@ pub async fn history(
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let data = state.records().history(&actor, &object, &id).await?;
-    Ok(axum::Json(json!({ "data": data })).into_response())
+    Ok(axum::Json(data_json(data)).into_response())
 }
 
 /// `GET /records/{object}/duplicates?<field>=<value>…` → `{data: [matches]}`.
@@ -163,7 +163,7 @@ pub async fn aggregate(
 ) -> Result<Response, ApiError> {
     let request = query::aggregate_request(&pairs)?;
     let data = state.records().aggregate(&actor, &object, request).await?;
-    Ok(axum::Json(json!({ "data": data })).into_response())
+    Ok(axum::Json(data_json(data)).into_response())
 }
 
 /// `GET /records/{object}/export?format=csv|ndjson&<filters>`: every matching record the
@@ -343,4 +343,41 @@ fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .and_then(|version| version.parse::<i64>().ok())
         .map(Some)
         .ok_or_else(malformed)
+}
+
+/// `{data, next}`, moving the records in: `json!` would serialize a deep copy of them.
+fn page_json(page: keel_runtime::records::Page) -> Json {
+    let mut answer = serde_json::Map::new();
+    answer.insert("data".to_owned(), Json::Array(page.data));
+    answer.insert(
+        "next".to_owned(),
+        page.next.map_or(Json::Null, Json::String),
+    );
+    Json::Object(answer)
+}
+
+/// `{data}`, moving the items in (see [`page_json`]).
+fn data_json(data: Vec<Json>) -> Json {
+    let mut answer = serde_json::Map::new();
+    answer.insert("data".to_owned(), Json::Array(data));
+    Json::Object(answer)
+}
+
+/// A JSON response serialized into a buffer sized for it up front (about 1 KiB per item of
+/// `data`): growing the buffer by doubling cost a tenth of a list's CPU in the allocator.
+fn sized_json(answer: Json) -> Response {
+    let items = answer["data"].as_array().map_or(0, Vec::len);
+    let mut body = Vec::with_capacity(1_024 * items.max(1));
+    match serde_json::to_writer(&mut body, &answer) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        // Serializing a serde_json::Value into memory cannot fail; fall back regardless.
+        Err(_) => axum::Json(answer).into_response(),
+    }
 }

@@ -87,6 +87,24 @@ pub(super) async fn render_rows(
     let user_names = records.names.of(db, records.clock.now(), &user_ids).await?;
     let system = system_fields(object);
     let masked = masked_fields(schema, actor, object, fields);
+    // What each output field needs, worked out once rather than per row.
+    let columns: Vec<(&String, bool, Option<&String>, bool)> = fields
+        .iter()
+        .map(|name| {
+            let kind = object.field(name).map(|f| &f.kind);
+            let target = match kind {
+                Some(FieldKind::Lookup { object: target, .. }) => Some(target),
+                _ => None,
+            };
+            (
+                name,
+                user_fields.contains(&name),
+                target,
+                masked.contains(name),
+            )
+        })
+        .collect();
+    static NULL: Value = Value::Null;
     Ok(rows
         .iter()
         .map(|row| {
@@ -113,26 +131,25 @@ pub(super) async fn render_rows(
                     user_ref(name, value, &mut refs);
                 }
             }
-            for name in fields {
-                let value = row.get(name).cloned().unwrap_or(Value::Null);
-                if user_fields.contains(&name) {
-                    user_ref(name, &value, &mut refs);
+            for (name, is_user, target, is_masked) in &columns {
+                let value = row.get(*name).unwrap_or(&NULL);
+                if *is_user {
+                    user_ref(name, value, &mut refs);
                 }
-                if let (Some(FieldKind::Lookup { object: target, .. }), Value::Text(id)) =
-                    (object.field(name).map(|f| &f.kind), &value)
-                    && let Some(title) = titles.get(&(target.clone(), id.clone()))
+                if let (Some(target), Value::Text(id)) = (target, value)
+                    && let Some(title) = titles.get(&((*target).clone(), id.clone()))
                 {
                     refs.insert(
-                        name.clone(),
+                        (*name).clone(),
                         serde_json::json!({ "id": id, "title": title }),
                     );
                 }
-                let json = if !clear && masked.contains(name) {
-                    masked_json(&value)
+                let json = if !clear && *is_masked {
+                    masked_json(value)
                 } else {
                     value.to_json()
                 };
-                record.insert(name.clone(), json);
+                record.insert((*name).clone(), json);
             }
             if !refs.is_empty() {
                 record.insert("_refs".to_owned(), Json::Object(refs));

@@ -778,14 +778,25 @@ async fn lookup_id(
         ),
     };
     let context = format!("looking up {what} `{name}`");
+    optional_text(connection, (sqlite, postgres), name, context).await
+}
+
+/// The one text column of the row that `sql` (SQLite's form, PostgreSQL's form) selects
+/// with `key` bound, if any.
+async fn optional_text(
+    connection: &mut Connection<'_>,
+    (sqlite, postgres): (&'static str, &'static str),
+    key: &str,
+    context: String,
+) -> Result<Option<String>, StoreError> {
     match connection {
         Connection::Sqlite(connection) => sqlx::query_scalar(sqlite)
-            .bind(name)
+            .bind(key)
             .fetch_optional(&mut **connection)
             .await
             .map_err(StoreError::query(context)),
         Connection::Postgres(connection) => sqlx::query_scalar(postgres)
-            .bind(name)
+            .bind(key)
             .fetch_optional(&mut **connection)
             .await
             .map_err(StoreError::query(context)),
@@ -927,18 +938,7 @@ async fn name_by_id(
         ),
     };
     let context = format!("looking up the name of `{id}`");
-    match connection {
-        Connection::Sqlite(connection) => sqlx::query_scalar(sqlite)
-            .bind(id)
-            .fetch_optional(&mut **connection)
-            .await
-            .map_err(StoreError::query(context)),
-        Connection::Postgres(connection) => sqlx::query_scalar(postgres)
-            .bind(id)
-            .fetch_optional(&mut **connection)
-            .await
-            .map_err(StoreError::query(context)),
-    }
+    optional_text(connection, (sqlite, postgres), id, context).await
 }
 
 /// A stored department.

@@ -3,12 +3,12 @@
 //! predicates that every query uses, so it cannot disagree with what the user gets.
 
 use keel_meta::{FieldAccess, Grant, Scope};
-use keel_store::records::{self as store, CompareOp, Condition, Deleted, SelectQuery};
+use keel_store::records::{self as store, Condition, Deleted};
 use serde_json::{Map, Value as Json, json};
 
 use crate::actor::Actor;
 use crate::records::access::{self, Action, Scopes};
-use crate::records::read::{Reader, in_scope};
+use crate::records::read::{Reader, in_scope, record_query};
 use crate::records::{RecordError, Records};
 
 impl Records {
@@ -28,11 +28,14 @@ impl Records {
         let object = self.object(object)?;
         let row = match id {
             Some(id) => Some(
-                store::select(&self.db, &by_id(object, id, Condition::Always))
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or(RecordError::NotFound)?,
+                store::select(
+                    &self.db,
+                    &record_query(object, id, Condition::Always, Deleted::Include),
+                )
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(RecordError::NotFound)?,
             ),
             None => None,
         };
@@ -164,25 +167,6 @@ impl Records {
             }
             None => Ok(!scopes.is_none()),
         }
-    }
-}
-
-fn by_id<'a>(object: &'a keel_meta::Object, id: &str, condition: Condition) -> SelectQuery<'a> {
-    SelectQuery {
-        object,
-        condition: Condition::All(vec![
-            Condition::Compare {
-                column: "id".to_owned(),
-                op: CompareOp::Eq,
-                value: keel_meta::Value::Text(id.to_owned()),
-            },
-            condition,
-        ]),
-        deleted: Deleted::Include,
-        sort: Vec::new(),
-        after: None,
-        limit: Some(1),
-        columns: None,
     }
 }
 

@@ -59,7 +59,19 @@ pub(super) async fn in_scope(
     if let Some(answer) = scopes.decides(actor, owner) {
         return Ok(answer);
     }
-    let query = SelectQuery {
+    let mut query = record_query(object, id, scopes.condition(actor), Deleted::Include);
+    query.columns = Some(vec!["id".to_owned()]);
+    Ok(!reader.select(&query).await?.is_empty())
+}
+
+/// The query for the record `id` of `object`, if `condition` holds for it.
+pub(super) fn record_query<'a>(
+    object: &'a Object,
+    id: &str,
+    condition: Condition,
+    deleted: Deleted,
+) -> SelectQuery<'a> {
+    SelectQuery {
         object,
         condition: Condition::All(vec![
             Condition::Compare {
@@ -67,15 +79,14 @@ pub(super) async fn in_scope(
                 op: CompareOp::Eq,
                 value: Value::Text(id.to_owned()),
             },
-            scopes.condition(actor),
+            condition,
         ]),
-        deleted: Deleted::Include,
+        deleted,
         sort: Vec::new(),
         after: None,
         limit: Some(1),
-        columns: Some(vec!["id".to_owned()]),
-    };
-    Ok(!reader.select(&query).await?.is_empty())
+        columns: None,
+    }
 }
 
 /// A stream of records for exports.
@@ -448,23 +459,8 @@ impl Records {
         id: &str,
         deleted: Deleted,
     ) -> Result<Row, RecordError> {
-        let condition = Condition::All(vec![
-            Condition::Compare {
-                column: "id".to_owned(),
-                op: CompareOp::Eq,
-                value: Value::Text(id.to_owned()),
-            },
-            access::read_condition(&self.schema, actor, &object.name),
-        ]);
-        let query = SelectQuery {
-            object,
-            condition,
-            deleted,
-            sort: Vec::new(),
-            after: None,
-            limit: Some(1),
-            columns: None,
-        };
+        let condition = access::read_condition(&self.schema, actor, &object.name);
+        let query = record_query(object, id, condition, deleted);
         store::select(&self.db, &query)
             .await?
             .into_iter()

@@ -42,6 +42,7 @@ use sha2::{Digest as _, Sha256};
 use crate::RuntimeError;
 use crate::accounts::{MIN_PASSWORD_LENGTH, NewUser, add_user_by, hash_password, verify_password};
 use crate::actor::Actor;
+use crate::cache::TtlCache;
 use crate::clock::Clock;
 
 /// How long a session lasts after its last use.
@@ -73,7 +74,8 @@ pub struct Auth {
     db: Db,
     clock: Arc<dyn Clock>,
     limiter: Arc<LoginLimiter>,
-    sessions: Arc<SessionCache>,
+    /// Token hash → recently verified session (see the module documentation).
+    sessions: Arc<TtlCache<CachedSession>>,
     /// An argon2 hash of a random password, verified against when the user does not exist.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
@@ -233,7 +235,7 @@ impl Auth {
             db,
             clock,
             limiter: Arc::new(LoginLimiter::default()),
-            sessions: Arc::new(SessionCache::default()),
+            sessions: Arc::new(TtlCache::new(SESSION_CACHE_TTL, SESSION_CACHE_CAPACITY)),
             dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
@@ -305,8 +307,12 @@ impl Auth {
         }
         let now = self.clock.now();
         let id = token_hash(token);
-        if let Some(actor) = self.sessions.get(&id, now) {
-            return Ok(actor);
+        // Neither expired nor due for its sliding-expiry touch.
+        let usable = |cached: &CachedSession| {
+            now < cached.expires_at && now - cached.last_seen_at < SESSION_TOUCH_INTERVAL
+        };
+        if let Some(cached) = self.sessions.get(&id, now, usable) {
+            return Ok(cached.actor);
         }
         let Some(session) = keel_store::users::find_by_session(&self.db, &id).await? else {
             return Err(AuthError::NotAuthenticated);
@@ -326,10 +332,10 @@ impl Auth {
             id,
             CachedSession {
                 actor: actor.clone(),
-                checked_at: now,
                 last_seen_at,
                 expires_at,
             },
+            now,
         );
         Ok(actor)
     }
@@ -337,7 +343,7 @@ impl Auth {
     /// Ends the session of `token` (ending an unknown session is not an error).
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let id = token_hash(token);
-        self.sessions.forget(&id);
+        self.sessions.remove(&id);
         keel_store::sessions::delete(&self.db, &id).await?;
         Ok(())
     }
@@ -429,7 +435,7 @@ impl Auth {
             }
         };
         // Cached sessions carry the user's roles and activity: drop them.
-        self.sessions.forget_user(&updated.id);
+        self.sessions.retain(|cached| cached.actor.id != updated.id);
         if changes.password_hash.is_some() || changes.active == Some(false) {
             let ended = keel_store::sessions::delete_for_user(&self.db, &updated.id).await?;
             tracing::info!(username, ended, "ended the user's sessions");
@@ -769,62 +775,12 @@ struct LoginLimiter {
     failures: Mutex<HashMap<LimitKey, VecDeque<DateTime<Utc>>>>,
 }
 
-/// A session verified against the database, and when.
-#[derive(Debug)]
+/// A session verified against the database (the cache keeps when).
+#[derive(Debug, Clone)]
 struct CachedSession {
     actor: Actor,
-    checked_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-}
-
-/// Token hash → recently verified session (see the module documentation).
-#[derive(Debug, Default)]
-struct SessionCache {
-    sessions: std::sync::Mutex<HashMap<String, CachedSession>>,
-}
-
-impl SessionCache {
-    /// The actor of a session verified less than [`SESSION_CACHE_TTL`] ago that is neither
-    /// expired nor due for its sliding-expiry touch.
-    fn get(&self, id: &str, now: DateTime<Utc>) -> Option<Actor> {
-        let mut sessions = self.lock();
-        let fresh = sessions.get(id).is_some_and(|cached| {
-            now >= cached.checked_at
-                && now - cached.checked_at < SESSION_CACHE_TTL
-                && now < cached.expires_at
-                && now - cached.last_seen_at < SESSION_TOUCH_INTERVAL
-        });
-        if fresh {
-            sessions.get(id).map(|cached| cached.actor.clone())
-        } else {
-            sessions.remove(id);
-            None
-        }
-    }
-
-    fn put(&self, id: String, session: CachedSession) {
-        let mut sessions = self.lock();
-        if sessions.len() >= SESSION_CACHE_CAPACITY {
-            sessions.clear();
-        }
-        sessions.insert(id, session);
-    }
-
-    fn forget(&self, id: &str) {
-        self.lock().remove(id);
-    }
-
-    fn forget_user(&self, user_id: &str) {
-        self.lock().retain(|_, cached| cached.actor.id != user_id);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedSession>> {
-        // A cache only: a panic elsewhere cannot leave it wrong, at worst stale for the TTL.
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 impl LoginLimiter {

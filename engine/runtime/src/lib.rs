@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod actor;
 pub mod auth;
+mod cache;
 pub mod clock;
 pub mod coerce;
 pub mod demo;

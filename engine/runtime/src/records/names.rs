@@ -6,11 +6,11 @@
 //! long.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use keel_store::Db;
 
+use crate::cache::TtlCache;
 use crate::records::RecordError;
 
 /// How long a looked-up name is reused.
@@ -18,10 +18,18 @@ pub const NAME_TTL: TimeDelta = TimeDelta::seconds(10);
 /// Past this many names the cache starts afresh.
 const CAPACITY: usize = 10_000;
 
-/// User id → (name, when it was read).
-#[derive(Debug, Default)]
+/// User id → name, as read less than [`NAME_TTL`] ago.
+#[derive(Debug)]
 pub(crate) struct UserNames {
-    names: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    names: TtlCache<String>,
+}
+
+impl Default for UserNames {
+    fn default() -> UserNames {
+        UserNames {
+            names: TtlCache::new(NAME_TTL, CAPACITY),
+        }
+    }
 }
 
 impl UserNames {
@@ -35,35 +43,22 @@ impl UserNames {
     ) -> Result<HashMap<String, String>, RecordError> {
         let mut found = HashMap::new();
         let mut missing = Vec::new();
-        {
-            let cache = self.lock();
-            for id in ids {
-                match cache.get(id) {
-                    Some((name, at)) if now >= *at && now - *at < NAME_TTL => {
-                        found.insert(id.clone(), name.clone());
-                    }
-                    _ if !missing.contains(id) => missing.push(id.clone()),
-                    _ => {}
+        for id in ids {
+            match self.names.get(id, now, |_| true) {
+                Some(name) => {
+                    found.insert(id.clone(), name);
                 }
+                None if !missing.contains(id) => missing.push(id.clone()),
+                None => {}
             }
         }
         if missing.is_empty() {
             return Ok(found);
         }
-        let read = keel_store::users::display_names(db, &missing).await?;
-        let mut cache = self.lock();
-        if cache.len() + read.len() > CAPACITY {
-            cache.clear();
-        }
-        for (id, name) in read {
-            cache.insert(id.clone(), (name.clone(), now));
+        for (id, name) in keel_store::users::display_names(db, &missing).await? {
+            self.names.put(id.clone(), name.clone(), now);
             found.insert(id, name);
         }
         Ok(found)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, DateTime<Utc>)>> {
-        // A cache only: a panic elsewhere cannot make it wrong, at worst stale.
-        self.names.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -1324,3 +1324,112 @@ keel_testkit::db_test!(
         assert_eq!(counted["data"][0]["count"], 1_000, "{counted}");
     }
 );
+
+keel_testkit::db_test!(
+    records_meta_openapi_and_both_exports_list_the_same_system_fields,
+    |db| async move {
+        let app = spawn_app(&db.url).await;
+        let admin = app.token("admin", ADMIN_PASSWORD).await;
+        let expected = [
+            "id",
+            "owner",
+            "created_at",
+            "created_by",
+            "updated_at",
+            "updated_by",
+            "version",
+        ];
+        let is_system = |name: &str| keel_meta::is_system_field(name);
+
+        let record = app.create_lead(&admin, json!({ "name": "Ann" })).await;
+        let in_record: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|name| is_system(name))
+            .collect();
+        assert_eq!(in_record, expected, "a record");
+
+        let meta = json_ok(
+            app.as_user(&admin, Method::GET, "/meta/objects/lead")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let in_meta: Vec<&str> = meta["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|field| field["system"] == true)
+            .map(|field| field["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(in_meta, expected, "/meta");
+
+        let openapi = json_ok(
+            app.as_user(&admin, Method::GET, "/openapi.json")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let in_openapi: Vec<&str> = openapi["components"]["schemas"]["Lead"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|name| is_system(name))
+            .collect();
+        assert_eq!(in_openapi, expected, "OpenAPI");
+
+        let csv = app
+            .as_user(&admin, Method::GET, "/records/lead/export?format=csv")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        assert_eq!(header[..expected.len()], expected, "CSV export: {header:?}");
+        assert!(!header[expected.len()..].iter().any(|name| is_system(name)));
+
+        let ndjson = app
+            .as_user(&admin, Method::GET, "/records/lead/export?format=ndjson")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line: Value = serde_json::from_str(ndjson.lines().next().unwrap()).unwrap();
+        let in_ndjson: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|name| is_system(name))
+            .collect();
+        assert_eq!(in_ndjson, expected, "NDJSON export");
+
+        let app_dir = app._app.path().to_str().unwrap().to_owned();
+        let output = crate::support::run_keel(
+            &["export", "lead", "--app", &app_dir, "--db", &db.url],
+            app._app.path(),
+        );
+        assert!(output.status.success(), "{output:?}");
+        let cli = crate::support::text(&output.stdout);
+        let cli_header: Vec<&str> = cli.lines().next().unwrap().split(',').collect();
+        assert_eq!(
+            cli_header[..expected.len()],
+            expected,
+            "keel export: {cli_header:?}"
+        );
+        assert!(
+            !cli_header[expected.len()..]
+                .iter()
+                .any(|name| is_system(name))
+        );
+    }
+);

@@ -2,7 +2,7 @@
 //! and choice keys. Only names that pass [`check_identifier`] ever reach SQL text, so this is
 //! the gate that keeps user text out of SQL (values are always bound parameters).
 
-use crate::model::{POOL_SYSTEM_FIELDS, SYSTEM_FIELDS};
+use crate::system::is_system_field;
 
 /// SQL keywords (SQLite and PostgreSQL) that may not name objects or fields, so every
 /// generated statement stays valid without quoting tricks. Sorted for binary search.
@@ -139,7 +139,7 @@ pub fn check_table_or_column_name(name: &str) -> Result<(), String> {
             "`{name}` is reserved: names starting with `keel_` belong to Keel"
         ));
     }
-    if SYSTEM_FIELDS.contains(&name) || POOL_SYSTEM_FIELDS.contains(&name) {
+    if is_system_field(name) {
         return Err(format!(
             "`{name}` is reserved: it is a system field every record has"
         ));

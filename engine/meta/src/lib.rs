@@ -5,8 +5,10 @@
 //! every problem found as `file:line:col: message`. It also owns the pieces of the metadata
 //! language that other crates reuse: labels, durations, cron schedules and the filter AST.
 //!
-//! It deliberately knows nothing of databases, HTTP or running scripts: `store`, `web` and
-//! `script` build on the model defined here.
+//! It deliberately knows nothing of databases, HTTP or running scripts: `store`, `runtime`
+//! and `web` build on the model defined here. It uses `keel-script` only to compile the
+//! scripts and expressions it loads, so that a syntax error is reported with the other
+//! problems; `keel-script` in turn knows nothing of the model.
 
 pub mod diagnostic;
 pub mod duration;
@@ -18,6 +20,7 @@ pub mod model;
 pub mod schedule;
 pub mod schemas;
 pub mod source;
+pub mod system;
 pub mod value;
 
 pub use diagnostic::{Diagnostic, LoadErrors};
@@ -27,4 +30,5 @@ pub use label::Label;
 pub use load::load_app;
 pub use model::*;
 pub use schedule::CronSchedule;
+pub use system::{POOL_SYSTEM_FIELDS, SYSTEM_FIELDS, SystemField, is_system_field};
 pub use value::Value;

@@ -24,6 +24,7 @@ use crate::model::*;
 use crate::schedule::CronSchedule;
 use crate::schemas::FileKind;
 use crate::source::{Position, SourceDocument, escape_pointer};
+use crate::system::is_system_field;
 
 /// Loads and checks the app directory at `dir`.
 pub fn load_app(dir: &Path) -> Result<Schema, LoadErrors> {
@@ -1653,10 +1654,6 @@ impl Loader {
 }
 
 // ----- helpers -------------------------------------------------------------------------------
-
-fn is_system_field(name: &str) -> bool {
-    SYSTEM_FIELDS.contains(&name) || POOL_SYSTEM_FIELDS.contains(&name)
-}
 
 fn unknown_field(name: &str, object: &str) -> String {
     format!("`{name}` is not a field of `{object}`")

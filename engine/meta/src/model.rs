@@ -148,21 +148,7 @@ pub struct Object {
     pub pooled: bool,
 }
 
-/// The fields every object has, maintained by the engine (SPEC §3.2).
-pub const SYSTEM_FIELDS: &[&str] = &[
-    "id",
-    "owner",
-    "created_at",
-    "created_by",
-    "updated_at",
-    "updated_by",
-    "version",
-    "deleted_at",
-    "deleted_by",
-];
-
-/// The extra system fields of objects that a pool uses.
-pub const POOL_SYSTEM_FIELDS: &[&str] = &["pool", "claimed_at", "returned_at"];
+// The system fields (`id`, `owner`, …) are listed in `crate::system`.
 
 /// A column of an object's table, system or declared: what storage needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -224,22 +210,10 @@ impl Object {
             renamed_from: None,
             system: true,
         };
-        let mut columns = vec![
-            system("id", Storage::Text, true),
-            system("owner", Storage::Text, false),
-            system("created_at", Storage::Datetime, true),
-            system("created_by", Storage::Text, false),
-            system("updated_at", Storage::Datetime, true),
-            system("updated_by", Storage::Text, false),
-            system("version", Storage::Integer, true),
-            system("deleted_at", Storage::Datetime, false),
-            system("deleted_by", Storage::Text, false),
-        ];
-        if self.pooled {
-            columns.push(system("pool", Storage::Text, false));
-            columns.push(system("claimed_at", Storage::Datetime, false));
-            columns.push(system("returned_at", Storage::Datetime, false));
-        }
+        let mut columns: Vec<Column> = self
+            .system_fields()
+            .map(|field| system(field.name, field.storage, field.not_null))
+            .collect();
         for field in self.fields.values() {
             columns.push(Column {
                 name: field.name.clone(),

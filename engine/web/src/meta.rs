@@ -64,15 +64,16 @@ pub async fn object(
         ));
     }
     let language = language_of(&state, &actor);
-    let visible = |field: &String| readable.contains(field) || is_system_field(object, field);
+    let visible = |field: &String| readable.contains(field) || object.returns_system_field(field);
 
-    let mut fields: Vec<Json> = system_fields(object)
-        .into_iter()
-        .map(|(field, kind)| {
+    let mut fields: Vec<Json> = object
+        .returned_system_fields()
+        .map(|field| {
             json!({
-                "name": field,
-                "type": kind,
-                "label": field,
+                "name": field.name,
+                "type": field.type_name,
+                "label": field.name,
+                "help": field.description,
                 "system": true,
                 "required": false,
                 "read_only": true,
@@ -273,31 +274,6 @@ fn scope_text(scope: Scope) -> &'static str {
         Scope::Department => "department",
         Scope::All => "all",
     }
-}
-
-/// The system fields of `object` with their types (SPEC §3.2), as records carry them.
-fn system_fields(object: &Object) -> Vec<(&'static str, &'static str)> {
-    let mut fields = vec![
-        ("id", "text"),
-        ("owner", "user"),
-        ("created_at", "datetime"),
-        ("created_by", "user"),
-        ("updated_at", "datetime"),
-        ("updated_by", "user"),
-        ("version", "integer"),
-    ];
-    if object.pooled {
-        fields.extend([
-            ("pool", "text"),
-            ("claimed_at", "datetime"),
-            ("returned_at", "datetime"),
-        ]);
-    }
-    fields
-}
-
-fn is_system_field(object: &Object, field: &str) -> bool {
-    system_fields(object).iter().any(|(name, _)| *name == field)
 }
 
 fn language_of(state: &AppState, actor: &Actor) -> String {

@@ -10,45 +10,13 @@
 use std::collections::BTreeSet;
 
 use keel_meta::{Field, FieldKind, FormulaType, Label, Object, Schema, Storage};
+use keel_runtime::records::{DEFAULT_PAGE_SIZE, MAX_BULK_ITEMS, MAX_PAGE_SIZE};
 use serde_json::{Map, Value, json};
 
 /// The session cookie that `POST /auth/login` sets, as an alternative to the bearer token.
 const SESSION_COOKIE: &str = "keel_session";
-/// The most records one page may hold (`limit`).
-const MAX_PAGE_SIZE: u32 = 500;
-/// The page size when no `limit` is given.
-const DEFAULT_PAGE_SIZE: u32 = 50;
-/// The most items one bulk call may hold.
-const MAX_BULK_ITEMS: u32 = 1_000;
 /// A money value as sent in JSON: an exact decimal in a string.
 const MONEY_PATTERN: &str = r"^-?\d+(\.\d+)?$";
-
-/// The system fields that a record carries in API answers, in this order. `deleted_at` and
-/// `deleted_by` belong to the recycle bin and are not part of a record as returned.
-const RETURNED_SYSTEM_FIELDS: &[(&str, &str)] = &[
-    ("id", "The record's id."),
-    (
-        "owner",
-        "Id of the user who owns the record; empty while it sits in a pool.",
-    ),
-    ("created_at", "When the record was created."),
-    ("created_by", "Id of the user who created the record."),
-    ("updated_at", "When the record last changed."),
-    ("updated_by", "Id of the user who last changed the record."),
-    (
-        "version",
-        "Starts at 1 and grows by 1 with every change; the `ETag` of the record.",
-    ),
-    ("pool", "The pool the record sits in, if any."),
-    (
-        "claimed_at",
-        "When the record was last claimed from a pool.",
-    ),
-    ("returned_at", "When the record last went back to a pool."),
-];
-
-/// System fields that hold a user id, and so have an entry in `_refs`.
-const USER_SYSTEM_FIELDS: &[&str] = &["owner", "created_by", "updated_by"];
 
 /// The problem+json answers, each a reusable response: (status, component name, meaning).
 const PROBLEM_RESPONSES: &[(u16, &str, &str)] = &[
@@ -283,15 +251,10 @@ impl ObjectView<'_> {
     /// The system fields a returned record carries: name, storage, not null, meaning.
     fn system_fields(&self) -> Vec<(String, Storage, bool, &'static str)> {
         self.object
-            .columns()
-            .into_iter()
-            .filter(|column| column.system)
-            .filter_map(|column| {
-                let meaning = RETURNED_SYSTEM_FIELDS
-                    .iter()
-                    .find(|(name, _)| *name == column.name)
-                    .map(|(_, meaning)| *meaning)?;
-                Some((column.name, column.storage, column.not_null, meaning))
+            .returned_system_fields()
+            .map(|field| {
+                let name = field.name.to_owned();
+                (name, field.storage, field.not_null, field.description)
             })
             .collect()
     }
@@ -1024,8 +987,12 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
         );
     }
     let mut refs = Map::new();
-    for name in USER_SYSTEM_FIELDS {
-        refs.insert((*name).to_owned(), schema_ref("Ref"));
+    for field in view
+        .object
+        .returned_system_fields()
+        .filter(|field| field.user)
+    {
+        refs.insert(field.name.to_owned(), schema_ref("Ref"));
     }
     for field in &view.fields {
         if matches!(field.kind, FieldKind::Lookup { .. } | FieldKind::User) {

@@ -5,7 +5,7 @@
 //! named fields exist and may be read is the runtime's decision.
 
 use keel_meta::{Filter, OrderTerm};
-use keel_runtime::records::{AggregateRequest, Input, ListRequest};
+use keel_runtime::records::{AggregateRequest, Input, ListRequest, MAX_PAGE_SIZE};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -220,7 +220,7 @@ fn parse_limit(text: &str) -> Result<u32, ApiError> {
         ApiError::invalid_parameter(
             "limit",
             "invalid_value",
-            format!("`limit` must be a whole number from 1 to 500, not `{text}`"),
+            format!("`limit` must be a whole number from 1 to {MAX_PAGE_SIZE}, not `{text}`"),
         )
     })
 }

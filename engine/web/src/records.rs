@@ -13,11 +13,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
-use keel_runtime::records::{Input, MAX_BULK_ITEMS, Saved};
+use keel_runtime::records::{Input, Saved};
 use serde_json::{Value as Json, json};
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorCode, error_chain};
+use crate::error::{ApiError, error_chain};
 use crate::extract::{ApiJson, CurrentUser, QueryPairs};
 use crate::query::{self, ExportFormat, QueryBody};
 
@@ -119,15 +119,6 @@ pub async fn bulk(
     Path(object): Path<String>,
     ApiJson(items): ApiJson<Vec<Input>>,
 ) -> Result<Response, ApiError> {
-    if items.len() > MAX_BULK_ITEMS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "a bulk call takes at most {MAX_BULK_ITEMS} items; this one has {}",
-                items.len()
-            ),
-        ));
-    }
     let data = state.records().bulk(&actor, &object, items).await?;
     Ok(axum::Json(data_json(data)).into_response())
 }
@@ -235,19 +226,12 @@ fn export_columns(
     readable: Vec<String>,
     requested: Option<&[String]>,
 ) -> Result<Vec<String>, ApiError> {
-    let pooled = state
+    let mut system: Vec<String> = state
         .schema()
         .object(object)
-        .is_some_and(|object| object.pooled);
-    let mut system: Vec<String> = keel_meta::SYSTEM_FIELDS
-        .iter()
-        .filter(|field| !field.starts_with("deleted_"))
-        .chain(if pooled {
-            keel_meta::POOL_SYSTEM_FIELDS.iter()
-        } else {
-            [].iter()
-        })
-        .map(|field| (*field).to_owned())
+        .into_iter()
+        .flat_map(|object| object.returned_system_fields())
+        .map(|field| field.name.to_owned())
         .collect();
     let Some(requested) = requested else {
         system.extend(readable);

@@ -14,19 +14,10 @@ use crate::records::access;
 use crate::records::{Input, RecordError};
 
 /// System fields a client may send back unchanged (e.g. a whole record from a GET) but never
-/// change.
-const READ_ONLY_SYSTEM_FIELDS: &[&str] = &[
-    "id",
-    "version",
-    "created_at",
-    "created_by",
-    "updated_at",
-    "updated_by",
-    "deleted_at",
-    "deleted_by",
-    "claimed_at",
-    "returned_at",
-];
+/// change: all of them but `owner` and `pool`, which a save may set.
+fn is_read_only_system_field(key: &str) -> bool {
+    keel_meta::is_system_field(key) && !matches!(key, "owner" | "pool")
+}
 
 /// The writable part of an input, typed.
 #[derive(Debug, Default)]
@@ -73,7 +64,7 @@ pub(super) fn prepare(
         if key.starts_with('_') {
             continue;
         }
-        if READ_ONLY_SYSTEM_FIELDS.contains(&key.as_str()) {
+        if is_read_only_system_field(key) {
             let unchanged = current
                 .and_then(|row| row.get(key))
                 .is_some_and(|stored| stored.to_json() == *json);

@@ -17,16 +17,19 @@ use crate::records::{RecordError, Records};
 
 /// System fields every output record carries (pool fields too on pooled objects).
 pub(super) fn system_fields(object: &Object) -> Vec<&'static str> {
-    let mut fields = keel_meta::SYSTEM_FIELDS.to_vec();
-    fields.retain(|field| !matches!(*field, "deleted_by"));
-    if object.pooled {
-        fields.extend_from_slice(keel_meta::POOL_SYSTEM_FIELDS);
-    }
-    fields
+    object
+        .returned_system_fields()
+        .map(|field| field.name)
+        .collect()
 }
 
 /// System fields holding a user id, named in `_refs`.
-const USER_SYSTEM_FIELDS: [&str; 3] = ["owner", "created_by", "updated_by"];
+fn user_system_fields(object: &Object) -> impl Iterator<Item = &'static str> {
+    object
+        .returned_system_fields()
+        .filter(|field| field.user)
+        .map(|field| field.name)
+}
 
 /// Which declared fields go out: the readable ones, narrowed by `requested` when given.
 pub(super) fn output_fields(
@@ -43,9 +46,7 @@ pub(super) fn output_fields(
     for name in requested {
         if readable.contains(name) {
             fields.push(name.clone());
-        } else if !keel_meta::SYSTEM_FIELDS.contains(&name.as_str())
-            && !keel_meta::POOL_SYSTEM_FIELDS.contains(&name.as_str())
-        {
+        } else if !object.returns_system_field(name) {
             return Err(RecordError::BadRequest(format!(
                 "`fields` names `{name}`, which is not a field of `{}`",
                 object.name
@@ -71,10 +72,11 @@ pub(super) async fn render_rows(
         .iter()
         .filter(|name| matches!(object.field(name).map(|f| &f.kind), Some(FieldKind::User)))
         .collect();
+    let user_system: Vec<&str> = user_system_fields(object).collect();
     let user_ids: BTreeSet<String> = rows
         .iter()
         .flat_map(|row| {
-            USER_SYSTEM_FIELDS
+            user_system
                 .iter()
                 .copied()
                 .chain(user_fields.iter().map(|name| name.as_str()))
@@ -126,8 +128,8 @@ pub(super) async fn render_rows(
                     );
                 }
             };
-            for name in USER_SYSTEM_FIELDS {
-                if let Some(value) = row.get(name) {
+            for name in &user_system {
+                if let Some(value) = row.get(*name) {
                     user_ref(name, value, &mut refs);
                 }
             }

@@ -718,13 +718,13 @@ impl Records {
     }
 }
 
-/// The storage of a system field, if `name` is one.
+/// The storage of a system field a record carries, if `name` is one: filters and sorts may
+/// name exactly the system fields that records show.
 fn system_storage(object: &Object, name: &str) -> Option<Storage> {
     object
-        .columns()
-        .into_iter()
-        .find(|column| column.system && column.name == name)
-        .map(|column| column.storage)
+        .returned_system_fields()
+        .find(|field| field.name == name)
+        .map(|field| field.storage)
 }
 
 fn sort_signature(object: &Object, sort: &[Sort]) -> (String, Vec<Storage>) {
@@ -867,7 +867,7 @@ fn async_stream_rows(
                     object: object_ref,
                     condition,
                     deleted: Deleted::Exclude,
-                    sort: sort.clone(),
+                    sort,
                     after: state.after.take(),
                     limit: Some(EXPORT_CHUNK),
                     columns: None,
@@ -875,11 +875,7 @@ fn async_stream_rows(
                 match store::select(&db, &query).await {
                     Ok(rows) => {
                         state.done = rows.len() < EXPORT_CHUNK as usize;
-                        state.after = rows.last().map(|last| {
-                            sort.iter()
-                                .map(|term| last.get(&term.column).cloned().unwrap_or(Value::Null))
-                                .collect()
-                        });
+                        state.after = rows.last().map(|last| query.cursor_after(last));
                         if rows.is_empty() {
                             return None;
                         }

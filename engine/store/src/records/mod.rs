@@ -1,5 +1,5 @@
 //! Record rows in and out of object tables: typed selects with keyset pagination, counts,
-//! grouped aggregates, streamed exports, and the write transaction the runtime saves
+//! grouped aggregates, and the write transaction the runtime saves
 //! through (insert, versioned update, gapless sequences, the audit trail).
 //!
 //! Everything is built from the object's metadata and typed [`Value`]s: identifiers only
@@ -23,7 +23,6 @@ mod condition;
 mod execute;
 mod select;
 mod statement;
-mod stream;
 mod write;
 
 #[cfg(test)]
@@ -35,7 +34,6 @@ use keel_meta::{Object, Value};
 pub use aggregate::{Measure, aggregate};
 pub(crate) use audit::write_audit;
 pub use audit::{AuditEntry, history, recent};
-pub use stream::{RowStream, STREAM_CHUNK_ROWS, select_stream};
 pub use write::RecordWrite;
 
 use crate::db::Db;

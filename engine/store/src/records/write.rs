@@ -14,11 +14,10 @@ use sqlx::error::ErrorKind;
 
 use super::audit::{AuditEntry, write_audit};
 use super::columns::ObjectColumns;
-use super::condition::push_condition;
 use super::execute::{Shape, execute, fetch};
-use super::select::{push_deleted, run_select, select_statement};
+use super::select::{run_select, select_statement};
 use super::statement::Statement;
-use super::{Condition, Deleted, Row, SelectQuery, by_id};
+use super::{Deleted, Row, SelectQuery, by_id};
 use crate::db::{Db, Dialect, WriteTransaction};
 use crate::error::StoreError;
 use crate::naming::unique_index_name;
@@ -143,24 +142,6 @@ impl RecordWrite {
         Ok(self.execute_write(&columns, &statement).await? == 1)
     }
 
-    /// Applies `changes` to every record matching `condition` in one statement (set-based
-    /// sweeps such as pool auto-return), bumping each version. Returns how many changed.
-    pub async fn update_where(
-        &mut self,
-        object: &Object,
-        condition: &Condition,
-        deleted: Deleted,
-        changes: &Row,
-    ) -> Result<u64, StoreError> {
-        let columns = ObjectColumns::of(object);
-        let mut statement = update_head(self.dialect, &columns, changes)?;
-        statement.push(" WHERE ");
-        push_deleted(&mut statement, deleted);
-        statement.push(" AND ");
-        push_condition(&mut statement, &columns, condition)?;
-        self.execute_write(&columns, &statement).await
-    }
-
     /// [`super::select`] inside this transaction (it sees this transaction's writes).
     pub async fn select(&mut self, query: &SelectQuery<'_>) -> Result<Vec<Row>, StoreError> {
         let plan = select_statement(self.dialect, query, false)?;
@@ -220,15 +201,6 @@ impl RecordWrite {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         self.transaction.commit().await
-    }
-
-    /// Undoes everything this transaction did (dropping it does the same, later).
-    pub async fn rollback(self) -> Result<(), StoreError> {
-        match self.transaction {
-            WriteTransaction::Sqlite(transaction) => transaction.rollback().await,
-            WriteTransaction::Postgres(transaction) => transaction.rollback().await,
-        }
-        .map_err(StoreError::query("rolling back a transaction"))
     }
 
     /// Runs a write, mapping unique violations to [`StoreError::UniqueViolation`].

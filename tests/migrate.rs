@@ -11,6 +11,11 @@ use keel_testkit::{Backend, TestDb, db_test};
 
 use crate::support::{AppDir, repository_root};
 
+/// A fixed time for rows these tests create: the store takes the time from its caller.
+fn at() -> chrono::DateTime<chrono::Utc> {
+    "2026-01-05T09:30:00Z".parse().unwrap()
+}
+
 const APP: &str = "name: Test\n";
 const ROLES: &str = "roles:\n  admin: { admin: true }\n";
 
@@ -1158,21 +1163,21 @@ db_test!(
             .await
             .unwrap();
         assert_eq!(users::count(&store).await.unwrap(), 0);
-        let sales = users::ensure_department(&store, "sales", Some("Sales"), None)
+        let sales = users::ensure_department_at(&store, "sales", Some("Sales"), None, at())
             .await
             .unwrap();
-        let east = users::ensure_department(&store, "east", None, Some("sales"))
+        let east = users::ensure_department_at(&store, "east", None, Some("sales"), at())
             .await
             .unwrap();
         assert_eq!(
-            users::ensure_department(&store, "sales", None, None)
+            users::ensure_department_at(&store, "sales", None, None, at())
                 .await
                 .unwrap(),
             sales
         );
         assert_ne!(sales, east);
         assert!(matches!(
-            users::ensure_department(&store, "west", None, Some("nowhere")).await,
+            users::ensure_department_at(&store, "west", None, Some("nowhere"), at()).await,
             Err(StoreError::UnknownDepartment { .. })
         ));
 
@@ -1185,7 +1190,7 @@ db_test!(
             department: Some("sales".to_owned()),
             language: Some("zh".to_owned()),
         };
-        let boss_id = users::insert(&store, &boss).await.unwrap();
+        let boss_id = users::insert_at(&store, &boss, at(), None).await.unwrap();
         let rep = NewUser {
             username: "rep".to_owned(),
             display_name: None,
@@ -1195,7 +1200,7 @@ db_test!(
             language: None,
             ..boss.clone()
         };
-        users::insert(&store, &rep).await.unwrap();
+        users::insert_at(&store, &rep, at(), None).await.unwrap();
         assert_eq!(users::count(&store).await.unwrap(), 2);
 
         let found = users::find_by_username(&store, "rep")
@@ -1214,7 +1219,9 @@ db_test!(
                 .is_none()
         );
 
-        let duplicate = users::insert(&store, &boss).await.unwrap_err();
+        let duplicate = users::insert_at(&store, &boss, at(), None)
+            .await
+            .unwrap_err();
         assert_eq!(duplicate.to_string(), "a user named `boss` already exists");
         let orphan = NewUser {
             username: "x".to_owned(),
@@ -1222,7 +1229,7 @@ db_test!(
             ..rep.clone()
         };
         assert!(
-            users::insert(&store, &orphan)
+            users::insert_at(&store, &orphan, at(), None)
                 .await
                 .unwrap_err()
                 .to_string()
@@ -1234,7 +1241,7 @@ db_test!(
             ..rep
         };
         assert!(
-            users::insert(&store, &lost)
+            users::insert_at(&store, &lost, at(), None)
                 .await
                 .unwrap_err()
                 .to_string()
@@ -1261,12 +1268,14 @@ db_test!(
             department: None,
             language: None,
         };
-        users::insert(&store, &user("boss", None)).await.unwrap();
-        users::insert(&store, &user("middle", Some("boss")))
+        users::insert_at(&store, &user("boss", None), at(), None)
+            .await
+            .unwrap();
+        users::insert_at(&store, &user("middle", Some("boss")), at(), None)
             .await
             .unwrap();
         for number in 0..8 {
-            users::insert(&store, &user(&format!("rep_{number}"), None))
+            users::insert_at(&store, &user(&format!("rep_{number}"), None), at(), None)
                 .await
                 .unwrap();
         }
@@ -1279,7 +1288,7 @@ db_test!(
                     manager: Some(Some("middle".to_owned())),
                     ..UserChanges::default()
                 };
-                users::update(&store, &format!("rep_{number}"), &changes).await
+                users::update_at(&store, &format!("rep_{number}"), &changes, at(), None).await
             }
         });
         for outcome in futures::future::join_all(moves).await {

@@ -6,11 +6,13 @@
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use chrono::{DateTime, Utc};
 use keel_meta::Schema;
 use keel_store::Db;
 use rand::Rng;
 
 use crate::RuntimeError;
+use crate::clock::{Clock, SystemClock};
 
 /// A user to add; the password is plain text here and hashed before it is stored.
 #[derive(Debug, Clone)]
@@ -65,8 +67,8 @@ pub async fn verify_password(password: String, hash: String) -> bool {
     .unwrap_or(false)
 }
 
-/// Creates `admin` (role `admin`) when there are no users at all. Returns `None` when users
-/// already exist.
+/// Creates `admin` (role `admin`) when there are no users at all, at the time of the system
+/// clock (it runs once, at start-up). Returns `None` when users already exist.
 pub async fn bootstrap_admin(
     db: &Db,
     password: Option<String>,
@@ -85,25 +87,27 @@ pub async fn bootstrap_admin(
         department: None,
         language: None,
     };
-    keel_store::users::insert(db, &user).await?;
+    keel_store::users::insert_at(db, &user, SystemClock.now(), None).await?;
     Ok(Some(CreatedAdmin {
         username: user.username,
         generated_password: generated.then_some(password),
     }))
 }
 
-/// Adds a user after checking the roles against the app and the password's length.
+/// Adds a user after checking the roles against the app and the password's length, on
+/// behalf of the system at the time of the system clock (the CLI's `keel user add`).
 pub async fn add_user(db: &Db, schema: &Schema, user: NewUser) -> Result<String, RuntimeError> {
-    add_user_by(db, schema, user, None).await
+    add_user_by(db, schema, user, None, SystemClock.now()).await
 }
 
-/// [`add_user`] on behalf of the user with id `by` (`None`: the system), whom the audit
-/// trail names.
+/// [`add_user`] at `now` (the caller's clock) on behalf of the user with id `by` (`None`:
+/// the system), whom the audit trail names.
 pub async fn add_user_by(
     db: &Db,
     schema: &Schema,
     user: NewUser,
     by: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<String, RuntimeError> {
     keel_meta::ident::check_identifier(&user.username)
         .map_err(|_| RuntimeError::Invalid(format!("`{}` is not a valid username: use lowercase letters, digits and `_`, starting with a letter", user.username)))?;
@@ -122,7 +126,7 @@ pub async fn add_user_by(
         }
     }
     if let Some(department) = &user.department {
-        keel_store::users::ensure_department(db, department, None, None).await?;
+        keel_store::users::ensure_department_at(db, department, None, None, now).await?;
     }
     let stored = keel_store::users::NewUser {
         username: user.username,
@@ -133,7 +137,7 @@ pub async fn add_user_by(
         department: user.department,
         language: user.language,
     };
-    Ok(keel_store::users::insert_at(db, &stored, chrono::Utc::now(), by).await?)
+    Ok(keel_store::users::insert_at(db, &stored, now, by).await?)
 }
 
 /// 20 characters from an unambiguous alphabet (~115 bits).

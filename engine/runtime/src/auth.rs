@@ -372,7 +372,14 @@ impl Auth {
             self.require_department(department).await?;
         }
         let username = user.username.clone();
-        add_user_by(&self.db, &self.schema, user, Some(&actor.id)).await?;
+        add_user_by(
+            &self.db,
+            &self.schema,
+            user,
+            Some(&actor.id),
+            self.clock.now(),
+        )
+        .await?;
         tracing::info!(by = %actor.username, username, "user added");
         self.find_user_view(&username).await
     }

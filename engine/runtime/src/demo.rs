@@ -10,7 +10,8 @@ use keel_meta::Schema;
 use keel_store::Db;
 
 use crate::RuntimeError;
-use crate::accounts::{NewUser, add_user};
+use crate::accounts::{NewUser, add_user_by};
+use crate::clock::{Clock, SystemClock};
 
 /// A login printed for the demo.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub async fn load_demo_people(
     schema: &Schema,
     app_dir: &Path,
 ) -> Result<Vec<DemoLogin>, RuntimeError> {
+    // The demo is loaded once, at start-up, at the time of the system clock.
+    let now = SystemClock.now();
     let departments = read_csv(&app_dir.join("seed/departments.csv"))?;
     // Parents first: repeat until no department is left whose parent is still missing.
     let mut pending = departments;
@@ -40,7 +43,8 @@ pub async fn load_demo_people(
             }
             let label = Some(label.as_str()).filter(|l| !l.is_empty());
             let parent_name = Some(parent.as_str()).filter(|p| !p.is_empty());
-            match keel_store::users::ensure_department(db, &name, label, parent_name).await {
+            match keel_store::users::ensure_department_at(db, &name, label, parent_name, now).await
+            {
                 Ok(_) => {}
                 Err(_) if !parent.is_empty() => next.push(row),
                 Err(error) => return Err(error.into()),
@@ -92,7 +96,7 @@ pub async fn load_demo_people(
                     department: Some(column(&row, "department")).filter(|d| !d.is_empty()),
                     language: Some(column(&row, "language")).filter(|l| !l.is_empty()),
                 };
-                add_user(db, schema, user).await?;
+                add_user_by(db, schema, user, None, now).await?;
             }
             logins.push(DemoLogin {
                 username,

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use keel_meta::filter::Filter;
 use keel_meta::{OrderTerm, Schema};
 use keel_runtime::actor::Actor;
-use keel_runtime::clock::SystemClock;
+use keel_runtime::clock::{Clock, SystemClock};
 use keel_runtime::records::{AggregateRequest, Input, ListRequest, RecordError, Records};
 use serde_json::{Value as Json, json};
 
@@ -113,7 +113,9 @@ async fn fixture(db_url: &str) -> Fixture {
             department: None,
             language: None,
         };
-        let id = keel_store::users::insert(&db, &user).await.unwrap();
+        let id = keel_store::users::insert_at(&db, &user, SystemClock.now(), None)
+            .await
+            .unwrap();
         actors.push(Actor {
             id,
             username: username.to_owned(),
@@ -518,7 +520,7 @@ keel_testkit::db_test!(
     filters_with_or_not_and_relative_dates_select_the_right_records,
     |db| async move {
         let f = fixture(&db.url).await;
-        let now = chrono::Utc::now();
+        let now = SystemClock.now();
         let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
         for (name, stage, score, next) in [
             ("a", "open", 10, at(-48)),

@@ -52,15 +52,10 @@ pub async fn count(db: &Db) -> Result<i64, StoreError> {
         .await
 }
 
-/// Adds `user` and returns its id. Fails, naming the cause, when the username is taken or
-/// the manager or department does not exist.
-pub async fn insert(db: &Db, user: &NewUser) -> Result<String, StoreError> {
-    insert_at(db, user, Utc::now(), None).await
-}
-
-/// [`insert`] with an explicit creation time and the id of the user adding (`None`: the
-/// system). The user's access (roles, manager, department) goes to the audit trail in the
-/// same transaction.
+/// Adds `user`, created at `now` by the user with id `by` (`None`: the system), and returns
+/// its id. Fails, naming the cause, when the username is taken or the manager or department
+/// does not exist. The user's access (roles, manager, department) goes to the audit trail in
+/// the same transaction.
 pub async fn insert_at(
     db: &Db,
     user: &NewUser,
@@ -349,7 +344,7 @@ pub struct UserChanges {
     pub active: Option<bool>,
 }
 
-/// The outcome of [`update`] when the database did its part.
+/// The outcome of [`update_at`] when the database did its part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserUpdate {
     /// The user as stored after the change.
@@ -359,19 +354,10 @@ pub enum UserUpdate {
     ManagerCycle,
 }
 
-/// Changes the user called `username`. Fails, naming the cause, when the new manager or
-/// department does not exist.
-pub async fn update(
-    db: &Db,
-    username: &str,
-    changes: &UserChanges,
-) -> Result<UserUpdate, StoreError> {
-    update_at(db, username, changes, Utc::now(), None).await
-}
-
-/// [`update`] with an explicit change time and the id of the user changing (`None`: the
-/// system). Changes to roles, manager, department, activity and password go to the audit
-/// trail in the same transaction.
+/// Changes the user called `username` at `now`, on behalf of the user with id `by` (`None`:
+/// the system). Fails, naming the cause, when the new manager or department does not exist.
+/// Changes to roles, manager, department, activity and password go to the audit trail in the
+/// same transaction.
 pub async fn update_at(
     db: &Db,
     username: &str,
@@ -717,18 +703,8 @@ fn user_row<Time>(
     })
 }
 
-/// The id of the department called `name`, creating it (under `parent`, by name) when
-/// missing. An existing department is returned unchanged.
-pub async fn ensure_department(
-    db: &Db,
-    name: &str,
-    label: Option<&str>,
-    parent: Option<&str>,
-) -> Result<String, StoreError> {
-    ensure_department_at(db, name, label, parent, Utc::now()).await
-}
-
-/// [`ensure_department`] with an explicit creation time.
+/// The id of the department called `name`, creating it (under `parent`, by name) at `now`
+/// when missing. An existing department is returned unchanged.
 pub async fn ensure_department_at(
     db: &Db,
     name: &str,
@@ -951,7 +927,7 @@ pub struct DepartmentRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// The outcome of [`create_department`] when the database did its part.
+/// The outcome of [`create_department_at`] when the database did its part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DepartmentCreated {
     /// The new department's id.
@@ -1014,20 +990,10 @@ pub async fn list_departments(db: &Db) -> Result<Vec<DepartmentRow>, StoreError>
     }
 }
 
-/// Creates the department `name` under `parent` (by name). Unlike [`ensure_department`],
-/// an existing name is reported, not reused. Fails when the parent does not exist.
-pub async fn create_department(
-    db: &Db,
-    name: &str,
-    label: Option<&str>,
-    parent: Option<&str>,
-) -> Result<DepartmentCreated, StoreError> {
-    create_department_at(db, name, label, parent, Utc::now(), None).await
-}
-
-/// [`create_department`] with an explicit creation time.
-/// [`create_department`] with an explicit time and the id of the user creating it, which
-/// the audit trail records with the department's place in the tree.
+/// Creates the department `name` under `parent` (by name) at `now`, on behalf of the user
+/// with id `by`, which the audit trail records with the department's place in the tree.
+/// Unlike [`ensure_department_at`], an existing name is reported, not reused. Fails when the
+/// parent does not exist.
 pub async fn create_department_at(
     db: &Db,
     name: &str,

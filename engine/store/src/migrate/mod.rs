@@ -169,6 +169,10 @@ impl Step {
 
 /// The plan for `schema` against the database as it is now. Changes nothing (on PostgreSQL
 /// it may create session-local helper functions).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the time only names archives; callers that need control use `plan_at`"
+)]
 pub async fn plan(db: &Db, schema: &Schema) -> Result<Plan, StoreError> {
     plan_at(db, schema, Utc::now()).await
 }
@@ -185,6 +189,10 @@ pub async fn plan_at(db: &Db, schema: &Schema, now: DateTime<Utc>) -> Result<Pla
 /// Brings the database in line with `schema`: plans under the migration lock, refuses when
 /// a step is destructive and `allow_destructive` is false, runs every step in one
 /// transaction and records the version.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the time only names archives and the recorded version; callers that need control use `apply_at`"
+)]
 pub async fn apply(
     db: &Db,
     schema: &Schema,

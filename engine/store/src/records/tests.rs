@@ -113,7 +113,10 @@ fn not_null_sort_columns_page_by_a_plain_index_range() {
             column: "created_at".into(),
             descending: true,
         }],
-        after: Some(vec![Value::Datetime(Utc::now()), text("id-1")]),
+        after: Some(vec![
+            Value::Datetime(Utc.timestamp_opt(0, 0).unwrap()),
+            text("id-1"),
+        ]),
         ..SelectQuery::new(&object)
     };
     let plan = select_statement(Dialect::Postgres, &newest_first, false).unwrap();

@@ -195,7 +195,9 @@ fn hidden_fields_are_left_out_everywhere() {
 struct OpenApiValidator;
 
 impl OpenApiValidator {
-    /// The validator, or `None` (after saying why) when it is not installed outside CI.
+    /// The validator, or `None` when it is not installed and the developer asked to skip
+    /// the validation with `KEEL_SKIP_OPENAPI_VALIDATOR=1` (outside CI; a note goes to the
+    /// real stderr). Otherwise a missing validator fails the test.
     fn find() -> Option<OpenApiValidator> {
         let installed = Command::new("python3")
             .args(["-c", "import openapi_spec_validator"])
@@ -204,13 +206,10 @@ impl OpenApiValidator {
         if installed {
             return Some(OpenApiValidator);
         }
-        assert!(
-            !keel_testkit::in_ci(),
-            "openapi-spec-validator is not installed: `python3 -m pip install openapi-spec-validator`"
-        );
-        eprintln!(
-            "skipping the OpenAPI validation: openapi-spec-validator is not installed \
-             (python3 -m pip install openapi-spec-validator)"
+        keel_testkit::skip_or_fail(
+            "openapi-spec-validator",
+            "python3 -m pip install openapi-spec-validator",
+            "KEEL_SKIP_OPENAPI_VALIDATOR",
         );
         None
     }

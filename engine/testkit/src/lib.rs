@@ -17,8 +17,14 @@
 //!    port (as the `postgres` user when running as root) and shared by every test in the
 //!    process. A detached watchdog stops it and deletes its directory when the process exits,
 //!    because Rust statics are never dropped.
-//! 3. Otherwise PostgreSQL tests are skipped, with one note on stderr, unless `CI=true`: in CI
-//!    a missing server is a failure, never a silent skip.
+//! 3. Otherwise the `::postgres` tests **fail**, saying how to install PostgreSQL — unless the
+//!    developer asked to skip them with `KEEL_SKIP_POSTGRES=1` (never honoured under
+//!    `CI=true`). A skipped body then passes without running, and a note on the real stderr
+//!    (which the harness does not capture) says that PostgreSQL was skipped.
+//!
+//! libtest has no way to mark a test ignored at run time, so a skip must be asked for: a
+//! machine without PostgreSQL never reports a PostgreSQL test `ok` on its own. [`skip_or_fail`]
+//! applies the same rule to other tools a test needs (such as an OpenAPI validator).
 //!
 //! [`db_test!`] turns one async body into two tests, `<name>::sqlite` and `<name>::postgres`.
 //!
@@ -40,6 +46,9 @@ use tempfile::TempDir;
 
 // Lets the `db_test!` expansion name this crate as `::keel_testkit` in its own unit tests too.
 extern crate self as keel_testkit;
+
+/// The variable a developer without PostgreSQL sets to `1` to skip the `::postgres` tests.
+pub const SKIP_POSTGRES: &str = "KEEL_SKIP_POSTGRES";
 
 /// Where the PostgreSQL 15 binaries are installed on Debian.
 const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -76,10 +85,11 @@ impl fmt::Display for Backend {
 impl TestDb {
     /// A fresh database on `backend`.
     ///
-    /// Returns `None` only for PostgreSQL when no server is available and `CI` is not `true`
-    /// (a note is printed once to stderr). Panics, with the reason, when `CI=true` and no
-    /// server is available, when the throwaway cluster fails to start, or when the server
-    /// cannot be reached or refuses to create the database.
+    /// Returns `None` only for PostgreSQL when no server is available and the developer set
+    /// `KEEL_SKIP_POSTGRES=1` outside CI (a note is printed once to the real stderr). Panics,
+    /// with the reason, when no server is available otherwise, when the throwaway cluster
+    /// fails to start, or when the server cannot be reached or refuses to create the
+    /// database.
     pub async fn new(backend: Backend) -> Option<TestDb> {
         let dir = tempfile::Builder::new()
             .prefix("keel-test-")
@@ -136,17 +146,49 @@ pub struct KeepAlive {
     _postgres_database: Option<Arc<PostgresDatabase>>,
 }
 
-/// Whether we run in CI (`CI=true`, or `CI=1`); there PostgreSQL tests must not be skipped.
+/// Whether we run in CI (`CI=true`, or `CI=1`); there nothing may be skipped.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+    is_set("CI")
+}
+
+/// Whether the variable `name` is `true` or `1`.
+fn is_set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+}
+
+/// What a test does when something it needs (`what`) is missing: it fails, naming `how` to
+/// get it, unless the developer asked to skip it by setting `skip_variable` to `1` and this
+/// is not CI. Then this returns, after writing one line to the real stderr (not through
+/// `eprintln!`, which the harness captures and shows only for failing tests), and the caller
+/// returns early from the test.
+///
+/// # Panics
+/// When the skip was not asked for, or `CI=true`.
+pub fn skip_or_fail(what: &str, how: &str, skip_variable: &str) {
+    if in_ci() {
+        panic!(
+            "keel-testkit: CI=true but {what} is not available: {how} (no skips in CI: \
+             {skip_variable}=1 is not honoured there)"
+        );
+    }
+    if !is_set(skip_variable) {
+        panic!(
+            "keel-testkit: {what} is not available: {how}; or set {skip_variable}=1 to skip              the tests that need it"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "keel-testkit: skipped because {skip_variable}=1: a test that needs {what}"
+    );
 }
 
 /// Defines one test body run on both backends, as tests `<name>::sqlite` and
 /// `<name>::postgres`.
 ///
 /// The body is a closure taking a [`TestDb`] and returning a future of `()` or of
-/// `anyhow::Result<()>`. The PostgreSQL test returns early, passing, when [`TestDb::new`]
-/// skips. Items of the enclosing module are in scope inside the body.
+/// `anyhow::Result<()>`. Without a PostgreSQL server the `::postgres` test fails, unless
+/// `KEEL_SKIP_POSTGRES=1` asks to skip it (see the crate documentation). Items of the
+/// enclosing module are in scope inside the body.
 ///
 /// ```no_run
 /// keel_testkit::db_test!(fresh_create_makes_every_table, |db| async move {
@@ -193,7 +235,8 @@ pub mod __private {
 
     use crate::{Backend, TestDb};
 
-    /// Runs `body` on a fresh database of `backend`, or returns if PostgreSQL is skipped.
+    /// Runs `body` on a fresh database of `backend`, or returns if PostgreSQL is skipped on
+    /// request (`KEEL_SKIP_POSTGRES=1`).
     pub async fn run<F, Fut>(backend: Backend, body: F)
     where
         F: FnOnce(TestDb) -> Fut,
@@ -314,20 +357,15 @@ async fn postgres_admin_url() -> Option<&'static str> {
         .unwrap_or_else(|error| panic!("keel-testkit: PostgreSQL discovery panicked: {error}"));
     match server {
         Ok(Some(admin_url)) => Some(admin_url.as_str()),
-        Ok(None) if in_ci() => panic!(
-            "keel-testkit: CI=true but no PostgreSQL is available for tests: set \
-             KEEL_TEST_POSTGRES_URL or install postgresql-15 (no silent skips in CI)"
-        ),
         Ok(None) => {
+            const HOW: &str = "install postgresql-15 or set KEEL_TEST_POSTGRES_URL";
+            if in_ci() || !is_set(SKIP_POSTGRES) {
+                // Fails every test that asks, each saying why.
+                skip_or_fail("PostgreSQL", HOW, SKIP_POSTGRES);
+            }
+            // A skip asked for: one note per process, however many tests skip.
             static NOTE: Once = Once::new();
-            // Written to the real stderr, not through `eprintln!`, which the test harness
-            // captures and shows only for failing tests.
-            NOTE.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipping PostgreSQL tests: set KEEL_TEST_POSTGRES_URL or install postgresql-15"
-                );
-            });
+            NOTE.call_once(|| skip_or_fail("PostgreSQL", HOW, SKIP_POSTGRES));
             None
         }
         Err(message) => panic!("keel-testkit: {message}"),
@@ -584,6 +622,28 @@ mod tests {
                 i64::from(one)
             }
         }
+    }
+
+    #[test]
+    fn a_missing_tool_fails_the_test_unless_its_skip_was_asked_for() {
+        let refused = std::panic::catch_unwind(|| {
+            skip_or_fail(
+                "a tool",
+                "install it",
+                "KEEL_TEST_SKIP_VARIABLE_NOBODY_SETS",
+            );
+        });
+        let message = refused.unwrap_err();
+        let message = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("a tool is not available"), "{message}");
+        assert!(
+            message.contains("install it")
+                && message.contains("KEEL_TEST_SKIP_VARIABLE_NOBODY_SETS=1"),
+            "{message}"
+        );
     }
 
     #[test]

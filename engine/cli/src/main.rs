@@ -58,7 +58,7 @@ struct DbArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Migrate additive changes, then serve the API and the UI.
+    /// Migrate additive changes, then serve the HTTP API (there is no web UI yet).
     Serve {
         #[command(flatten)]
         app: AppArgs,

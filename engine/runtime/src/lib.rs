@@ -1,10 +1,11 @@
 //! `keel-runtime`: what Keel does with records, people and time, independent of how a request
 //! arrived (HTTP, CLI, scheduler).
 //!
-//! So far it holds the accounts (password hashing, the first `admin`, adding users) and the
-//! demo loader. The record write/read path (`Records`), pools, processes, rules and the
-//! scheduler join it as they are built. It knows nothing of HTTP and never writes SQL itself:
-//! storage goes through `keel-store`.
+//! It holds the record write and read path (`records::Records`, with permissions), sign-in
+//! and sessions (`auth`), CSV import, the accounts (password hashing, the first `admin`,
+//! adding users), the demo loader and the clock. Pools, processes, rules and the scheduler
+//! join it as they are built. It knows nothing of HTTP and never writes SQL itself: storage
+//! goes through `keel-store`.
 
 pub mod accounts;
 pub mod actor;

@@ -4,8 +4,9 @@
 //! The permission compiler: every read and write asks here. A user's roles compile, per
 //! object and action, to a set of record scopes ([`Scopes`]) and from there to one store
 //! [`Condition`] that the query carries (`own` → `owner = me`; `subordinates` and
-//! `department` → a recursive subquery over `keel_users` and `keel_departments`, so org
-//! changes count from the next query), and to a field access per field. Masking (`mask:
+//! `department` → a subquery over the org closure tables `keel_team_members` and
+//! `keel_department_tree`, which every org change brings in line in its own transaction, so
+//! the change counts from the next query), and to a field access per field. Masking (`mask:
 //! true`) is decided by [`sees_unmasked`].
 
 use keel_meta::{FieldAccess, Grant, Object, Schema, Scope};

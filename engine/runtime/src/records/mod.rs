@@ -6,10 +6,10 @@
 //! changed field, in one transaction. Every read goes through one query builder that adds
 //! the actor's record scope as a SQL predicate.
 //!
-//! Permissions are deliberately minimal until the permissions work lands: admins see and
-//! edit everything; other users get the object grants of `roles.yaml` with every scope other
-//! than `none` treated as `own` (least privilege). The hook where the full permission
-//! predicate joins every query is [`access::read_condition`].
+//! Permissions come from [`access`]: the roles of `roles.yaml` compile, per object and
+//! action, to record scopes (`own`, `subordinates`, `department`, `all`) that every query
+//! carries as SQL ([`access::read_condition`]), and to field access (hidden, read, edit)
+//! and masking. See docs/permissions.md.
 //!
 //! This module knows nothing of HTTP: errors are [`RecordError`] values that `web` maps to
 //! problem+json.

@@ -62,7 +62,10 @@ fields:
   secret: { type: text }
   score: { type: integer, min: 0, max: 1000, default: 0 }
   note: { type: text }
-  account: { type: lookup, object: account }
+  # set_null, not the default restrict: the write matrix deletes accounts that leads
+  # refer to and expects exactly the permission answer (engine/runtime/tests/access_rules.rs
+  # covers restrict).
+  account: { type: lookup, object: account, on_delete: set_null }
 duplicates:
   - { fields: [phone], action: warn }
 list: { columns: [name, company, phone, score], order: -created_at }

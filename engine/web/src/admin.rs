@@ -183,7 +183,7 @@ pub async fn explain_access(
     let subject = state.auth().actor_named(&actor, &subject_name).await?;
     let answer = state
         .records()
-        .explain_access(&subject, &object, id.as_deref())
+        .explain_access(&actor, &subject, &object, id.as_deref())
         .await?;
     Ok(Json(answer).into_response())
 }

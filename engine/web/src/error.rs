@@ -42,6 +42,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// A unique value or a blocking duplicate key matched an existing record.
     Conflict,
+    /// A delete refused: other records refer to the record through `restrict` lookups.
+    Referenced,
     UsernameTaken,
     DepartmentTaken,
     /// `If-Match` named an older version of the record.
@@ -93,6 +95,11 @@ impl ErrorCode {
                 "conflict",
                 StatusCode::CONFLICT,
                 "Conflicts with an existing record",
+            ),
+            Referenced => (
+                "referenced",
+                StatusCode::CONFLICT,
+                "Other records refer to this record",
             ),
             UsernameTaken => (
                 "username_taken",
@@ -340,6 +347,10 @@ impl From<RecordError> for ApiError {
                 }
                 api_error
             }
+            RecordError::Referenced { references, .. } => {
+                ApiError::new(ErrorCode::Referenced, detail)
+                    .with_extra("references", json!(references))
+            }
             RecordError::Stale { current, .. } => ApiError::new(ErrorCode::StaleVersion, detail)
                 .with_extra("current_version", json!(current)),
             RecordError::BadRequest(_) => ApiError::new(ErrorCode::InvalidRequest, detail),
@@ -439,6 +450,7 @@ mod tests {
         ErrorCode::RouteNotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
+        ErrorCode::Referenced,
         ErrorCode::UsernameTaken,
         ErrorCode::DepartmentTaken,
         ErrorCode::StaleVersion,

@@ -7,7 +7,7 @@
 //! `department` → a subquery over the org closure tables `keel_team_members` and
 //! `keel_department_tree`, which every org change brings in line in its own transaction, so
 //! the change counts from the next query), and to a field access per field. Masking (`mask:
-//! true`) is decided by [`sees_unmasked`].
+//! true`) is decided by [`Masking`].
 
 use keel_meta::{FieldAccess, Grant, Object, Schema, Scope};
 use keel_store::records::Condition;
@@ -234,10 +234,46 @@ pub fn field_access(schema: &Schema, actor: &Actor, object: &Object, field: &str
     best.unwrap_or(FieldAccess::Hidden)
 }
 
-/// Whether the actor sees the masked fields of a record owned by `owner` in clear: its owner,
-/// admins and roles with `unmask`.
-pub fn sees_unmasked(schema: &Schema, actor: &Actor, object: &str, owner: Option<&str>) -> bool {
-    owner == Some(actor.id.as_str()) || can_unmask(schema, actor, object)
+/// The one masking rule, decided once per actor and object: a `mask: true` field is shown
+/// masked to everyone but the record's owner, admins and roles with `unmask` on the object.
+/// Records, `_refs` titles, exports, history, filters, sorts, aggregates and the access
+/// explanation all ask here.
+#[derive(Debug, Clone)]
+pub struct Masking {
+    actor_id: String,
+    /// The `mask: true` fields, unless the actor sees every record in clear.
+    fields: Vec<String>,
+}
+
+impl Masking {
+    pub fn new(schema: &Schema, actor: &Actor, object: &Object) -> Masking {
+        let fields = if can_unmask(schema, actor, &object.name) {
+            Vec::new()
+        } else {
+            object
+                .fields
+                .values()
+                .filter(|field| field.mask)
+                .map(|field| field.name.clone())
+                .collect()
+        };
+        Masking {
+            actor_id: actor.id.clone(),
+            fields,
+        }
+    }
+
+    /// Whether `field` is shown masked on a record owned by `owner` (`None`: a record
+    /// without owner, which is no one's own).
+    pub fn hides(&self, field: &str, owner: Option<&str>) -> bool {
+        owner != Some(self.actor_id.as_str()) && self.hides_anywhere(field)
+    }
+
+    /// Whether `field` is masked on some records: those the actor does not own. Filters,
+    /// sorts and figures over such a field could reveal what the mask hides.
+    pub fn hides_anywhere(&self, field: &str) -> bool {
+        self.fields.iter().any(|name| name == field)
+    }
 }
 
 /// The declared fields the actor may see, in file order.

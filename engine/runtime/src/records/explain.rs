@@ -17,14 +17,21 @@ impl Records {
     /// fields}`. For read, edit and delete: `allowed`, the widest `scope`, and per granting
     /// role its scope and whether it covers the record (`matches`). For each declared field:
     /// its `access` and whether the subject sees it `masked` (on that record, or on records
-    /// they do not own when no record is named). The caller checks that the asker is an
-    /// admin.
+    /// they do not own when no record is named). Only admins may ask (`asker`): the answer
+    /// reads the record whatever its scope, so the check belongs here, not to each caller.
     pub async fn explain_access(
         &self,
+        asker: &Actor,
         subject: &Actor,
         object: &str,
         id: Option<&str>,
     ) -> Result<Json, RecordError> {
+        if !access::is_admin(&self.schema, asker) {
+            return Err(RecordError::Forbidden {
+                message: "only admins may explain access".to_owned(),
+                fields: Vec::new(),
+            });
+        }
         let object = self.object(object)?;
         let row = match id {
             Some(id) => Some(
@@ -85,16 +92,14 @@ impl Records {
                 "roles": creating_roles,
             }),
         );
-        let clear = match &owner {
-            Some(owner) => access::sees_unmasked(&self.schema, subject, &object.name, Some(owner)),
-            None => access::can_unmask(&self.schema, subject, &object.name),
-        };
+        let masking = access::Masking::new(&self.schema, subject, object);
         let fields: Map<String, Json> = object
             .fields
             .values()
             .map(|field| {
                 let field_access = access::field_access(&self.schema, subject, object, &field.name);
-                let masked = field.mask && field_access != FieldAccess::Hidden && !clear;
+                let masked = field_access != FieldAccess::Hidden
+                    && masking.hides(&field.name, owner.as_deref());
                 (
                     field.name.clone(),
                     json!({

@@ -45,6 +45,9 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The most items one bulk call may hold.
 pub const MAX_BULK_ITEMS: usize = 1_000;
+/// The most records one delete or restore moves, itself and its `on_delete: cascade`
+/// children at every level together.
+pub const MAX_CASCADE_RECORDS: usize = 1_000;
 
 /// The write and read path for records of one app.
 #[derive(Clone, Debug)]
@@ -112,6 +115,29 @@ pub struct DuplicateMatch {
     pub fields: Vec<String>,
 }
 
+/// Live records that refer through a `restrict` lookup to a record being deleted: the ones
+/// the actor may read are named, the rest only counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Referencing {
+    /// The referring object and its lookup field.
+    pub object: String,
+    pub field: String,
+    /// How many live records refer this way, whether the actor may read them or not
+    /// (counted up to 1,000; `more` says there are more).
+    pub count: usize,
+    pub more: bool,
+    /// Up to 20 of them that the actor may read.
+    pub records: Vec<ReferringRecord>,
+}
+
+/// A referring record the actor may read: its id, and its title as the actor sees it
+/// (masked where the actor sees it masked; `None` when the title field is hidden).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferringRecord {
+    pub id: String,
+    pub title: Option<String>,
+}
+
 /// `GET /aggregate/{object}`: grouped figures.
 #[derive(Debug, Clone, Default)]
 pub struct AggregateRequest {
@@ -148,6 +174,13 @@ pub enum RecordError {
         message: String,
         field: Option<String>,
         matches: Vec<DuplicateMatch>,
+    },
+    /// Other records refer to the record being deleted through `restrict` lookups, or a
+    /// cascade would move too many records (409).
+    #[error("{message}")]
+    Referenced {
+        message: String,
+        references: Vec<Referencing>,
     },
     /// `If-Match` named an older version (412).
     #[error("the record changed since version {expected}; it is now at version {current}")]

@@ -88,9 +88,9 @@ pub(super) async fn render_rows(
         .collect();
     let user_names = records.names.of(db, records.clock.now(), &user_ids).await?;
     let system = system_fields(object);
-    let masked = masked_fields(schema, actor, object, fields);
+    let masking = access::Masking::new(schema, actor, object);
     // What each output field needs, worked out once rather than per row.
-    let columns: Vec<(&String, bool, Option<&String>, bool)> = fields
+    let columns: Vec<(&String, bool, Option<&String>)> = fields
         .iter()
         .map(|name| {
             let kind = object.field(name).map(|f| &f.kind);
@@ -98,19 +98,14 @@ pub(super) async fn render_rows(
                 Some(FieldKind::Lookup { object: target, .. }) => Some(target),
                 _ => None,
             };
-            (
-                name,
-                user_fields.contains(&name),
-                target,
-                masked.contains(name),
-            )
+            (name, user_fields.contains(&name), target)
         })
         .collect();
     static NULL: Value = Value::Null;
     Ok(rows
         .iter()
         .map(|row| {
-            let clear = owned_by(row, actor);
+            let owner = row_owner(row);
             let mut record = Map::new();
             let mut refs = Map::new();
             for name in &system {
@@ -133,7 +128,7 @@ pub(super) async fn render_rows(
                     user_ref(name, value, &mut refs);
                 }
             }
-            for (name, is_user, target, is_masked) in &columns {
+            for (name, is_user, target) in &columns {
                 let value = row.get(*name).unwrap_or(&NULL);
                 if *is_user {
                     user_ref(name, value, &mut refs);
@@ -146,7 +141,7 @@ pub(super) async fn render_rows(
                         serde_json::json!({ "id": id, "title": title }),
                     );
                 }
-                let json = if !clear && *is_masked {
+                let json = if masking.hides(name, owner) {
                     masked_json(value)
                 } else {
                     value.to_json()
@@ -161,27 +156,13 @@ pub(super) async fn render_rows(
         .collect())
 }
 
-/// The fields among `fields` that the actor sees masked on records they do not own:
-/// `mask: true` fields, unless a role of theirs may unmask the object.
-pub(super) fn masked_fields(
-    schema: &Schema,
-    actor: &Actor,
-    object: &Object,
-    fields: &[String],
-) -> Vec<String> {
-    if access::can_unmask(schema, actor, &object.name) {
-        return Vec::new();
+/// The owner of `row`, which decides whether its masked fields show in clear
+/// ([`access::Masking::hides`]).
+pub(super) fn row_owner(row: &Row) -> Option<&str> {
+    match row.get("owner") {
+        Some(Value::Text(owner)) => Some(owner),
+        _ => None,
     }
-    fields
-        .iter()
-        .filter(|name| object.field(name).is_some_and(|field| field.mask))
-        .cloned()
-        .collect()
-}
-
-/// Whether `row` is the actor's own record (whose masked fields they see in clear).
-pub(super) fn owned_by(row: &Row, actor: &Actor) -> bool {
-    matches!(row.get("owner"), Some(Value::Text(owner)) if *owner == actor.id)
 }
 
 /// A value as shown masked: `138****5678`; empty stays empty.
@@ -223,13 +204,7 @@ async fn lookup_titles(
         {
             continue;
         }
-        let title_masked = !masked_fields(
-            schema,
-            actor,
-            target_object,
-            std::slice::from_ref(&title_field),
-        )
-        .is_empty();
+        let masking = access::Masking::new(schema, actor, target_object);
         let query = SelectQuery {
             object: target_object,
             condition: Condition::All(vec![
@@ -252,7 +227,7 @@ async fn lookup_titles(
         for row in select(db, &query).await? {
             if let Some(Value::Text(id)) = row.get("id") {
                 let title = title_text(row.get(&title_field));
-                let title = if title_masked && !owned_by(&row, actor) {
+                let title = if masking.hides(&title_field, row_owner(&row)) {
                     super::read::mask(&title)
                 } else {
                     title

@@ -19,9 +19,7 @@ use crate::actor::Actor;
 use crate::coerce::parse_datetime;
 use crate::records::access;
 use crate::records::cursor::Cursor;
-use crate::records::output::{
-    masked_fields, masked_json, output_fields, owned_by, render_rows, title_text,
-};
+use crate::records::output::{masked_json, output_fields, render_rows, row_owner, title_text};
 use crate::records::{
     AggregateRequest, DEFAULT_PAGE_SIZE, DuplicateMatch, Input, ListRequest, MAX_PAGE_SIZE, Page,
     RecordError, Records, Warning,
@@ -175,13 +173,10 @@ impl Records {
             .readable_row(actor, object, id, Deleted::Include)
             .await?;
         let readable = access::readable_fields(&self.schema, actor, object);
-        let masked = if owned_by(&row, actor) {
-            Vec::new()
-        } else {
-            masked_fields(&self.schema, actor, object, &readable)
-        };
+        let masking = access::Masking::new(&self.schema, actor, object);
+        let owner = row_owner(&row);
         let shown = |field: &str, value: Json| {
-            if masked.iter().any(|name| name == field) && !value.is_null() {
+            if masking.hides(field, owner) && !value.is_null() {
                 Json::String(mask(&match value {
                     Json::String(text) => text,
                     other => other.to_string(),
@@ -274,9 +269,8 @@ impl Records {
         let fields = output_fields(&self.schema, actor, object_ref, None)?;
         let shape = ExportShape {
             system: super::output::system_fields(object_ref),
-            masked: masked_fields(&self.schema, actor, object_ref, &fields),
+            masking: access::Masking::new(&self.schema, actor, object_ref),
             fields,
-            actor: actor.clone(),
         };
         let schema = self.schema.clone();
         let db = self.db.clone();
@@ -494,8 +488,7 @@ impl Records {
 
     /// Whether `field` is masked for the actor on records they do not own.
     fn masked_for(&self, actor: &Actor, object: &Object, field: &str) -> bool {
-        object.field(field).is_some_and(|field| field.mask)
-            && !access::can_unmask(&self.schema, actor, &object.name)
+        access::Masking::new(&self.schema, actor, object).hides_anywhere(field)
     }
 
     /// Refuses to sort, group or measure by a field masked for the actor: the order or the
@@ -826,8 +819,7 @@ pub(crate) fn mask(text: &str) -> String {
 struct ExportShape {
     system: Vec<&'static str>,
     fields: Vec<String>,
-    masked: Vec<String>,
-    actor: Actor,
+    masking: access::Masking,
 }
 
 /// Rows stream out in keyset pages of [`EXPORT_CHUNK`], so memory stays flat however many
@@ -894,7 +886,7 @@ fn async_stream_rows(
             .flat_map(futures::stream::iter)
             .map(move |row: Result<Row, RecordError>| {
                 row.map(|row| {
-                    let clear = owned_by(&row, &shape.actor);
+                    let owner = row_owner(&row);
                     let mut record = Map::new();
                     for name in shape
                         .system
@@ -904,9 +896,7 @@ fn async_stream_rows(
                     {
                         let value = match row.get(&name) {
                             None => Json::Null,
-                            Some(value) if !clear && shape.masked.contains(&name) => {
-                                masked_json(value)
-                            }
+                            Some(value) if shape.masking.hides(&name, owner) => masked_json(value),
                             Some(value) => value.to_json(),
                         };
                         record.insert(name, value);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
-use keel_meta::{FieldKind, FormulaType, Object, Value};
+use keel_meta::{FieldKind, FormulaType, Object, OnDelete, Value};
 use keel_script::sandbox::ScriptValue;
 use keel_store::StoreError;
 use keel_store::records::{
@@ -19,7 +19,25 @@ use crate::coerce::{FieldProblem, check_required};
 use crate::records::access::{self, Action};
 use crate::records::input::{Purpose, default_value, prepare};
 use crate::records::read::{Reader, in_scope};
-use crate::records::{DuplicateMatch, Input, MAX_BULK_ITEMS, RecordError, Records, Saved};
+use crate::records::{
+    DuplicateMatch, Input, MAX_BULK_ITEMS, MAX_CASCADE_RECORDS, RecordError, Records, Referencing,
+    ReferringRecord, Saved,
+};
+
+/// How many referring records a refused delete counts, per object and field.
+const MAX_REFERENCES_COUNTED: u32 = 1_000;
+/// How many of the referring records the actor may read a refused delete names.
+const MAX_REFERENCES_NAMED: u32 = 20;
+
+fn too_many_to_cascade() -> RecordError {
+    RecordError::Referenced {
+        message: format!(
+            "this delete would move more than {MAX_CASCADE_RECORDS} records to the recycle bin \
+             through `on_delete: cascade`; delete some of them first"
+        ),
+        references: Vec::new(),
+    }
+}
 
 /// Who saves, when, and the `warn` duplicates a save collects on its way.
 pub(super) struct SaveContext<'a> {
@@ -75,18 +93,48 @@ impl Records {
             .await
     }
 
-    /// Moves a record to the recycle bin.
+    /// Moves a record to the recycle bin, applying the `on_delete` of every lookup that
+    /// refers to it, all in one transaction: live records referring through `restrict`
+    /// refuse the delete ([`RecordError::Referenced`]), `cascade` children go to the
+    /// recycle bin too (recursively, at most [`MAX_CASCADE_RECORDS`] records), and
+    /// `set_null` lookups are cleared (with audit rows). The actor needs delete access to
+    /// this record only: the cascade is the system's consequence of an allowed delete.
     pub async fn delete(&self, actor: &Actor, object: &str, id: &str) -> Result<(), RecordError> {
         let object = self.object(object)?;
         let now = self.clock.now();
         let mut write = self.db.begin_records_write().await?;
-        self.set_deleted(&mut write, actor, object, id, true, now)
+        let current = self
+            .writable_current(&mut write, actor, object, id, Action::Delete, false)
             .await?;
+        let mut cascade = Cascade::new(object, current);
+        while let Some((object, current)) = cascade.next(&mut write, false).await? {
+            let (_, id) = self
+                .set_deleted(&mut write, actor, object, current, true, now)
+                .await?;
+            self.refuse_if_referenced(&mut write, actor, object, &id)
+                .await?;
+            for (child, field, on_delete) in self.referring_lookups(object) {
+                if on_delete == OnDelete::Restrict {
+                    continue;
+                }
+                for child_id in self.children(&mut write, child, field, &id).await? {
+                    if on_delete == OnDelete::Cascade {
+                        cascade.push(child, child_id)?;
+                    } else {
+                        self.clear_lookup(&mut write, actor, child, field, &child_id, now)
+                            .await?;
+                    }
+                }
+            }
+        }
         write.commit().await?;
         Ok(())
     }
 
-    /// Brings a record back from the recycle bin, with its history.
+    /// Brings a record back from the recycle bin, with its history, and with it the records
+    /// its delete moved there by `cascade` (those deleted in the same instant by the same
+    /// user; ones deleted before or since stay in the bin). Lookups that the delete cleared
+    /// (`set_null`) stay cleared: their history shows the old value.
     pub async fn restore(
         &self,
         actor: &Actor,
@@ -96,11 +144,276 @@ impl Records {
         let object = self.object(object)?;
         let now = self.clock.now();
         let mut write = self.db.begin_records_write().await?;
-        let row = self
-            .set_deleted(&mut write, actor, object, id, false, now)
+        let current = self
+            .writable_current(&mut write, actor, object, id, Action::Delete, true)
             .await?;
+        let mut cascade = Cascade::new(object, current);
+        let mut restored = None;
+        while let Some((object, current)) = cascade.next(&mut write, true).await? {
+            let deleted_at = current.get("deleted_at").cloned().unwrap_or(Value::Null);
+            let deleted_by = current.get("deleted_by").cloned().unwrap_or(Value::Null);
+            let (row, id) = self
+                .set_deleted(&mut write, actor, object, current, false, now)
+                .await?;
+            if restored.is_none() {
+                restored = Some(row);
+            }
+            for (child, field, on_delete) in self.referring_lookups(object) {
+                if on_delete != OnDelete::Cascade {
+                    continue;
+                }
+                // Only the children this record's delete moved: the same instant, the same
+                // user.
+                let deleted_in_cascade = Condition::All(vec![
+                    Condition::Compare {
+                        column: "deleted_at".to_owned(),
+                        op: CompareOp::Eq,
+                        value: deleted_at.clone(),
+                    },
+                    match &deleted_by {
+                        Value::Null => Condition::IsNull {
+                            column: "deleted_by".to_owned(),
+                            null: true,
+                        },
+                        by => Condition::Compare {
+                            column: "deleted_by".to_owned(),
+                            op: CompareOp::Eq,
+                            value: by.clone(),
+                        },
+                    },
+                ]);
+                for child_id in self
+                    .children_where(&mut write, child, field, &id, deleted_in_cascade)
+                    .await?
+                {
+                    cascade.push(child, child_id)?;
+                }
+            }
+        }
         write.commit().await?;
+        let row = restored.ok_or(RecordError::NotFound)?;
         Ok(self.saved(actor, object, row, Vec::new()).await?.record)
+    }
+
+    /// Every lookup field of the app that refers to `object`: (referring object, field,
+    /// `on_delete`).
+    fn referring_lookups<'a>(&'a self, object: &Object) -> Vec<(&'a Object, &'a str, OnDelete)> {
+        self.schema
+            .objects
+            .values()
+            .flat_map(|child| {
+                child
+                    .fields
+                    .values()
+                    .filter_map(move |field| match &field.kind {
+                        FieldKind::Lookup {
+                            object: target,
+                            on_delete,
+                        } if *target == object.name => {
+                            Some((child, field.name.as_str(), *on_delete))
+                        }
+                        _ => None,
+                    })
+            })
+            .collect()
+    }
+
+    /// The ids of the live records of `child` whose `field` is `id` (at most one more than
+    /// a cascade may move, so an oversized cascade is seen and refused).
+    async fn children(
+        &self,
+        write: &mut RecordWrite,
+        child: &Object,
+        field: &str,
+        id: &str,
+    ) -> Result<Vec<String>, RecordError> {
+        let mut query = one(
+            child,
+            Condition::Compare {
+                column: field.to_owned(),
+                op: CompareOp::Eq,
+                value: Value::Text(id.to_owned()),
+            },
+        );
+        query.limit = Some(MAX_CASCADE_RECORDS as u32 + 1);
+        Ok(write
+            .select(&query)
+            .await?
+            .into_iter()
+            .filter_map(|row| match row.get("id") {
+                Some(Value::Text(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The ids of the records in the recycle bin of `child` whose `field` is `id` and that
+    /// match `condition`.
+    async fn children_where(
+        &self,
+        write: &mut RecordWrite,
+        child: &Object,
+        field: &str,
+        id: &str,
+        condition: Condition,
+    ) -> Result<Vec<String>, RecordError> {
+        let mut query = one(
+            child,
+            Condition::All(vec![
+                Condition::Compare {
+                    column: field.to_owned(),
+                    op: CompareOp::Eq,
+                    value: Value::Text(id.to_owned()),
+                },
+                condition,
+            ]),
+        );
+        query.deleted = Deleted::Only;
+        query.limit = Some(MAX_CASCADE_RECORDS as u32 + 1);
+        Ok(write
+            .select(&query)
+            .await?
+            .into_iter()
+            .filter_map(|row| match row.get("id") {
+                Some(Value::Text(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Refuses to delete `id` of `object` while live records refer to it through a
+    /// `restrict` lookup. The answer names the referring records the actor may read (id and
+    /// title as they see it) and only counts the rest, per object and field.
+    async fn refuse_if_referenced(
+        &self,
+        write: &mut RecordWrite,
+        actor: &Actor,
+        object: &Object,
+        id: &str,
+    ) -> Result<(), RecordError> {
+        let mut references = Vec::new();
+        for (child, field, on_delete) in self.referring_lookups(object) {
+            if on_delete != OnDelete::Restrict {
+                continue;
+            }
+            let refers = Condition::Compare {
+                column: field.to_owned(),
+                op: CompareOp::Eq,
+                value: Value::Text(id.to_owned()),
+            };
+            let mut query = one(child, refers.clone());
+            query.limit = Some(MAX_REFERENCES_COUNTED + 1);
+            let count = write.select(&query).await?.len();
+            if count == 0 {
+                continue;
+            }
+            let title = &child.title;
+            let title_shown = access::field_access(&self.schema, actor, child, title)
+                != keel_meta::FieldAccess::Hidden;
+            let mut query = one(
+                child,
+                Condition::All(vec![
+                    refers,
+                    access::read_condition(&self.schema, actor, &child.name),
+                ]),
+            );
+            query.limit = Some(MAX_REFERENCES_NAMED);
+            query.columns = Some(vec!["id".to_owned(), "owner".to_owned(), title.clone()]);
+            let masking = access::Masking::new(&self.schema, actor, child);
+            let records = write
+                .select(&query)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let text = super::output::title_text(row.get(title));
+                    let title = title_shown.then(|| {
+                        if masking.hides(title, super::output::row_owner(&row)) {
+                            super::read::mask(&text)
+                        } else {
+                            text
+                        }
+                    });
+                    ReferringRecord {
+                        id: super::output::title_text(row.get("id")),
+                        title,
+                    }
+                })
+                .collect();
+            references.push(Referencing {
+                object: child.name.clone(),
+                field: field.to_owned(),
+                count: count.min(MAX_REFERENCES_COUNTED as usize),
+                more: count > MAX_REFERENCES_COUNTED as usize,
+                records,
+            });
+        }
+        if references.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = references
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}{} {} record(s) by `{}`",
+                    r.count,
+                    if r.more { "+" } else { "" },
+                    r.object,
+                    r.field
+                )
+            })
+            .collect();
+        Err(RecordError::Referenced {
+            message: format!(
+                "this {} record cannot be deleted while other records refer to it: {}",
+                object.name,
+                named.join(", ")
+            ),
+            references,
+        })
+    }
+
+    /// Clears the lookup `field` of the live record `id` of `child` because its target is
+    /// being deleted (`on_delete: set_null`), with an audit row like any change.
+    async fn clear_lookup(
+        &self,
+        write: &mut RecordWrite,
+        actor: &Actor,
+        child: &Object,
+        field: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RecordError> {
+        // Locked and read whole: the change is versioned like any other save.
+        let Some(row) = write.get_for_update(child, id).await? else {
+            return Ok(());
+        };
+        let Some(Value::Integer(version)) = row.get("version") else {
+            return Ok(());
+        };
+        let mut changes = Row::new();
+        changes.insert(field.to_owned(), Value::Null);
+        changes.insert("updated_at".to_owned(), Value::Datetime(now));
+        changes.insert("updated_by".to_owned(), Value::Text(actor.id.clone()));
+        if !write.update(child, id, *version, &changes).await? {
+            return Err(RecordError::Stale {
+                expected: *version,
+                current: version + 1,
+            });
+        }
+        let before = row.get(field).cloned().unwrap_or(Value::Null).to_json();
+        write
+            .insert_audit(&[audit(
+                child,
+                &row,
+                now,
+                actor,
+                "update",
+                field,
+                before,
+                Json::Null,
+            )])
+            .await?;
+        Ok(())
     }
 
     /// Up to [`MAX_BULK_ITEMS`] creates (items without `id`) and updates (items with `id`),
@@ -515,18 +828,22 @@ impl Records {
         Ok(merged)
     }
 
+    /// Moves `current` (locked by the caller) into the recycle bin or out of it, with its
+    /// audit row → the record as saved, and its id. The one store update path, so what the
+    /// store keeps beside a record stays in step.
     async fn set_deleted(
         &self,
         write: &mut RecordWrite,
         actor: &Actor,
         object: &Object,
-        id: &str,
+        current: Row,
         delete: bool,
         now: DateTime<Utc>,
-    ) -> Result<Row, RecordError> {
-        let current = self
-            .writable_current(write, actor, object, id, Action::Delete, !delete)
-            .await?;
+    ) -> Result<(Row, String), RecordError> {
+        let id = match current.get("id") {
+            Some(Value::Text(id)) => id.clone(),
+            _ => return Err(RecordError::NotFound),
+        };
         let version = match current.get("version") {
             Some(Value::Integer(version)) => *version,
             _ => 0,
@@ -541,7 +858,7 @@ impl Records {
         changes.insert("deleted_by".to_owned(), deleted_by);
         changes.insert("updated_at".to_owned(), Value::Datetime(now));
         changes.insert("updated_by".to_owned(), Value::Text(actor.id.clone()));
-        if !write.update(object, id, version, &changes).await? {
+        if !write.update(object, &id, version, &changes).await? {
             return Err(RecordError::Stale {
                 expected: version,
                 current: version + 1,
@@ -570,7 +887,7 @@ impl Records {
             row.insert(name, value);
         }
         row.insert("version".to_owned(), Value::Integer(version + 1));
-        Ok(row)
+        Ok((row, id))
     }
 
     /// The stored record, locked for this transaction, if the actor may act on it.
@@ -625,6 +942,47 @@ impl Records {
             });
         }
         Ok(current)
+    }
+
+    /// What a unique-value conflict says about the record that holds the value: its id (and
+    /// whether it is in the recycle bin) only when the actor may read it; otherwise just the
+    /// field, so the answer cannot tell whether a record the actor may not see exists.
+    async fn unique_message(
+        &self,
+        write: &mut RecordWrite,
+        actor: &Actor,
+        object: &Object,
+        field: &str,
+        existing: &Row,
+    ) -> Result<String, RecordError> {
+        let unreadable = format!(
+            "`{field}` must be unique in {}; another record already has this value",
+            object.name
+        );
+        let Some(Value::Text(id)) = existing.get("id") else {
+            return Ok(unreadable);
+        };
+        let readable = access::scopes(&self.schema, actor, &object.name, Action::Read);
+        let owner = super::output::row_owner(existing);
+        if !in_scope(
+            &mut Reader::Write(write),
+            actor,
+            object,
+            id,
+            owner,
+            readable,
+        )
+        .await?
+        {
+            return Ok(unreadable);
+        }
+        let deleted = existing
+            .get("deleted_at")
+            .is_some_and(|value| !value.is_null());
+        Ok(format!(
+            "`{field}` must be unique; record {id}{} already has this value",
+            if deleted { " (in the recycle bin)" } else { "" }
+        ))
     }
 
     /// Required fields, lookup targets, unique values, formulas and autonumbers of a record
@@ -706,17 +1064,17 @@ impl Records {
                 }
                 let mut query = one(object, Condition::All(conditions));
                 query.deleted = Deleted::Include;
-                let existing = write.select(&query).await?;
-                if let Some(existing_id) = existing
-                    .first()
-                    .and_then(|r| r.get("id"))
-                    .map(|id| super::output::title_text(Some(id)))
-                {
+                query.columns = Some(vec![
+                    "id".to_owned(),
+                    "owner".to_owned(),
+                    "deleted_at".to_owned(),
+                ]);
+                if let Some(existing) = write.select(&query).await?.into_iter().next() {
+                    let message = self
+                        .unique_message(write, actor, object, &field.name, &existing)
+                        .await?;
                     return Err(RecordError::Conflict {
-                        message: format!(
-                            "`{}` must be unique; record {existing_id} already has this value",
-                            field.name
-                        ),
+                        message,
                         field: Some(field.name.clone()),
                         matches: Vec::new(),
                     });
@@ -759,6 +1117,63 @@ impl Records {
             }
         }
         Ok(())
+    }
+}
+
+/// The records one delete or restore moves: the first, then the `cascade` children found on
+/// the way, each once, at most [`MAX_CASCADE_RECORDS`] in all. Children are locked and read
+/// when their turn comes, so a change made earlier in the same cascade (a cleared lookup)
+/// is seen.
+struct Cascade<'a> {
+    first: Option<(&'a Object, Row)>,
+    queue: std::collections::VecDeque<(&'a Object, String)>,
+    seen: std::collections::HashSet<(String, String)>,
+}
+
+impl<'a> Cascade<'a> {
+    fn new(object: &'a Object, current: Row) -> Cascade<'a> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(Value::Text(id)) = current.get("id") {
+            seen.insert((object.name.clone(), id.clone()));
+        }
+        Cascade {
+            first: Some((object, current)),
+            queue: std::collections::VecDeque::new(),
+            seen,
+        }
+    }
+
+    /// Queues the record `id` of `object`, unless it is already on the way.
+    fn push(&mut self, object: &'a Object, id: String) -> Result<(), RecordError> {
+        if self.seen.insert((object.name.clone(), id.clone())) {
+            if self.seen.len() > MAX_CASCADE_RECORDS {
+                return Err(too_many_to_cascade());
+            }
+            self.queue.push_back((object, id));
+        }
+        Ok(())
+    }
+
+    /// The next record to move, locked: one in the recycle bin when `deleted` (a restore),
+    /// else a live one; records already moved some other way are skipped.
+    async fn next(
+        &mut self,
+        write: &mut RecordWrite,
+        deleted: bool,
+    ) -> Result<Option<(&'a Object, Row)>, RecordError> {
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
+        while let Some((object, id)) = self.queue.pop_front() {
+            let Some(row) = write.get_for_update(object, &id).await? else {
+                continue;
+            };
+            let is_deleted = row.get("deleted_at").is_some_and(|value| !value.is_null());
+            if is_deleted == deleted {
+                return Ok(Some((object, row)));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use keel_meta::Schema;
 use keel_runtime::actor::Actor;
-use keel_runtime::clock::SystemClock;
+use keel_runtime::clock::{Clock, SystemClock};
 use keel_runtime::records::{Input, ListRequest, RecordError, Records};
 use serde_json::{Value as Json, json};
 
@@ -106,7 +106,9 @@ async fn fixture(db_url: &str) -> Fixture {
             department: None,
             language: None,
         };
-        let id = keel_store::users::insert(&db, &user).await.unwrap();
+        let id = keel_store::users::insert_at(&db, &user, SystemClock.now(), None)
+            .await
+            .unwrap();
         actors.push(Actor {
             id,
             username: username.to_owned(),

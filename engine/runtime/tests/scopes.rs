@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel_meta::{Schema, Value};
 use keel_runtime::actor::Actor;
+use keel_runtime::clock::{Clock, SystemClock};
 use keel_runtime::records::access::Scopes;
 use keel_store::Db;
 use keel_store::records::{Condition, Deleted, Row, SelectQuery};
@@ -119,11 +120,12 @@ fn expected(org: &Org, me: usize, scopes: Scopes, owner: Option<usize>) -> bool 
 async fn build(db: &Db, schema: &Schema, prefix: &str, org: &Org) -> (Vec<String>, Vec<String>) {
     for (index, parent) in org.departments.iter().enumerate() {
         let parent = parent.map(|p| format!("{prefix}d{p}"));
-        keel_store::users::ensure_department(
+        keel_store::users::ensure_department_at(
             db,
             &format!("{prefix}d{index}"),
             None,
             parent.as_deref(),
+            SystemClock.now(),
         )
         .await
         .unwrap();
@@ -139,10 +141,14 @@ async fn build(db: &Db, schema: &Schema, prefix: &str, org: &Org) -> (Vec<String
             department: department.map(|d| format!("{prefix}d{d}")),
             language: None,
         };
-        user_ids.push(keel_store::users::insert(db, &user).await.unwrap());
+        user_ids.push(
+            keel_store::users::insert_at(db, &user, SystemClock.now(), None)
+                .await
+                .unwrap(),
+        );
     }
     let object = schema.object("note").unwrap();
-    let now = chrono::Utc::now();
+    let now = SystemClock.now();
     let mut write = db.begin_records_write().await.unwrap();
     let mut record_ids = Vec::new();
     for (index, owner) in org.owners.iter().enumerate() {

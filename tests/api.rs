@@ -1031,6 +1031,44 @@ keel_testkit::db_test!(
 );
 
 keel_testkit::db_test!(
+    a_unique_conflict_reveals_no_record_the_caller_may_not_read,
+    |db| async move {
+        let app = spawn_app(&db.url).await;
+        let rep = app.token("rep", REP_PASSWORD).await;
+        let rep2 = app.token("rep2", REP_PASSWORD).await;
+        let admin = app.token("admin", ADMIN_PASSWORD).await;
+        let theirs = app
+            .create_lead(&rep2, json!({ "name": "Hidden", "phone": "13900000001" }))
+            .await;
+        let hidden_id = theirs["id"].as_str().unwrap().to_owned();
+        let refused = app
+            .as_user(&rep, Method::POST, "/records/lead")
+            .json(&json!({ "name": "Mine", "phone": "13900000001" }))
+            .send()
+            .await
+            .unwrap();
+        let body = problem(refused, StatusCode::CONFLICT, "conflict").await;
+        assert_eq!(body["errors"][0]["field"], "phone", "{body}");
+        assert!(
+            !body.to_string().contains(&hidden_id),
+            "a record the rep may not read is not named: {body}"
+        );
+        // The admin may read it, so the admin is told which record holds the value.
+        let refused = app
+            .as_user(&admin, Method::POST, "/records/lead")
+            .json(&json!({ "name": "Admin's", "phone": "13900000001" }))
+            .send()
+            .await
+            .unwrap();
+        let body = problem(refused, StatusCode::CONFLICT, "conflict").await;
+        assert!(
+            body["detail"].as_str().unwrap().contains(&hidden_id),
+            "{body}"
+        );
+    }
+);
+
+keel_testkit::db_test!(
     duplicates_warn_on_save_and_conflicts_name_the_existing_record,
     |db| async move {
         let app = spawn_app(&db.url).await;

@@ -494,3 +494,60 @@ keel_testkit::db_test!(
         assert_eq!(kept(&before).len(), 20);
     }
 );
+
+keel_testkit::db_test!(
+    the_api_export_and_keel_export_write_the_same_csv,
+    |db| async move {
+        let app = app();
+        let app_dir = app.path().to_str().unwrap().to_owned();
+        let migrate = run_keel(
+            &["migrate", "--apply", "--app", &app_dir, "--db", &db.url],
+            app.path(),
+        );
+        assert!(migrate.status.success(), "{}", text(&migrate.stderr));
+        // The admin password is printed once: `created user `admin` with the password `…``.
+        let stdout = text(&migrate.stdout);
+        let password = stdout
+            .split("with the password `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or_else(|| panic!("no admin password in {stdout}"))
+            .to_owned();
+        app.write("leads.csv", &csv(12, None));
+        let output = import(&app, &db.url, "leads.csv", &[]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let output = run_keel(
+            &["export", "lead", "--app", &app_dir, "--db", &db.url],
+            app.path(),
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let cli_csv = text(&output.stdout);
+        assert!(cli_csv.contains("hot;cold"), "{cli_csv}");
+
+        let server = crate::serve::start_server(crate::serve::serve_command(&app, &db.url));
+        let client = reqwest::Client::new();
+        let login: serde_json::Value = client
+            .post(format!("{}/api/v1/auth/login", server.base_url))
+            .json(&serde_json::json!({ "username": "admin", "password": password }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["token"].as_str().unwrap();
+        let api_csv = client
+            .get(format!(
+                "{}/api/v1/records/lead/export?format=csv",
+                server.base_url
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(api_csv, cli_csv);
+    }
+);

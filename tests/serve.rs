@@ -23,9 +23,9 @@ fn app_v1() -> AppDir {
 }
 
 /// A running `keel serve`; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
     stdout_lines: Vec<String>,
     /// Standard output after the line that says where it listens.
     more: mpsc::Receiver<String>,
@@ -47,7 +47,7 @@ impl Drop for Server {
     }
 }
 
-fn serve_command(app: &AppDir, db_url: &str) -> Command {
+pub(crate) fn serve_command(app: &AppDir, db_url: &str) -> Command {
     let mut command = Command::new(keel_binary());
     command
         .args([
@@ -68,7 +68,7 @@ fn serve_command(app: &AppDir, db_url: &str) -> Command {
 }
 
 /// Starts `keel serve` and waits (at most 60 s) for the line that says where it listens.
-fn start_server(mut command: Command) -> Server {
+pub(crate) fn start_server(mut command: Command) -> Server {
     let mut child = command.spawn().expect("spawn keel serve");
     let stdout = child.stdout.take().expect("stdout");
     let (sender, receiver) = mpsc::channel();

@@ -23,10 +23,21 @@ fn app_v1() -> AppDir {
 }
 
 /// A running `keel serve`; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
     stdout_lines: Vec<String>,
+    /// Standard output after the line that says where it listens.
+    more: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// The next line of standard output (waiting at most 60 s).
+    fn next_line(&mut self) -> String {
+        self.more
+            .recv_timeout(Duration::from_secs(60))
+            .expect("another line from keel serve")
+    }
 }
 
 impl Drop for Server {
@@ -36,7 +47,7 @@ impl Drop for Server {
     }
 }
 
-fn serve_command(app: &AppDir, db_url: &str) -> Command {
+pub(crate) fn serve_command(app: &AppDir, db_url: &str) -> Command {
     let mut command = Command::new(keel_binary());
     command
         .args([
@@ -57,7 +68,7 @@ fn serve_command(app: &AppDir, db_url: &str) -> Command {
 }
 
 /// Starts `keel serve` and waits (at most 60 s) for the line that says where it listens.
-fn start_server(mut command: Command) -> Server {
+pub(crate) fn start_server(mut command: Command) -> Server {
     let mut child = command.spawn().expect("spawn keel serve");
     let stdout = child.stdout.take().expect("stdout");
     let (sender, receiver) = mpsc::channel();
@@ -82,6 +93,7 @@ fn start_server(mut command: Command) -> Server {
                         child,
                         base_url: format!("http://{address}"),
                         stdout_lines,
+                        more: receiver,
                     };
                 }
             }
@@ -208,6 +220,11 @@ keel_testkit::db_test!(
     |db| async move {
         let app = app_v1();
         let app_dir = app.path().to_str().unwrap();
+        let migrate = run_keel(
+            &["migrate", "--apply", "--app", app_dir, "--db", &db.url],
+            app.path(),
+        );
+        assert!(migrate.status.success(), "{}", text(&migrate.stderr));
         let add = |args: &[&str]| {
             let mut all = vec!["user", "add"];
             all.extend_from_slice(args);
@@ -258,5 +275,426 @@ keel_testkit::db_test!(
             "{}",
             text(&output.stderr)
         );
+    }
+);
+
+/// `keel` with `args`, no inherited KEEL_* settings and no `KEEL_LOG`: as a user runs it.
+fn keel_as_user(args: &[&str], cwd: &std::path::Path) -> Command {
+    let mut command = Command::new(keel_binary());
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("KEEL_APP")
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_LISTEN")
+        .env_remove("KEEL_ADMIN_PASSWORD")
+        .env_remove("KEEL_USER_PASSWORD")
+        .env_remove("KEEL_LOG");
+    command
+}
+
+fn migrate_apply(app: &AppDir, db_url: &str) {
+    let output = run_keel(
+        &[
+            "migrate",
+            "--apply",
+            "--app",
+            app.path().to_str().unwrap(),
+            "--db",
+            db_url,
+        ],
+        app.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// The status of signing in as `username` with `password`.
+async fn login_status(base_url: &str, username: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base_url}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Rows of text columns from `query`, on either database.
+async fn sql_rows(db_url: &str, query: &str) -> Vec<Vec<String>> {
+    fn texts<R: sqlx::Row>(rows: &[R]) -> Vec<Vec<String>>
+    where
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        usize: sqlx::ColumnIndex<R>,
+    {
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| row.get::<String, _>(i)).collect())
+            .collect()
+    }
+    if db_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(query))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        texts(&rows)
+    } else {
+        let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(query))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        texts(&rows)
+    }
+}
+
+keel_testkit::db_test!(
+    user_add_reads_the_password_from_standard_input_or_the_environment,
+    |db| async move {
+        let app = app_v1();
+        migrate_apply(&app, &db.url);
+        let app_dir = app.path().to_str().unwrap();
+        let add = |name: &str, extra: &[&str]| {
+            let mut args = vec!["user", "add", name, "--app", app_dir, "--db", &db.url];
+            args.extend_from_slice(extra);
+            keel_as_user(&args, app.path())
+        };
+
+        let mut child = add("li", &["--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"from-stdin-pw\n").unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+
+        let output = add("zhou", &[])
+            .env("KEEL_USER_PASSWORD", "from-env-pw")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+
+        let output = add("nopw", &[]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).contains("--password-stdin"),
+            "{}",
+            text(&output.stderr)
+        );
+
+        let server = start_server(serve_command(&app, &db.url));
+        assert_eq!(
+            login_status(&server.base_url, "li", "from-stdin-pw").await,
+            200
+        );
+        assert_eq!(
+            login_status(&server.base_url, "zhou", "from-env-pw").await,
+            200
+        );
+        assert_eq!(
+            login_status(&server.base_url, "li", "from-env-pw").await,
+            401
+        );
+    }
+);
+
+keel_testkit::db_test!(
+    commands_other_than_serve_and_migrate_apply_refuse_a_database_that_does_not_exist,
+    |db| async move {
+        let app = app_v1();
+        app.write("leads.csv", "name\nA\n");
+        let app_dir = app.path().to_str().unwrap().to_owned();
+        // On SQLite, a newcomer's mistyped or not yet created default: `sqlite://data/keel.db`
+        // relative to the working directory. On PostgreSQL, a database without Keel's tables.
+        let db_url = match db.backend {
+            keel_testkit::Backend::Sqlite => "sqlite://data/keel.db".to_owned(),
+            keel_testkit::Backend::Postgres => db.url.clone(),
+        };
+        let commands: [Vec<&str>; 3] = [
+            vec!["export", "lead"],
+            vec!["import", "lead", "leads.csv"],
+            vec!["user", "add", "li", "--password", "password-1"],
+        ];
+        for command in &commands {
+            let mut args = command.clone();
+            args.extend_from_slice(&["--app", &app_dir, "--db", &db_url]);
+            let output = run_keel(&args, app.path());
+            assert_eq!(
+                output.status.code(),
+                Some(4),
+                "{command:?}: {}",
+                text(&output.stderr)
+            );
+            let stderr = text(&output.stderr);
+            let expected = match db.backend {
+                keel_testkit::Backend::Sqlite => "there is no database data/keel.db",
+                keel_testkit::Backend::Postgres => "has no Keel tables",
+            };
+            assert!(
+                stderr.contains(expected) && stderr.contains("--db"),
+                "{command:?}: {stderr}"
+            );
+        }
+
+        // `migrate --plan` shows what `--apply` would do and writes nothing.
+        let output = run_keel(
+            &["migrate", "--plan", "--app", &app_dir, "--db", &db_url],
+            app.path(),
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(
+            text(&output.stdout).contains("lead"),
+            "{}",
+            text(&output.stdout)
+        );
+        match db.backend {
+            keel_testkit::Backend::Sqlite => {
+                assert!(
+                    !app.path().join("data").exists(),
+                    "migrate --plan created data/"
+                );
+            }
+            keel_testkit::Backend::Postgres => {
+                let tables = sql_rows(
+                    &db.url,
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = current_schema()",
+                )
+                .await;
+                assert!(tables.is_empty(), "migrate --plan created {tables:?}");
+            }
+        }
+    }
+);
+
+#[test]
+fn usage_errors_exit_2_and_name_the_problem_once() {
+    let app = app_v1();
+    let app_dir = app.path().to_str().unwrap();
+    let output = run_keel(
+        &[
+            "export",
+            "lead",
+            "--app",
+            app_dir,
+            "--db",
+            "mysql://x@localhost/crm",
+        ],
+        app.path(),
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("mysql://"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let missing = app.path().join("no-such-app");
+    let missing = missing.to_str().unwrap();
+    let output = run_keel(&["check", "--app", missing], app.path());
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches(missing).count(), 1, "{stderr}");
+
+    let output = run_keel(
+        &["import", "lead", "missing.csv", "--app", app_dir],
+        app.path(),
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("there is no file missing.csv"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+keel_testkit::db_test!(commands_print_no_log_lines_unless_asked, |db| async move {
+    let app = app_v1();
+    let app_dir = app.path().to_str().unwrap();
+    let args = ["migrate", "--apply", "--app", app_dir, "--db", &db.url];
+    let output = keel_as_user(&args, app.path()).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
+    let output = keel_as_user(&args, app.path())
+        .env("KEEL_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(
+        text(&output.stderr).contains("INFO"),
+        "KEEL_LOG still turns logs on: {}",
+        text(&output.stderr)
+    );
+});
+
+keel_testkit::db_test!(
+    an_ignored_keel_admin_password_is_reported,
+    |db| async move {
+        let app = app_v1();
+        let app_dir = app.path().to_str().unwrap();
+        let args = ["migrate", "--apply", "--app", app_dir, "--db", &db.url];
+        let first = keel_as_user(&args, app.path())
+            .env("KEEL_ADMIN_PASSWORD", "first-admin-pw")
+            .output()
+            .unwrap();
+        assert!(
+            text(&first.stdout)
+                .contains("created user `admin` with the password from KEEL_ADMIN_PASSWORD"),
+            "{}",
+            text(&first.stdout)
+        );
+        assert!(!text(&first.stderr).contains("ignored"));
+        let again = keel_as_user(&args, app.path())
+            .env("KEEL_ADMIN_PASSWORD", "second-admin-pw")
+            .output()
+            .unwrap();
+        assert!(again.status.success());
+        assert!(
+            text(&again.stderr).contains("warning: KEEL_ADMIN_PASSWORD is ignored"),
+            "{}",
+            text(&again.stderr)
+        );
+    }
+);
+
+keel_testkit::db_test!(
+    a_demo_restart_prints_only_the_demo_passwords_that_still_work,
+    |db| async move {
+        let app = app_v1();
+        app.write(
+            "seed/users.csv",
+            "username,display_name,password,roles\nwang,王,demo1234,sales_rep\nli,李,demo1234,sales_rep\n",
+        );
+        app.write("seed/lead.csv", "name,owner\n无主线索,\n王的线索,wang\n");
+        let demo = |app: &AppDir| {
+            let mut command = serve_command(app, &db.url);
+            command.arg("--demo");
+            command
+        };
+        let mut server = start_server(demo(&app));
+        let logins = [server.next_line(), server.next_line()];
+        assert_eq!(
+            logins,
+            [
+                "  demo login: wang / demo1234 (sales_rep)",
+                "  demo login: li / demo1234 (sales_rep)"
+            ]
+        );
+        assert!(
+            server
+                .stdout_lines
+                .iter()
+                .any(|line| line == "  demo data: 2 lead records"),
+            "{:?}",
+            server.stdout_lines
+        );
+        drop(server);
+        let owners = sql_rows(
+            &db.url,
+            "SELECT lead.name, keel_users.username FROM lead \
+             JOIN keel_users ON keel_users.id = lead.owner ORDER BY keel_users.username",
+        )
+        .await;
+        assert_eq!(
+            owners,
+            [
+                vec!["无主线索".to_owned(), "admin".to_owned()],
+                vec!["王的线索".to_owned(), "wang".to_owned()]
+            ]
+        );
+
+        // li's password changes (to admin's): a restart no longer offers it.
+        sql_rows(
+            &db.url,
+            "UPDATE keel_users SET password_hash = \
+             (SELECT password_hash FROM keel_users WHERE username = 'admin') \
+             WHERE username = 'li' RETURNING username",
+        )
+        .await;
+        let mut server = start_server(demo(&app));
+        let logins = [server.next_line(), server.next_line()];
+        assert_eq!(logins[0], "  demo login: wang / demo1234 (sales_rep)");
+        assert!(
+            logins[1].starts_with("  demo user: li (sales_rep): the demo password no longer works"),
+            "{logins:?}"
+        );
+        assert!(
+            !server
+                .stdout_lines
+                .iter()
+                .any(|line| line.contains("demo data")),
+            "a restart imports nothing twice: {:?}",
+            server.stdout_lines
+        );
+    }
+);
+
+keel_testkit::db_test!(
+    demo_says_so_when_the_app_has_no_seed_data,
+    |db| async move {
+        let app = app_v1();
+        let stderr_path = app.path().join("stderr.txt");
+        let mut command = serve_command(&app, &db.url);
+        command
+            .arg("--demo")
+            .stderr(std::fs::File::create(&stderr_path).unwrap());
+        let server = start_server(command);
+        drop(server);
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+        assert!(
+            stderr.contains("warning: --demo has nothing to load") && stderr.contains("no seed/"),
+            "{stderr}"
+        );
+    }
+);
+
+keel_testkit::db_test!(
+    the_education_template_demo_loads_its_seed_data,
+    |db| async move {
+        let template = crate::support::repository_root().join("templates/education");
+        let stderr_file = tempfile::NamedTempFile::new().unwrap();
+        let mut command = Command::new(keel_binary());
+        command
+            .args([
+                "serve",
+                "--demo",
+                "--app",
+                template.to_str().unwrap(),
+                "--db",
+                &db.url,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env_remove("KEEL_ADMIN_PASSWORD")
+            .env("KEEL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr_file.reopen().unwrap());
+        let mut server = start_server(command);
+        for expected in [
+            "  demo data: 5 course records",
+            "  demo data: 4 course_class records",
+            "  demo data: 4 student records",
+            "  demo data: 6 inquiry records",
+        ] {
+            assert!(
+                server.stdout_lines.iter().any(|line| line == expected),
+                "{expected}: {:?}",
+                server.stdout_lines
+            );
+        }
+        assert_eq!(
+            server.next_line(),
+            "  demo login: zhou / demo1234 (principal)"
+        );
+        let stderr = std::fs::read_to_string(stderr_file.path()).unwrap();
+        assert_eq!(stderr, "", "seed rows refused");
+        assert_eq!(login_status(&server.base_url, "sun", "demo1234").await, 200);
     }
 );

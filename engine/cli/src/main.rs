@@ -10,11 +10,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-/// Exit codes, stable for scripts: 0 success, 1 invalid input (metadata, arguments, data),
-/// 2 usage (clap), 3 a destructive migration was refused, 4 the database failed.
+/// Exit codes, stable for scripts (README.md lists them): 0 success, 1 invalid input
+/// (metadata, data), 2 usage (the command line: unknown options, an unsupported database
+/// URL, an app directory or file that does not exist), 3 a destructive migration was
+/// refused, 4 the database failed or does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
     Invalid = 1,
+    Usage = 2,
     DestructiveRefused = 3,
     Database = 4,
 }
@@ -30,6 +33,31 @@ impl std::fmt::Display for Reported {
 }
 
 impl std::error::Error for Reported {}
+
+/// An error the CLI words itself, with its exit code.
+#[derive(Debug)]
+struct Failure {
+    exit: Exit,
+    message: String,
+}
+
+impl Failure {
+    fn error(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+        Failure {
+            exit,
+            message: message.into(),
+        }
+        .into()
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +86,7 @@ struct DbArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Migrate additive changes, then serve the HTTP API (there is no web UI yet).
+    /// Migrate additive changes, then serve the API.
     Serve {
         #[command(flatten)]
         app: AppArgs,
@@ -92,22 +120,28 @@ enum Command {
         #[arg(long, requires = "apply")]
         allow_destructive: bool,
     },
-    /// Import a CSV file (header row = field names) through the write path. Resumable: run it
-    /// again with the same file after an interruption and each row is imported exactly once.
+    /// Import a CSV file (header row = field names) through the write path, as a user.
+    /// Re-runnable: rows already imported (by an interrupted run, or before refused rows
+    /// were fixed) are skipped, so each row is imported exactly once.
     Import {
         /// The object to import into, e.g. `lead`.
         object: String,
         /// The CSV file.
         file: PathBuf,
         /// Rows per transaction.
-        #[arg(long, default_value_t = 500)]
-        batch: usize,
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
+        /// The importing user (a username): their permissions apply, and rows with an empty
+        /// `owner` belong to them.
+        #[arg(long = "as", value_name = "USER", default_value = "admin")]
+        as_user: String,
         #[command(flatten)]
         app: AppArgs,
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Export every record of an object to standard output.
+    /// Export every record of an object to standard output (`keel import` reads the CSV
+    /// back).
     Export {
         object: String,
         /// `csv`, or `json` (one JSON object per line).
@@ -127,12 +161,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Add a user.
+    /// Add a user. The password comes from standard input (`--password-stdin`), the
+    /// environment (`KEEL_USER_PASSWORD`) or `--password` (visible to other local users in
+    /// the process list: prefer the other two).
     Add {
         /// The login name.
         name: String,
+        #[arg(long, env = "KEEL_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
         #[arg(long)]
-        password: String,
+        password_stdin: bool,
         /// A role from roles.yaml; repeat for several.
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -151,10 +190,15 @@ enum UserCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Quiet by default: a command prints what it did; logs are for a running server.
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -176,14 +220,34 @@ fn main() -> ExitCode {
                 return ExitCode::from(*exit as u8);
             }
             eprintln!("error: {}", error_chain(&error));
-            let exit = if error.downcast_ref::<keel_store::StoreError>().is_some() {
-                Exit::Database
-            } else {
-                Exit::Invalid
-            };
-            ExitCode::from(exit as u8)
+            ExitCode::from(exit_for(&error) as u8)
         }
     }
+}
+
+/// The exit code for a failure: what the CLI worded itself says so; a database URL Keel
+/// cannot use is a usage error; any other database failure is 4; the rest is invalid input.
+fn exit_for(error: &anyhow::Error) -> Exit {
+    let store_exit = |error: &keel_store::StoreError| match error {
+        keel_store::StoreError::UnsupportedUrl { .. }
+        | keel_store::StoreError::InvalidUrl { .. } => Exit::Usage,
+        _ => Exit::Database,
+    };
+    for cause in error.chain() {
+        if let Some(failure) = cause.downcast_ref::<Failure>() {
+            return failure.exit;
+        }
+        if let Some(store) = cause.downcast_ref::<keel_store::StoreError>() {
+            return store_exit(store);
+        }
+        // `RuntimeError::Store` is transparent: its source is the store error's source.
+        if let Some(keel_runtime::RuntimeError::Store(store)) =
+            cause.downcast_ref::<keel_runtime::RuntimeError>()
+        {
+            return store_exit(store);
+        }
+    }
+    Exit::Invalid
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -206,34 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             plan: _,
             apply,
             allow_destructive,
-        } => {
-            let schema = load(&app.app)?;
-            let db = keel_store::Db::connect(&db.db).await?;
-            let plan = keel_store::migrate::plan(&db, &schema).await?;
-            if !apply {
-                print_plan(&plan);
-                return Ok(());
-            }
-            if plan.destructive().next().is_some() && !allow_destructive {
-                print_plan(&plan);
-                eprintln!(
-                    "refusing to apply destructive steps (marked !) without --allow-destructive"
-                );
-                return Err(Reported(Exit::DestructiveRefused).into());
-            }
-            let applied = keel_store::migrate::apply(&db, &schema, allow_destructive).await?;
-            if applied.steps.is_empty() {
-                println!("nothing to do: the database matches the metadata");
-            } else {
-                println!("applied {} steps:", applied.steps.len());
-                print_plan(&keel_store::migrate::Plan {
-                    steps: applied.steps,
-                    ..Default::default()
-                });
-            }
-            db.close().await;
-            Ok(())
-        }
+        } => migrate(&app.app, &db.db, apply, allow_destructive).await,
         Command::Serve {
             app,
             db,
@@ -244,9 +281,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             object,
             file,
             batch,
+            as_user,
             app,
             db,
-        } => import(&app.app, &db.db, &object, &file, batch).await,
+        } => import(&app.app, &db.db, &object, &file, batch as usize, &as_user).await,
         Command::Export {
             object,
             format,
@@ -258,6 +296,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 UserCommand::Add {
                     name,
                     password,
+                    password_stdin,
                     roles,
                     manager,
                     department,
@@ -265,16 +304,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     db,
                 },
         } => {
-            let schema = load(&app.app)?;
-            let db = keel_store::Db::connect(&db.db).await?;
-            keel_store::migrate::apply(&db, &schema, false)
-                .await
-                .context("the database must match the metadata before users can be added (see `keel migrate --plan`)")?;
+            let password = new_password(password, password_stdin)?;
+            let (schema, db) = open(&app.app, &db.db).await?;
             let request = keel_runtime::accounts::NewUser {
                 username: name.clone(),
                 display_name: None,
                 password,
-                roles: if roles.is_empty() { vec![] } else { roles },
+                roles,
                 manager,
                 department,
                 language: None,
@@ -285,6 +321,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The new user's password: the first line of standard input with `--password-stdin`,
+/// else `--password` or `KEEL_USER_PASSWORD`.
+fn new_password(given: Option<String>, from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err(Failure::error(
+                Exit::Usage,
+                "--password-stdin: standard input held no password",
+            ));
+        }
+        return Ok(password);
+    }
+    given.filter(|p| !p.is_empty()).ok_or_else(|| {
+        Failure::error(
+            Exit::Usage,
+            "give the password on standard input with --password-stdin, in KEEL_USER_PASSWORD, or with --password",
+        )
+    })
 }
 
 /// The error and its causes, skipping a cause whose text the previous message already
@@ -305,6 +366,15 @@ fn error_chain(error: &anyhow::Error) -> String {
 
 /// Loads and checks the app, printing every problem; `Reported(Invalid)` when there are any.
 fn load(dir: &Path) -> anyhow::Result<keel_meta::Schema> {
+    if !dir.is_dir() {
+        return Err(Failure::error(
+            Exit::Usage,
+            format!(
+                "there is no app directory {} (give it with --app or KEEL_APP)",
+                dir.display()
+            ),
+        ));
+    }
     keel_meta::load_app(dir).map_err(|errors| {
         for diagnostic in &errors.diagnostics {
             eprintln!("{}", render_diagnostic(dir, diagnostic));
@@ -336,32 +406,65 @@ fn render_diagnostic(dir: &Path, diagnostic: &keel_meta::Diagnostic) -> String {
     )
 }
 
-/// Imports `seed/<object>.csv` for every object that has one. Seed imports are resumable
-/// imports, so starting with `--demo` again adds nothing twice.
+fn records_for(
+    schema: &std::sync::Arc<keel_meta::Schema>,
+    db: &keel_store::Db,
+) -> keel_runtime::records::Records {
+    keel_runtime::records::Records::new(
+        schema.clone(),
+        db.clone(),
+        std::sync::Arc::new(keel_runtime::clock::SystemClock),
+    )
+}
+
+/// The user called `username` as an actor, refusing one that does not exist or is
+/// deactivated.
+async fn actor_named(
+    schema: &std::sync::Arc<keel_meta::Schema>,
+    db: &keel_store::Db,
+    username: &str,
+) -> anyhow::Result<keel_runtime::actor::Actor> {
+    let active = keel_store::users::find_by_username(db, username)
+        .await?
+        .map(|user| user.active);
+    match active {
+        None => Err(Failure::error(
+            Exit::Invalid,
+            format!("there is no user `{username}`"),
+        )),
+        Some(false) => Err(Failure::error(
+            Exit::Invalid,
+            format!("the user `{username}` is deactivated"),
+        )),
+        Some(true) => {
+            let auth = keel_runtime::auth::Auth::new(
+                schema.clone(),
+                db.clone(),
+                std::sync::Arc::new(keel_runtime::clock::SystemClock),
+            );
+            Ok(auth
+                .actor_named(&keel_runtime::actor::Actor::system(), username)
+                .await?)
+        }
+    }
+}
+
+/// Imports `seed/<object>.csv` for every object that has one, as `admin` (who then owns
+/// rows without an owner). Seed imports are re-runnable imports, so starting with `--demo`
+/// again adds nothing twice.
 async fn load_demo_records(
     schema: &std::sync::Arc<keel_meta::Schema>,
     db: &keel_store::Db,
     app_dir: &Path,
 ) -> anyhow::Result<()> {
-    let records = keel_runtime::records::Records::new(
-        schema.clone(),
-        db.clone(),
-        std::sync::Arc::new(keel_runtime::clock::SystemClock),
-    );
-    for object in schema.objects.keys() {
-        let path = app_dir.join("seed").join(format!("{object}.csv"));
-        if !path.is_file() {
-            continue;
-        }
-        let report = keel_runtime::import::import_csv(
-            &records,
-            &keel_runtime::actor::Actor::system(),
-            object,
-            &path,
-            500,
-            |_, _| {},
-        )
-        .await?;
+    let records = records_for(schema, db);
+    let admin = actor_named(schema, db, "admin")
+        .await
+        .context("demo records belong to `admin` unless their row names an owner")?;
+    for (object, path) in keel_runtime::demo::seed_record_files(schema, app_dir) {
+        let report =
+            keel_runtime::import::import_csv(&records, &admin, &object, &path, 500, |_, _| {})
+                .await?;
         if report.created > 0 {
             println!("  demo data: {} {object} records", report.created);
         }
@@ -372,17 +475,97 @@ async fn load_demo_records(
     Ok(())
 }
 
-/// Loads the app, connects, and applies safe migrations: what every data command needs.
+/// Connects to `db_url`, which must name a database Keel has set up: a SQLite file that
+/// exists, or a PostgreSQL database with Keel's tables. Every command but `serve` and
+/// `migrate --apply` uses this, so a mistyped `--db` is an error, not a new database.
+async fn connect_existing(db_url: &str) -> anyhow::Result<keel_store::Db> {
+    if let Some(file) = keel_store::Db::sqlite_file(db_url)?
+        && !file.is_file()
+    {
+        return Err(Failure::error(
+            Exit::Database,
+            format!(
+                "there is no database {} (check --db or KEEL_DB; `keel migrate --apply` or `keel serve` creates it)",
+                file.display()
+            ),
+        ));
+    }
+    let db = keel_store::Db::connect(db_url).await?;
+    let live = keel_store::introspect::read(&db).await?;
+    if live.table("keel_users").is_none() {
+        db.close().await;
+        return Err(Failure::error(
+            Exit::Database,
+            format!(
+                "the database {} has no Keel tables (check --db or KEEL_DB; `keel migrate --apply` or `keel serve` sets it up)",
+                keel_store::redact_password(db_url)
+            ),
+        ));
+    }
+    Ok(db)
+}
+
+/// Loads the app, connects to an existing database, and applies safe migrations: what every
+/// data command needs.
 async fn open(
     app_dir: &Path,
     db_url: &str,
 ) -> anyhow::Result<(std::sync::Arc<keel_meta::Schema>, keel_store::Db)> {
     let schema = std::sync::Arc::new(load(app_dir)?);
-    let db = keel_store::Db::connect(db_url).await?;
+    let db = connect_existing(db_url).await?;
     keel_store::migrate::apply(&db, &schema, false)
         .await
         .context("the database must match the metadata first (see `keel migrate --plan`)")?;
     Ok((schema, db))
+}
+
+async fn migrate(
+    app_dir: &Path,
+    db_url: &str,
+    apply: bool,
+    allow_destructive: bool,
+) -> anyhow::Result<()> {
+    let schema = load(app_dir)?;
+    if !apply
+        && let Some(file) = keel_store::Db::sqlite_file(db_url)?
+        && !file.is_file()
+    {
+        // `--plan` writes nothing: plan against an empty in-memory database instead of
+        // creating the file.
+        println!(
+            "the database {} does not exist yet; `keel migrate --apply` creates it with:",
+            file.display()
+        );
+        let empty = keel_store::Db::connect("sqlite::memory:").await?;
+        print_plan(&keel_store::migrate::plan(&empty, &schema).await?);
+        empty.close().await;
+        return Ok(());
+    }
+    let db = keel_store::Db::connect(db_url).await?;
+    let plan = keel_store::migrate::plan(&db, &schema).await?;
+    if !apply {
+        print_plan(&plan);
+        db.close().await;
+        return Ok(());
+    }
+    if plan.destructive().next().is_some() && !allow_destructive {
+        print_plan(&plan);
+        eprintln!("refusing to apply destructive steps (marked !) without --allow-destructive");
+        return Err(Reported(Exit::DestructiveRefused).into());
+    }
+    let applied = keel_store::migrate::apply(&db, &schema, allow_destructive).await?;
+    if applied.steps.is_empty() {
+        println!("nothing to do: the database matches the metadata");
+    } else {
+        println!("applied {} steps:", applied.steps.len());
+        print_plan(&keel_store::migrate::Plan {
+            steps: applied.steps,
+            ..Default::default()
+        });
+    }
+    ensure_admin(&db).await?;
+    db.close().await;
+    Ok(())
 }
 
 async fn import(
@@ -391,31 +574,26 @@ async fn import(
     object: &str,
     file: &Path,
     batch: usize,
+    as_user: &str,
 ) -> anyhow::Result<()> {
+    if !file.is_file() {
+        return Err(Failure::error(
+            Exit::Usage,
+            format!("there is no file {}", file.display()),
+        ));
+    }
     let (schema, db) = open(app_dir, db_url).await?;
-    let records = keel_runtime::records::Records::new(
-        schema,
-        db.clone(),
-        std::sync::Arc::new(keel_runtime::clock::SystemClock),
-    );
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let report = keel_runtime::import::import_csv(
-        &records,
-        &keel_runtime::actor::Actor::system(),
-        object,
-        file,
-        batch,
-        |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    )
-    .await?;
-    bar.finish_and_clear();
+    let actor = actor_named(&schema, &db, as_user)
+        .await
+        .context("--as names the importing user")?;
+    let records = records_for(&schema, &db);
+    let mut progress = Progress::new();
+    let report =
+        keel_runtime::import::import_csv(&records, &actor, object, file, batch, |done, total| {
+            progress.show(done, total)
+        })
+        .await?;
+    progress.finish();
     println!(
         "{}: {} rows; {} imported, {} already imported earlier, {} refused",
         file.display(),
@@ -424,6 +602,12 @@ async fn import(
         report.skipped,
         report.failed.len()
     );
+    if !report.ignored_columns.is_empty() {
+        println!(
+            "  columns Keel maintains or computes, not imported: {}",
+            report.ignored_columns.join(", ")
+        );
+    }
     for (line, why) in &report.failed {
         eprintln!("{}:{line}: {why}", file.display());
     }
@@ -435,62 +619,108 @@ async fn import(
     }
 }
 
+/// Import progress: a bar on a terminal; elsewhere (a log, a pipe) one line per tenth of
+/// the file, `import: <done>/<total> rows`, each written after those rows were committed.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    tenths_shown: usize,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            tenths_shown: 0,
+        }
+    }
+
+    fn show(&mut self, done: usize, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            return;
+        }
+        let tenths = (done * 10).checked_div(total).unwrap_or(10);
+        if tenths > self.tenths_shown {
+            self.tenths_shown = tenths;
+            eprintln!("import: {done}/{total} rows");
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 async fn export(app_dir: &Path, db_url: &str, object: &str, format: &str) -> anyhow::Result<()> {
     use futures::StreamExt;
     use std::io::Write;
     let (schema, db) = open(app_dir, db_url).await?;
-    let records = keel_runtime::records::Records::new(
-        schema,
-        db.clone(),
-        std::sync::Arc::new(keel_runtime::clock::SystemClock),
-    );
+    let records = records_for(&schema, &db);
     let actor = keel_runtime::actor::Actor::system();
+    let columns = match schema.object(object) {
+        Some(object_def) => keel_runtime::csv_format::export_columns(
+            object_def,
+            records.readable_fields(&actor, object)?,
+        ),
+        None => Vec::new(),
+    };
     let mut stream = records.export(&actor, object, None, Vec::new()).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if format == "json" {
-        while let Some(record) = stream.next().await {
-            serde_json::to_writer(&mut out, &record?)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-        db.close().await;
-        return Ok(());
+    if format == "csv" {
+        out.write_all(&keel_runtime::csv_format::line(&columns)?)?;
     }
-    let mut writer = csv::Writer::from_writer(out);
-    let mut columns: Option<Vec<String>> = None;
     while let Some(record) = stream.next().await {
         let record = record?;
-        let Some(map) = record.as_object() else {
-            continue;
-        };
-        if columns.is_none() {
-            let header: Vec<String> = map.keys().cloned().collect();
-            writer.write_record(&header)?;
-            columns = Some(header);
+        if format == "json" {
+            serde_json::to_writer(&mut out, &record)?;
+            out.write_all(b"\n")?;
+        } else {
+            out.write_all(&keel_runtime::csv_format::record_line(&columns, &record)?)?;
         }
-        let cells: Vec<String> = columns
-            .iter()
-            .flatten()
-            .map(|column| csv_cell(map.get(column)))
-            .collect();
-        writer.write_record(&cells)?;
     }
-    writer.flush()?;
+    out.flush()?;
     db.close().await;
     Ok(())
 }
 
-fn csv_cell(value: Option<&serde_json::Value>) -> String {
-    match value {
-        None | Some(serde_json::Value::Null) => String::new(),
-        Some(serde_json::Value::String(text)) => text.clone(),
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .map(|item| csv_cell(Some(item)))
-            .collect::<Vec<_>>()
-            .join(";"),
-        Some(other) => other.to_string(),
+/// Creates the first user, `admin`, on a database without users (the password from
+/// `KEEL_ADMIN_PASSWORD`, or a random one printed once), and says so when
+/// `KEEL_ADMIN_PASSWORD` is set but there are users already.
+async fn ensure_admin(db: &keel_store::Db) -> anyhow::Result<()> {
+    let admin_password = std::env::var("KEEL_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let password_given = admin_password.is_some();
+    match keel_runtime::accounts::bootstrap_admin(db, admin_password).await? {
+        Some(created) => match created.generated_password {
+            Some(password) => println!(
+                "created user `{}` with the password `{password}` (shown once; set KEEL_ADMIN_PASSWORD to choose it)",
+                created.username
+            ),
+            None => println!(
+                "created user `{}` with the password from KEEL_ADMIN_PASSWORD",
+                created.username
+            ),
+        },
+        None if password_given => eprintln!(
+            "warning: KEEL_ADMIN_PASSWORD is ignored: it sets the password of the first user, `admin`, and this database has users already"
+        ),
+        None => {}
     }
+    Ok(())
 }
 
 fn print_plan(plan: &keel_store::migrate::Plan) {
@@ -513,28 +743,20 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
     if !applied.steps.is_empty() {
         tracing::info!(steps = applied.steps.len(), "migrated the database");
     }
-    let admin_password = std::env::var("KEEL_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    if let Some(created) = keel_runtime::accounts::bootstrap_admin(&db, admin_password).await? {
-        match created.generated_password {
-            Some(password) => println!(
-                "created user `{}` with the password `{password}` (shown once; set KEEL_ADMIN_PASSWORD to choose it)",
-                created.username
-            ),
-            None => println!(
-                "created user `{}` with the password from KEEL_ADMIN_PASSWORD",
-                created.username
-            ),
-        }
-    }
+    ensure_admin(&db).await?;
     let schema = std::sync::Arc::new(schema);
-    let demo_logins = if demo {
+    let demo_logins = if !demo {
+        Vec::new()
+    } else if !keel_runtime::demo::has_seed(app_dir) {
+        eprintln!(
+            "warning: --demo has nothing to load: {} has no seed/ directory",
+            app_dir.display()
+        );
+        Vec::new()
+    } else {
         let logins = keel_runtime::demo::load_demo_people(&db, &schema, app_dir).await?;
         load_demo_records(&schema, &db, app_dir).await?;
         logins
-    } else {
-        Vec::new()
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -545,12 +767,20 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
         schema.app.name.text(&schema.app.language, "en")
     );
     for login in &demo_logins {
-        println!(
-            "  demo login: {} / {} ({})",
-            login.username,
-            login.password,
-            login.roles.join(", ")
-        );
+        if login.still_valid {
+            println!(
+                "  demo login: {} / {} ({})",
+                login.username,
+                login.password,
+                login.roles.join(", ")
+            );
+        } else {
+            println!(
+                "  demo user: {} ({}): the demo password no longer works (changed since, or deactivated)",
+                login.username,
+                login.roles.join(", ")
+            );
+        }
     }
     let state = keel_web::AppState::new(schema, db);
     keel_web::serve(listener, state).await?;

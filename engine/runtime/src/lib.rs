@@ -13,6 +13,7 @@ pub mod auth;
 mod cache;
 pub mod clock;
 pub mod coerce;
+pub mod csv_format;
 pub mod demo;
 pub mod import;
 pub mod records;

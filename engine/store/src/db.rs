@@ -61,6 +61,24 @@ impl Db {
         }
     }
 
+    /// The file a `sqlite:` URL names; `None` for PostgreSQL and in-memory databases. Lets
+    /// a command refuse a database that does not exist before [`Db::connect`] creates it.
+    pub fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        let options =
+            SqliteConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
+                url: url.to_owned(),
+                reason: error.to_string(),
+            })?;
+        let file = options.get_filename();
+        if file.as_os_str().is_empty() || file == Path::new(":memory:") {
+            return Ok(None);
+        }
+        Ok(Some(file.to_path_buf()))
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
             Db::Sqlite(_) => Dialect::Sqlite,
@@ -254,8 +272,8 @@ async fn switch_to_wal(options: &SqliteConnectOptions) -> Result<(), sqlx::Error
         .await;
         match attempt {
             Ok(mode) => {
-                if !mode.eq_ignore_ascii_case("wal") {
-                    // In-memory databases report "memory"; nothing else to do for them.
+                // In-memory databases report "memory"; nothing else to do for them.
+                if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
                     tracing::warn!(journal_mode = %mode, "SQLite did not switch to WAL");
                 }
                 return Ok(());

@@ -6,13 +6,12 @@
 //! `ETag: "<version>"` and `If-Match`, `_warnings` on a saved record, and the export's
 //! streaming body.
 
-use std::borrow::Cow;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
+use keel_runtime::csv_format;
 use keel_runtime::records::{Input, Saved};
 use serde_json::{Value as Json, json};
 
@@ -191,15 +190,11 @@ pub async fn export(
             (Body::from_stream(lines), "application/x-ndjson", "ndjson")
         }
         ExportFormat::Csv => {
-            let header = csv_line(&columns);
+            let header = csv_format::line(&columns).map(Bytes::from);
             let row_columns = columns.clone();
             let rows = records.map(move |record| {
                 let record = record.map_err(&log_failure)?;
-                csv_line(
-                    row_columns
-                        .iter()
-                        .map(|column| csv_cell(record.get(column)).into_owned()),
-                )
+                csv_format::record_line(&row_columns, &record).map(Bytes::from)
             });
             let lines = futures::stream::once(async move { header }).chain(rows);
             (Body::from_stream(lines), "text/csv; charset=utf-8", "csv")
@@ -226,17 +221,13 @@ fn export_columns(
     readable: Vec<String>,
     requested: Option<&[String]>,
 ) -> Result<Vec<String>, ApiError> {
-    let mut system: Vec<String> = state
-        .schema()
-        .object(object)
-        .into_iter()
-        .flat_map(|object| object.returned_system_fields())
-        .map(|field| field.name.to_owned())
-        .collect();
-    let Some(requested) = requested else {
-        system.extend(readable);
-        return Ok(system);
+    let Some(object_def) = state.schema().object(object) else {
+        return Ok(readable);
     };
+    let Some(requested) = requested else {
+        return Ok(csv_format::export_columns(object_def, readable));
+    };
+    let system = csv_format::export_columns(object_def, Vec::new());
     requested
         .iter()
         .map(|name| {
@@ -251,32 +242,6 @@ fn export_columns(
             }
         })
         .collect()
-}
-
-/// One CSV record, `\n`-terminated, quoted where needed.
-fn csv_line<I, T>(cells: I) -> Result<Bytes, std::io::Error>
-where
-    I: IntoIterator<Item = T>,
-    T: AsRef<[u8]>,
-{
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    writer.write_record(cells).map_err(std::io::Error::other)?;
-    writer
-        .into_inner()
-        .map(Bytes::from)
-        .map_err(|error| std::io::Error::other(error.to_string()))
-}
-
-/// A JSON value as a CSV cell: text as is, `null` empty, numbers and booleans as written,
-/// lists (multi-choice) and maps as JSON.
-fn csv_cell(value: Option<&Json>) -> Cow<'_, str> {
-    match value {
-        None | Some(Json::Null) => Cow::Borrowed(""),
-        Some(Json::String(text)) => Cow::Borrowed(text),
-        Some(other) => Cow::Owned(other.to_string()),
-    }
 }
 
 /// The record as the response body, with `_warnings` when the save noticed something, and

@@ -1324,3 +1324,6 @@ keel_testkit::db_test!(
         assert_eq!(counted["data"][0]["count"], 1_000, "{counted}");
     }
 );
+
+/// Hostile query inputs: filter caps, NUL characters, mistyped operators (docs/api.md, "Limits").
+mod limits;

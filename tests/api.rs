@@ -1443,3 +1443,6 @@ keel_testkit::db_test!(
         assert_eq!(system_columns(&cli), expected, "keel export");
     }
 );
+
+/// Hostile query inputs: filter caps, NUL characters, mistyped operators (docs/api.md, "Limits").
+mod limits;

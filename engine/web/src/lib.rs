@@ -148,6 +148,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/departments",
             get(admin::list_departments).post(admin::create_department),
         )
+        // Before any handler (and before sign-in): no NUL character reaches SQL.
+        .route_layer(axum::middleware::from_fn(query::refuse_nul))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed);
     with_middleware(routes, state)

@@ -1,15 +1,21 @@
 //! Reading list, aggregate, export and duplicate-check parameters from query strings and
 //! JSON bodies into the runtime's request types.
 //!
-//! Only the *shape* is checked here (a number is a number, a filter parses); whether the
-//! named fields exist and may be read is the runtime's decision.
+//! Only the *shape* is checked here (a number is a number, a filter parses and is within the
+//! caps of `keel_meta::filter`); whether the named fields exist and may be read is the
+//! runtime's decision. [`refuse_nul`] keeps the NUL character out of every path and query
+//! string before any handler runs: PostgreSQL cannot store it, so it must never reach SQL.
 
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keel_meta::filter::{FilterSize, check_pattern, check_text};
 use keel_meta::{Filter, OrderTerm};
 use keel_runtime::records::{AggregateRequest, Input, ListRequest, MAX_PAGE_SIZE};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Query parameters of `GET /records/{object}` that are not filters.
 const LIST_PARAMETERS: &[&str] = &["order", "limit", "after", "q", "fields"];
@@ -59,6 +65,15 @@ pub struct ExportRequest {
 
 impl QueryBody {
     pub fn into_list_request(self) -> Result<ListRequest, ApiError> {
+        if let Some(q) = &self.q {
+            check_pattern(q)
+                .map_err(|message| ApiError::invalid_parameter("q", "invalid_value", message))?;
+        }
+        if let Some(after) = &self.after {
+            check_text(after).map_err(|message| {
+                ApiError::invalid_parameter("after", "invalid_value", message)
+            })?;
+        }
         let filter = match &self.filter {
             Some(Json::Null) | None => None,
             Some(value) => Some(Filter::from_json(value).map_err(|error| {
@@ -98,7 +113,12 @@ pub fn list_request(pairs: &[(String, String)]) -> Result<ListRequest, ApiError>
             "order" => request.order = parse_order(value),
             "limit" => request.limit = Some(parse_limit(value)?),
             "after" => request.after = Some(value.clone()).filter(|after| !after.is_empty()),
-            "q" => request.q = Some(value.clone()).filter(|q| !q.trim().is_empty()),
+            "q" => {
+                check_pattern(value).map_err(|message| {
+                    ApiError::invalid_parameter("q", "invalid_value", message)
+                })?;
+                request.q = Some(value.clone()).filter(|q| !q.trim().is_empty());
+            }
             "fields" => request.fields = Some(parse_list(value)),
             _ => {}
         }
@@ -165,9 +185,11 @@ pub fn duplicate_probe(pairs: &[(String, String)]) -> Input {
         .collect()
 }
 
-/// Every parameter that is not one of `reserved`, as filters that must all hold.
+/// Every parameter that is not one of `reserved`, as filters that must all hold, within
+/// the caps on one filter (the parameter that breaks a cap is the one named).
 fn filters(pairs: &[(String, String)], reserved: &[&str]) -> Result<Option<Filter>, ApiError> {
     let mut all = Vec::new();
+    let mut size = FilterSize::empty_group();
     for (key, value) in pairs {
         if reserved.contains(&key.as_str()) {
             continue;
@@ -179,15 +201,73 @@ fn filters(pairs: &[(String, String)], reserved: &[&str]) -> Result<Option<Filte
                 "a query parameter has no name",
             ));
         }
-        all.push(Filter::from_query_param(key, value).map_err(|error| {
+        let filter = Filter::from_query_param(key, value).map_err(|error| {
             ApiError::invalid_parameter(key.clone(), "invalid_filter", error.message)
-        })?);
+        })?;
+        size = size.with_part(filter.size());
+        size.check().map_err(|message| {
+            ApiError::invalid_parameter(key.clone(), "invalid_filter", message)
+        })?;
+        all.push(filter);
     }
     Ok(match all.len() {
         0 => None,
         1 => all.pop(),
         _ => Some(Filter::And { all }),
     })
+}
+
+/// Middleware (on every matched route): a NUL character (`%00`) in the path or the query
+/// string is refused before the handler runs, so it never reaches SQL. In a path segment no
+/// object, record, user or file can have such a name, so it is the 404 that any unknown name
+/// gets (`unknown_object` for the object, `not_found` otherwise); in a query string it is a
+/// `422 invalid_request` naming the parameter.
+pub async fn refuse_nul(request: Request, next: Next) -> Response {
+    if let Some(refusal) = nul_refusal(&request) {
+        return refusal.into_response();
+    }
+    next.run(request).await
+}
+
+/// Why `request` is refused for a NUL character, if it is. NUL can only arrive
+/// percent-encoded: the URI grammar has no raw control characters.
+fn nul_refusal(request: &Request) -> Option<ApiError> {
+    let path = request.uri().path();
+    if path.contains("%00") {
+        let pattern = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("", MatchedPath::as_str);
+        let in_object = path
+            .split('/')
+            .zip(pattern.split('/'))
+            .any(|(segment, name)| segment.contains("%00") && name == "{object}");
+        return Some(if in_object {
+            ApiError::new(ErrorCode::UnknownObject, "there is no such object")
+        } else {
+            ApiError::new(
+                ErrorCode::NotFound,
+                "nothing here has a name with a NUL character",
+            )
+        });
+    }
+    let query = request.uri().query().unwrap_or("");
+    if !query.contains("%00") {
+        return None;
+    }
+    // A query string that does not decode is left to the handler, which reports it.
+    let pairs = crate::extract::parse_query(query).ok()?;
+    pairs
+        .iter()
+        .find_map(|(key, value)| {
+            check_text(key)
+                .and_then(|()| check_text(value))
+                .err()
+                .map(|message| (key, message))
+        })
+        .map(|(key, message)| {
+            ApiError::invalid_parameter(key.replace('\0', "\u{fffd}"), "invalid_value", message)
+        })
 }
 
 /// `-score,name` → score descending, then name ascending (`+name` is also ascending).
@@ -289,6 +369,24 @@ mod tests {
         assert_eq!(error.code(), crate::error::ErrorCode::InvalidRequest);
         let error = list_request(&pairs(&[("grade", "in.p1")])).unwrap_err();
         assert_eq!(error.code(), crate::error::ErrorCode::InvalidRequest);
+        let error = list_request(&pairs(&[("status", "neq.new")])).unwrap_err();
+        assert!(
+            format!("{error:?}").contains(r#"field: "status""#),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn query_string_filters_count_together_against_the_caps() {
+        let many: Vec<(String, String)> = (0..keel_meta::filter::MAX_FILTER_TERMS)
+            .map(|i| (format!("f{i}"), "eq.1".to_owned()))
+            .collect();
+        let error = list_request(&many).unwrap_err();
+        assert!(
+            format!("{error:?}").contains(r#"field: "f199""#),
+            "{error:?}"
+        );
+        assert!(list_request(&many[..many.len() - 1]).is_ok());
     }
 
     #[test]

@@ -59,7 +59,12 @@ fn value_from_json(json: &Json, storage: Storage) -> Option<Value> {
         return Some(Value::Null);
     }
     Some(match storage {
-        Storage::Text => Value::Text(json.as_str()?.to_owned()),
+        // A NUL could only come from a forged cursor, and PostgreSQL refuses it in a query.
+        Storage::Text => Value::Text(
+            json.as_str()
+                .filter(|text| !text.contains('\0'))?
+                .to_owned(),
+        ),
         Storage::Integer => Value::Integer(json.as_i64()?),
         Storage::Decimal { .. } => Value::Decimal(json.as_str()?.parse().ok()?),
         Storage::Boolean => Value::Boolean(json.as_bool()?),
@@ -102,5 +107,11 @@ mod tests {
         );
         assert!(Cursor::decode(&text, "amount,score,id", &storages).is_err());
         assert!(Cursor::decode("garbage!", "-amount,score,id", &storages).is_err());
+    }
+
+    #[test]
+    fn a_forged_cursor_with_a_nul_character_is_refused() {
+        let forged = Cursor::encode("name,id", &[Value::Text("a\0b".into()), Value::Null]);
+        assert!(Cursor::decode(&forged, "name,id", &[Storage::Text, Storage::Text]).is_err());
     }
 }

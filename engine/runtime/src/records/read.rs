@@ -8,7 +8,7 @@ use std::pin::Pin;
 use chrono::{NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use futures::{Stream, StreamExt};
-use keel_meta::filter::{FilterValue, Op};
+use keel_meta::filter::{FilterValue, Op, check_pattern};
 use keel_meta::{DuplicateAction, Filter, Object, OrderTerm, Storage, Value};
 use keel_store::records::{
     self as store, CompareOp, Condition, Deleted, Measure, Row, SelectQuery, Sort,
@@ -144,7 +144,7 @@ impl Records {
             limit: Some(limit + 1),
             columns: None,
         };
-        let mut rows = store::select(&self.db, &query).await?;
+        let mut rows = store::select(&self.db, &query).await.map_err(query_error)?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|last| {
@@ -250,8 +250,9 @@ impl Records {
                 measures.push(make(name.clone()));
             }
         }
-        let rows =
-            store::aggregate(&self.db, object, &condition, &request.group_by, &measures).await?;
+        let rows = store::aggregate(&self.db, object, &condition, &request.group_by, &measures)
+            .await
+            .map_err(query_error)?;
         Ok(rows.iter().map(row_json).collect())
     }
 
@@ -272,10 +273,28 @@ impl Records {
             masking: access::Masking::new(&self.schema, actor, object_ref),
             fields,
         };
+        // The first page is read before the stream is handed back, so whatever the database
+        // refuses in this request is an error answer, not a 200 whose body stops short.
+        let first_query = SelectQuery {
+            object: object_ref,
+            condition: condition.clone(),
+            deleted: Deleted::Exclude,
+            sort: sort.clone(),
+            after: None,
+            limit: Some(EXPORT_CHUNK),
+            columns: None,
+        };
+        let first = store::select(&self.db, &first_query)
+            .await
+            .map_err(query_error)?;
+        let first_page = FirstPage {
+            after: first.last().map(|last| first_query.cursor_after(last)),
+            rows: first,
+        };
         let schema = self.schema.clone();
         let db = self.db.clone();
         let object_name = object_ref.name.clone();
-        let stream = async_stream_rows(db, schema, object_name, condition, sort, shape);
+        let stream = async_stream_rows(db, schema, object_name, condition, sort, first_page, shape);
         Ok(stream)
     }
 
@@ -517,9 +536,14 @@ impl Records {
     ) -> Result<Condition, RecordError> {
         let mut all = vec![access::read_condition(&self.schema, actor, &object.name)];
         if let Some(filter) = filter {
+            // The web layer checks the caps where it can name the parameter; this holds them
+            // for every caller.
+            filter.size().check().map_err(RecordError::BadRequest)?;
             all.push(self.condition(actor, object, filter)?);
         }
         if let Some(text) = q.map(str::trim).filter(|text| !text.is_empty()) {
+            check_pattern(text)
+                .map_err(|message| RecordError::BadRequest(format!("`q`: {message}")))?;
             let (masked, clear): (Vec<String>, Vec<String>) = object
                 .search
                 .iter()
@@ -783,6 +807,17 @@ fn filter_value(json: &Json, storage: Storage, timezone: Tz) -> Result<Value, St
     })
 }
 
+/// A store error of a read: a query the store cannot express from what the caller asked (a
+/// value finer or larger than its column) is the caller's mistake, anything else a fault.
+fn query_error(error: keel_store::StoreError) -> RecordError {
+    match error {
+        keel_store::StoreError::InvalidRecordQuery { reason, .. } => {
+            RecordError::BadRequest(reason)
+        }
+        other => RecordError::Store(other),
+    }
+}
+
 fn row_json(row: &Row) -> Json {
     Json::Object(
         row.iter()
@@ -830,81 +865,86 @@ fn async_stream_rows(
     object: String,
     condition: Condition,
     sort: Vec<Sort>,
+    first: FirstPage,
     shape: ExportShape,
 ) -> RecordStream {
     struct State {
         after: Option<Vec<Value>>,
         done: bool,
     }
-    let pages = futures::stream::unfold(
-        State {
-            after: None,
-            done: false,
-        },
-        move |mut state| {
-            let db = db.clone();
-            let schema = schema.clone();
-            let object = object.clone();
-            let condition = condition.clone();
-            let sort = sort.clone();
-            async move {
-                if state.done {
-                    return None;
+    let initial = State {
+        after: first.after,
+        done: first.rows.len() < EXPORT_CHUNK as usize,
+    };
+    let first_page = futures::stream::iter([first.rows.into_iter().map(Ok).collect::<Vec<_>>()]);
+    let pages = futures::stream::unfold(initial, move |mut state| {
+        let db = db.clone();
+        let schema = schema.clone();
+        let object = object.clone();
+        let condition = condition.clone();
+        let sort = sort.clone();
+        async move {
+            if state.done {
+                return None;
+            }
+            let Some(object_ref) = schema.object(&object) else {
+                state.done = true;
+                return Some((vec![Err(RecordError::UnknownObject(object))], state));
+            };
+            let query = SelectQuery {
+                object: object_ref,
+                condition,
+                deleted: Deleted::Exclude,
+                sort,
+                after: state.after.take(),
+                limit: Some(EXPORT_CHUNK),
+                columns: None,
+            };
+            match store::select(&db, &query).await {
+                Ok(rows) => {
+                    state.done = rows.len() < EXPORT_CHUNK as usize;
+                    state.after = rows.last().map(|last| query.cursor_after(last));
+                    if rows.is_empty() {
+                        return None;
+                    }
+                    Some((rows.into_iter().map(Ok).collect::<Vec<_>>(), state))
                 }
-                let Some(object_ref) = schema.object(&object) else {
+                Err(error) => {
                     state.done = true;
-                    return Some((vec![Err(RecordError::UnknownObject(object))], state));
-                };
-                let query = SelectQuery {
-                    object: object_ref,
-                    condition,
-                    deleted: Deleted::Exclude,
-                    sort,
-                    after: state.after.take(),
-                    limit: Some(EXPORT_CHUNK),
-                    columns: None,
-                };
-                match store::select(&db, &query).await {
-                    Ok(rows) => {
-                        state.done = rows.len() < EXPORT_CHUNK as usize;
-                        state.after = rows.last().map(|last| query.cursor_after(last));
-                        if rows.is_empty() {
-                            return None;
-                        }
-                        Some((rows.into_iter().map(Ok).collect::<Vec<_>>(), state))
-                    }
-                    Err(error) => {
-                        state.done = true;
-                        Some((vec![Err(RecordError::from(error))], state))
-                    }
+                    Some((vec![Err(RecordError::from(error))], state))
                 }
             }
+        }
+    });
+    let records = first_page.chain(pages).flat_map(futures::stream::iter).map(
+        move |row: Result<Row, RecordError>| {
+            row.map(|row| {
+                let owner = row_owner(&row);
+                let mut record = Map::new();
+                for name in shape
+                    .system
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(shape.fields.iter().cloned())
+                {
+                    let value = match row.get(&name) {
+                        None => Json::Null,
+                        Some(value) if shape.masking.hides(&name, owner) => masked_json(value),
+                        Some(value) => value.to_json(),
+                    };
+                    record.insert(name, value);
+                }
+                Json::Object(record)
+            })
         },
     );
-    let records =
-        pages
-            .flat_map(futures::stream::iter)
-            .map(move |row: Result<Row, RecordError>| {
-                row.map(|row| {
-                    let owner = row_owner(&row);
-                    let mut record = Map::new();
-                    for name in shape
-                        .system
-                        .iter()
-                        .map(|s| s.to_string())
-                        .chain(shape.fields.iter().cloned())
-                    {
-                        let value = match row.get(&name) {
-                            None => Json::Null,
-                            Some(value) if shape.masking.hides(&name, owner) => masked_json(value),
-                            Some(value) => value.to_json(),
-                        };
-                        record.insert(name, value);
-                    }
-                    Json::Object(record)
-                })
-            });
     Box::pin(records)
+}
+
+/// The page an export reads before it answers, and the keyset position after it.
+struct FirstPage {
+    rows: Vec<Row>,
+    after: Option<Vec<Value>>,
 }
 
 /// Rows fetched per page while exporting.

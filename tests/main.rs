@@ -5,6 +5,7 @@
 
 mod api;
 mod check;
+mod duplicates;
 mod import;
 mod migrate;
 mod openapi;

@@ -181,6 +181,31 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         ],
         indexes: &[&["ancestor_id", "descendant_id"]],
     },
+    // Normalised duplicate keys (查重): one row per live record and duplicate key of its
+    // object whose parts are all filled, `id` = `<object>/<key>/<record_id>`. A duplicate
+    // check is one lookup of (object, key, value); the second index serves the upkeep of
+    // one record's keys. Plain text, not foreign keys: the object tables are not system
+    // tables. Kept by `records::duplicate_keys`.
+    SystemTable {
+        name: "keel_duplicate_keys",
+        columns: &[
+            ID,
+            column("object", Storage::Text).not_null(),
+            // The key's fields joined with `+`, e.g. `company+name`.
+            column("key", Storage::Text).not_null(),
+            column("value", Storage::Text).not_null(),
+            column("record_id", Storage::Text).not_null(),
+        ],
+        indexes: &[&["object", "key", "value"], &["object", "record_id"]],
+    },
+    // Per object (`id` is the object's name): the fingerprint of the duplicate-key
+    // definitions its rows in `keel_duplicate_keys` were built with. A metadata apply
+    // rebuilds an object's keys when the fingerprint differs or is missing.
+    SystemTable {
+        name: "keel_duplicate_definitions",
+        columns: &[ID, column("fingerprint", Storage::Text).not_null()],
+        indexes: &[],
+    },
     SystemTable {
         name: "keel_sessions",
         columns: &[

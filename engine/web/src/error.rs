@@ -58,6 +58,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// Too many failed sign-ins; `Retry-After` says when to try again.
     TooManyLoginAttempts,
+    /// Too many duplicate lookups (查重) this minute; `Retry-After` says when to try again.
+    TooManyDuplicateLookups,
     /// A fault on our side; the body says nothing more.
     Internal,
 }
@@ -140,6 +142,11 @@ impl ErrorCode {
                 "too_many_login_attempts",
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many sign-in attempts",
+            ),
+            TooManyDuplicateLookups => (
+                "too_many_duplicate_lookups",
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many duplicate lookups",
             ),
             Internal => (
                 "internal",
@@ -354,6 +361,11 @@ impl From<RecordError> for ApiError {
             RecordError::Stale { current, .. } => ApiError::new(ErrorCode::StaleVersion, detail)
                 .with_extra("current_version", json!(current)),
             RecordError::BadRequest(_) => ApiError::new(ErrorCode::InvalidRequest, detail),
+            RecordError::TooManyLookups { retry_after } => {
+                let mut api_error = ApiError::new(ErrorCode::TooManyDuplicateLookups, detail);
+                api_error.0.retry_after = Some(retry_after);
+                api_error
+            }
             RecordError::Store(error) => ApiError::internal(error_chain(&error)),
         }
     }
@@ -459,6 +471,7 @@ mod tests {
         ErrorCode::InvalidRecord,
         ErrorCode::InvalidRequest,
         ErrorCode::TooManyLoginAttempts,
+        ErrorCode::TooManyDuplicateLookups,
         ErrorCode::Internal,
     ];
 

@@ -15,6 +15,7 @@
 //! problem+json.
 
 pub mod access;
+mod budget;
 mod cursor;
 mod explain;
 mod input;
@@ -34,6 +35,7 @@ use serde_json::{Map, Value as Json};
 use crate::clock::Clock;
 use crate::coerce::FieldProblem;
 
+pub use budget::{LOOKUPS_PER_WINDOW, WINDOW_SECONDS};
 pub use cursor::Cursor;
 pub use explain::scope_name;
 pub use names::NAME_TTL;
@@ -57,6 +59,7 @@ pub struct Records {
     clock: Arc<dyn Clock>,
     sandbox: Arc<Sandbox>,
     names: Arc<names::UserNames>,
+    lookups: Arc<budget::LookupBudget>,
 }
 
 /// A list request: the JSON filter (SPEC §3.7) or the query-string filters, already parsed.
@@ -188,6 +191,9 @@ pub enum RecordError {
     /// The bad cursor, limit, order or field list of a list request (422).
     #[error("{0}")]
     BadRequest(String),
+    /// The actor spent their 查重 budget (429): see `budget`.
+    #[error("too many duplicate lookups; try again in {} seconds", retry_after.as_secs())]
+    TooManyLookups { retry_after: std::time::Duration },
     /// The database failed (500; the cause is logged, not shown).
     #[error(transparent)]
     Store(#[from] keel_store::StoreError),
@@ -208,6 +214,7 @@ impl Records {
             clock,
             sandbox: Arc::new(sandbox),
             names: Arc::new(names::UserNames::default()),
+            lookups: Arc::new(budget::LookupBudget::default()),
         }
     }
 

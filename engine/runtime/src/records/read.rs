@@ -10,8 +10,9 @@ use chrono_tz::Tz;
 use futures::{Stream, StreamExt};
 use keel_meta::filter::{FilterValue, Op, check_pattern};
 use keel_meta::{DuplicateAction, Filter, Object, OrderTerm, Storage, Value};
+use keel_store::records::duplicate_keys::{self, KeyMatch, KeyValue};
 use keel_store::records::{
-    self as store, CompareOp, Condition, Deleted, Measure, Row, SelectQuery, Sort,
+    self as store, AuditEntry, CompareOp, Condition, Deleted, Measure, Row, SelectQuery, Sort,
 };
 use serde_json::{Map, Value as Json};
 
@@ -25,6 +26,13 @@ use crate::records::{
     RecordError, Records, Warning,
 };
 
+/// The most records one duplicate key reports.
+const MATCHES_PER_KEY: u32 = 5;
+
+/// `keel_audit.object` of duplicate lookups that showed a user a record they cannot read
+/// (`record_id` is the match, `field` the key, `new` names the object).
+pub const LOOKUPS_AUDIT: &str = "keel_duplicate_lookups";
+
 /// Where a read runs: on the pool, or inside the write transaction in progress.
 pub(super) enum Reader<'a> {
     Db(&'a keel_store::Db),
@@ -32,6 +40,25 @@ pub(super) enum Reader<'a> {
 }
 
 impl Reader<'_> {
+    async fn find_duplicate_keys(
+        &mut self,
+        object: &str,
+        probes: &[KeyValue],
+        exclude: Option<&str>,
+        per_key: u32,
+    ) -> Result<Vec<KeyMatch>, keel_store::StoreError> {
+        match self {
+            Reader::Db(db) => {
+                duplicate_keys::find_in_db(db, object, probes, exclude, per_key).await
+            }
+            Reader::Write(write) => {
+                write
+                    .find_duplicate_keys(object, probes, exclude, per_key)
+                    .await
+            }
+        }
+    }
+
     async fn select(
         &mut self,
         query: &SelectQuery<'_>,
@@ -300,6 +327,7 @@ impl Records {
 
     /// Records matching `probe` by the object's duplicate keys, across every record (also
     /// those the actor cannot see), revealing only id, masked title, owner name and pool.
+    /// Budgeted and recorded for users who cannot read every match in clear (`budget`).
     pub async fn duplicates(
         &self,
         actor: &Actor,
@@ -327,10 +355,21 @@ impl Records {
         )?;
         let mut row = prepared.values;
         row.insert("id".to_owned(), Value::Null);
+        self.spend_lookup(actor, object)?;
         let (blocking, warning) = self
             .duplicate_matches(&mut Reader::Db(&self.db), object, &row)
             .await?;
         let mut matches: Vec<DuplicateMatch> = blocking.into_iter().chain(warning).collect();
+        let audit = self
+            .lookup_audit(
+                &mut Reader::Db(&self.db),
+                actor,
+                object,
+                &matches,
+                "duplicate_lookup",
+            )
+            .await?;
+        self.record_lookups(&audit).await;
         self.name_owners(&mut matches).await;
         Ok(matches)
     }
@@ -355,10 +394,12 @@ impl Records {
         }
     }
 
-    /// (block matches, warn matches) of a record about to be saved.
-    /// `owner_name` holds the owner's *id* here; [`Records::name_owners`] turns it into a
-    /// name once no write transaction is open (a second connection inside one could
-    /// deadlock the pool).
+    /// (block matches, warn matches) of a record about to be saved, or of a probe: each of
+    /// the object's duplicate keys the row fills is looked up by its normalised value in
+    /// `keel_duplicate_keys` (one indexed query), then the few matching live records are
+    /// read by id. `owner_name` holds the owner's *id* here; [`Records::name_owners`] turns
+    /// it into a name once no write transaction is open (a second connection inside one
+    /// could deadlock the pool).
     pub(super) async fn duplicate_matches(
         &self,
         reader: &mut Reader<'_>,
@@ -367,82 +408,153 @@ impl Records {
     ) -> Result<(Vec<DuplicateMatch>, Vec<DuplicateMatch>), RecordError> {
         let mut blocking = Vec::new();
         let mut warning = Vec::new();
-        let own_id = row.get("id").cloned().unwrap_or(Value::Null);
-        for key in &object.duplicates {
-            let mut conditions = Vec::new();
-            for name in &key.fields {
-                let phone = object
-                    .field(name)
-                    .is_some_and(|field| matches!(field.kind, keel_meta::FieldKind::Phone));
-                match row.get(name) {
-                    Some(Value::Text(text)) if phone => {
-                        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-                        if digits.is_empty() {
-                            conditions.clear();
-                            break;
-                        }
-                        conditions.push(Condition::SameDigits {
-                            column: name.clone(),
-                            digits,
-                        });
-                    }
-                    Some(Value::Text(text)) if !text.trim().is_empty() && !text.contains('*') => {
-                        conditions.push(Condition::Like {
-                            column: name.clone(),
-                            pattern: text.trim().to_owned(),
-                        });
-                    }
-                    Some(value) if !value.is_null() => conditions.push(Condition::Compare {
-                        column: name.clone(),
-                        op: CompareOp::Eq,
-                        value: value.clone(),
-                    }),
-                    _ => {
-                        conditions.clear();
-                        break;
-                    }
-                }
+        let probes = duplicate_keys::key_values(object, row);
+        let own_id = match row.get("id") {
+            Some(Value::Text(id)) => Some(id.as_str()),
+            _ => None,
+        };
+        let found = reader
+            .find_duplicate_keys(&object.name, &probes, own_id, MATCHES_PER_KEY)
+            .await?;
+        if found.is_empty() {
+            return Ok((blocking, warning));
+        }
+        let mut ids: Vec<Value> = Vec::new();
+        for key_match in &found {
+            let id = Value::Text(key_match.record_id.clone());
+            if !ids.contains(&id) {
+                ids.push(id);
             }
-            if conditions.is_empty() {
+        }
+        let mut columns = vec!["id".to_owned(), "owner".to_owned()];
+        if object.pooled {
+            columns.push("pool".to_owned());
+        }
+        if !columns.contains(&object.title) {
+            columns.push(object.title.clone());
+        }
+        let query = SelectQuery {
+            object,
+            condition: Condition::In {
+                column: "id".to_owned(),
+                values: ids,
+            },
+            deleted: Deleted::Exclude,
+            sort: Vec::new(),
+            after: None,
+            limit: None,
+            columns: Some(columns),
+        };
+        let records: std::collections::HashMap<String, Row> = reader
+            .select(&query)
+            .await?
+            .into_iter()
+            .map(|found| (title_text(found.get("id")), found))
+            .collect();
+        for key_match in found {
+            let (Some(found), Some(key)) = (
+                records.get(&key_match.record_id),
+                object.duplicates.get(key_match.index),
+            ) else {
                 continue;
-            }
-            if !own_id.is_null() {
-                conditions.push(Condition::Compare {
-                    column: "id".to_owned(),
-                    op: CompareOp::Ne,
-                    value: own_id.clone(),
-                });
-            }
-            let query = SelectQuery {
-                object,
-                condition: Condition::All(conditions),
-                deleted: Deleted::Exclude,
-                sort: Vec::new(),
-                after: None,
-                limit: Some(5),
-                columns: None,
             };
-            for found in reader.select(&query).await? {
-                let matched = DuplicateMatch {
-                    id: title_text(found.get("id")),
-                    title: mask(&title_text(found.get(&object.title))),
-                    owner_name: match found.get("owner") {
-                        Some(Value::Text(owner)) => Some(owner.clone()),
-                        _ => None,
-                    },
-                    pool: match found.get("pool") {
-                        Some(Value::Text(pool)) => Some(pool.clone()),
-                        _ => None,
-                    },
-                    fields: key.fields.clone(),
-                };
-                match key.action {
-                    DuplicateAction::Block => blocking.push(matched),
-                    DuplicateAction::Warn => warning.push(matched),
-                }
+            let matched = DuplicateMatch {
+                id: key_match.record_id.clone(),
+                title: mask(&title_text(found.get(&object.title))),
+                owner_name: match found.get("owner") {
+                    Some(Value::Text(owner)) => Some(owner.clone()),
+                    _ => None,
+                },
+                pool: match found.get("pool") {
+                    Some(Value::Text(pool)) => Some(pool.clone()),
+                    _ => None,
+                },
+                fields: key.fields.clone(),
+            };
+            match key.action {
+                DuplicateAction::Block => blocking.push(matched),
+                DuplicateAction::Warn => warning.push(matched),
             }
         }
         Ok((blocking, warning))
+    }
+
+    /// Whether `actor`'s duplicate lookups on `object` are budgeted: whether a match could
+    /// show them a record outside their read scope, or a value they may only see masked.
+    fn lookups_budgeted(&self, actor: &Actor, object: &Object) -> bool {
+        if access::is_admin(&self.schema, actor) {
+            return false;
+        }
+        let key_fields: Vec<String> = object
+            .duplicates
+            .iter()
+            .flat_map(|key| key.fields.iter().cloned())
+            .collect();
+        access::scope(&self.schema, actor, &object.name, access::Action::Read)
+            != keel_meta::Scope::All
+            || {
+                let masking = access::Masking::new(&self.schema, actor, object);
+                key_fields.iter().any(|field| masking.hides_anywhere(field))
+            }
+    }
+
+    /// Spends one of `actor`'s duplicate lookups on `object` (see `budget`), or refuses.
+    pub(super) fn spend_lookup(&self, actor: &Actor, object: &Object) -> Result<(), RecordError> {
+        if !self.lookups_budgeted(actor, object) {
+            return Ok(());
+        }
+        self.lookups
+            .spend(&actor.id, self.clock.now())
+            .map_err(|retry_after| {
+                tracing::warn!(user = %actor.username, object = %object.name, "duplicate lookup budget spent");
+                RecordError::TooManyLookups { retry_after }
+            })
+    }
+
+    /// The audit rows (under [`LOOKUPS_AUDIT`]) of `matches` that showed `actor` a record
+    /// outside their read scope or a key value they may only see masked. `action` is
+    /// `duplicate_lookup` or `duplicate_block`. Owners are still ids here.
+    pub(super) async fn lookup_audit(
+        &self,
+        reader: &mut Reader<'_>,
+        actor: &Actor,
+        object: &Object,
+        matches: &[DuplicateMatch],
+        action: &str,
+    ) -> Result<Vec<AuditEntry>, RecordError> {
+        let readable = access::scopes(&self.schema, actor, &object.name, access::Action::Read);
+        let masking = access::Masking::new(&self.schema, actor, object);
+        let mut entries = Vec::new();
+        for found in matches {
+            let owner = found.owner_name.as_deref();
+            let visible = in_scope(reader, actor, object, &found.id, owner, readable).await?;
+            let masked = found.fields.iter().any(|field| masking.hides(field, owner));
+            if visible && !masked {
+                continue;
+            }
+            entries.push(AuditEntry {
+                object: LOOKUPS_AUDIT.to_owned(),
+                record_id: found.id.clone(),
+                at: self.clock.now(),
+                by: Some(actor.id.clone()),
+                field: found.fields.join("+"),
+                old: Json::Null,
+                new: serde_json::json!({ "object": object.name }),
+                action: action.to_owned(),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Writes lookup audit rows after the lookup's transaction (if any) ended. A failure
+    /// is logged: it must not turn an answered lookup into an error.
+    pub(super) async fn record_lookups(&self, entries: &[AuditEntry]) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(error) = store::append_audit(&self.db, entries).await {
+            tracing::warn!(%error, "could not record duplicate lookups");
+        }
     }
 
     /// Warnings for `warn` duplicate keys of a saved record.

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
-use keel_meta::{FieldKind, FormulaType, Object, OnDelete, Value};
+use keel_meta::{DuplicateAction, FieldKind, FormulaType, Object, OnDelete, Value};
 use keel_script::sandbox::ScriptValue;
 use keel_store::StoreError;
+use keel_store::records::duplicate_keys;
 use keel_store::records::{
     AuditEntry, CompareOp, Condition, Deleted, RecordWrite, Row, SelectQuery,
 };
@@ -39,11 +40,13 @@ fn too_many_to_cascade() -> RecordError {
     }
 }
 
-/// Who saves, when, and the `warn` duplicates a save collects on its way.
+/// Who saves, when, the `warn` duplicates a save collects on its way, and the audit rows of
+/// `block` matches it was shown (written after the transaction, which a 409 rolls back).
 pub(super) struct SaveContext<'a> {
     pub actor: &'a Actor,
     pub now: DateTime<Utc>,
     pub warnings: Vec<DuplicateMatch>,
+    pub lookups: Vec<AuditEntry>,
 }
 
 impl Records {
@@ -61,12 +64,12 @@ impl Records {
             actor,
             now,
             warnings: Vec::new(),
+            lookups: Vec::new(),
         };
         let result = self
             .create_in(&mut write, &mut save, object, &input, None)
             .await;
-        self.finish_save(write, result, actor, object, save.warnings)
-            .await
+        self.finish_save(write, result, actor, object, save).await
     }
 
     /// Changes the fields given in `input`; `if_match` is the version the client last saw.
@@ -85,12 +88,12 @@ impl Records {
             actor,
             now,
             warnings: Vec::new(),
+            lookups: Vec::new(),
         };
         let result = self
             .update_in(&mut write, &mut save, object, id, &input, if_match)
             .await;
-        self.finish_save(write, result, actor, object, save.warnings)
-            .await
+        self.finish_save(write, result, actor, object, save).await
     }
 
     /// Moves a record to the recycle bin, applying the `on_delete` of every lookup that
@@ -439,6 +442,7 @@ impl Records {
             actor,
             now,
             warnings: Vec::new(),
+            lookups: Vec::new(),
         };
         for (index, mut item) in items.into_iter().enumerate() {
             let result = match item.remove("id") {
@@ -474,14 +478,21 @@ impl Records {
                     code: "conflict",
                     message,
                 }),
-                Err(other) => return Err(other),
+                Err(other) => {
+                    drop(write);
+                    self.record_lookups(&save.lookups).await;
+                    return Err(other);
+                }
             }
         }
         if !problems.is_empty() {
             // Dropping `write` rolls everything back.
+            drop(write);
+            self.record_lookups(&save.lookups).await;
             return Err(RecordError::Invalid(problems));
         }
         write.commit().await?;
+        self.record_lookups(&save.lookups).await;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
         super::output::render_rows(self, actor, object, &fields, &rows).await
     }
@@ -494,15 +505,17 @@ impl Records {
         result: Result<Row, RecordError>,
         actor: &Actor,
         object: &Object,
-        warnings: Vec<DuplicateMatch>,
+        save: SaveContext<'_>,
     ) -> Result<Saved, RecordError> {
         match result {
             Ok(row) => {
                 write.commit().await?;
-                self.saved(actor, object, row, warnings).await
+                self.record_lookups(&save.lookups).await;
+                self.saved(actor, object, row, save.warnings).await
             }
             Err(error) => {
                 drop(write);
+                self.record_lookups(&save.lookups).await;
                 Err(self.named(error).await)
             }
         }
@@ -565,6 +578,7 @@ impl Records {
             actor,
             now,
             warnings: Vec::new(),
+            lookups: Vec::new(),
         };
         let (mut created, mut skipped) = (0, 0);
         for (id, input) in rows {
@@ -577,6 +591,7 @@ impl Records {
                 .await
             {
                 drop(write);
+                self.record_lookups(&save.lookups).await;
                 return Err(self.named(error).await);
             }
             created += 1;
@@ -604,20 +619,45 @@ impl Records {
     }
 
     /// Refuses the save when a `block` duplicate key matches; collects `warn` matches.
+    /// The `block` values are locked first (PostgreSQL), so of two saves of one value the
+    /// second sees the first. A refusal spends one of the actor's duplicate lookups.
     async fn check_duplicates(
         &self,
         write: &mut RecordWrite,
+        save: &mut SaveContext<'_>,
         object: &Object,
         row: &Row,
-        warnings: &mut Vec<DuplicateMatch>,
     ) -> Result<(), RecordError> {
         if object.duplicates.is_empty() {
             return Ok(());
         }
+        let blocking_keys: Vec<_> = duplicate_keys::key_values(object, row)
+            .into_iter()
+            .filter(|key| {
+                object
+                    .duplicates
+                    .get(key.index)
+                    .is_some_and(|key| key.action == DuplicateAction::Block)
+            })
+            .collect();
+        write
+            .lock_duplicate_keys(&object.name, &blocking_keys)
+            .await?;
         let (blocking, warning) = self
             .duplicate_matches(&mut Reader::Write(write), object, row)
             .await?;
         if let Some(first) = blocking.first() {
+            self.spend_lookup(save.actor, object)?;
+            let audit = self
+                .lookup_audit(
+                    &mut Reader::Write(write),
+                    save.actor,
+                    object,
+                    &blocking,
+                    "duplicate_block",
+                )
+                .await?;
+            save.lookups.extend(audit);
             return Err(RecordError::Conflict {
                 message: format!(
                     "a {} record with the same {} already exists: {} ({})",
@@ -630,7 +670,7 @@ impl Records {
                 matches: blocking,
             });
         }
-        warnings.extend(warning);
+        save.warnings.extend(warning);
         Ok(())
     }
 
@@ -701,8 +741,7 @@ impl Records {
         }
         self.check_and_compute(write, actor, object, &mut row, None, now)
             .await?;
-        self.check_duplicates(write, object, &row, &mut save.warnings)
-            .await?;
+        self.check_duplicates(write, save, object, &row).await?;
         write
             .insert(object, &row)
             .await
@@ -784,8 +823,7 @@ impl Records {
             .flat_map(|key| &key.fields)
             .any(|name| merged.get(name) != current.get(name));
         if duplicate_key_changed {
-            self.check_duplicates(write, object, &merged, &mut save.warnings)
-                .await?;
+            self.check_duplicates(write, save, object, &merged).await?;
         }
         let mut changes = Row::new();
         let mut entries = Vec::new();

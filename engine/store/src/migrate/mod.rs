@@ -332,6 +332,9 @@ async fn apply_in(
     // The org closure tables are derived data: rebuilding them on every apply fills them
     // in a database that predates them, and heals any drift.
     crate::users::rebuild_org(connection).await?;
+    // Duplicate keys are derived data too: filled for rows that predate them, rebuilt for
+    // objects whose keys changed, and left alone (one small read) otherwise.
+    crate::records::duplicate_keys::sync(connection, schema).await?;
     let changed = !plan.steps.is_empty()
         || memory.fingerprint.as_deref() != Some(schema.fingerprint.as_str());
     if changed {

@@ -61,6 +61,13 @@ pub async fn history(
     .await
 }
 
+/// Appends `entries` outside any record transaction (e.g. a record of who looked up
+/// duplicates, which changes nothing else).
+pub async fn append(db: &Db, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    let mut pooled = db.acquire().await?;
+    write_audit(&mut pooled.connection(), entries).await
+}
+
 /// The newest `limit` entries about any of `objects` (e.g. the access changes kept under
 /// `keel_users`, `keel_departments` and `keel_roles`), newest first.
 pub async fn recent(db: &Db, objects: &[&str], limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

@@ -20,6 +20,7 @@ mod aggregate;
 mod audit;
 mod columns;
 mod condition;
+pub mod duplicate_keys;
 mod execute;
 mod select;
 mod statement;
@@ -33,7 +34,7 @@ use keel_meta::{Object, Value};
 
 pub use aggregate::{Measure, aggregate};
 pub(crate) use audit::write_audit;
-pub use audit::{AuditEntry, history, recent};
+pub use audit::{AuditEntry, append as append_audit, history, recent};
 pub use write::RecordWrite;
 
 use crate::db::Db;

@@ -1,6 +1,8 @@
 //! The write transaction the runtime saves records through: lock-and-read, insert, versioned
 //! update, set-based update, selects for duplicate checks, gapless sequence numbers and audit
-//! rows, all committed or rolled back together.
+//! rows, all committed or rolled back together. Every insert and every update that moves a
+//! duplicate key field or `deleted_at` also brings the record's normalised duplicate keys
+//! (`duplicate_keys`) in line, in the same transaction.
 //!
 //! On SQLite the transaction starts with `BEGIN IMMEDIATE`, which takes the write lock up
 //! front and so serializes writers (and makes `get_for_update` a plain read); on PostgreSQL
@@ -14,6 +16,7 @@ use sqlx::error::ErrorKind;
 
 use super::audit::{AuditEntry, write_audit};
 use super::columns::ObjectColumns;
+use super::duplicate_keys::{self, KeyMatch, KeyValue};
 use super::execute::{Shape, execute, fetch};
 use super::select::{run_select, select_statement};
 use super::statement::Statement;
@@ -115,7 +118,7 @@ impl RecordWrite {
             }
             self.execute_write(&columns, &statement).await?;
         }
-        Ok(())
+        duplicate_keys::insert_rows(&mut self.transaction.connection(), object, rows).await
     }
 
     /// Applies `changes` to record `id` if it is still at `expected_version`, and bumps the
@@ -139,7 +142,42 @@ impl RecordWrite {
         statement.push_identifier("version");
         statement.push(" = ");
         statement.push_value(&Value::Integer(expected_version), Storage::Integer)?;
-        Ok(self.execute_write(&columns, &statement).await? == 1)
+        let updated = self.execute_write(&columns, &statement).await? == 1;
+        if updated && duplicate_keys::touches_keys(object, changes.keys().cloned()) {
+            duplicate_keys::refresh(&mut self.transaction.connection(), object, &[id.to_owned()])
+                .await?;
+        }
+        Ok(updated)
+    }
+
+    /// Locks the normalised values `keys` of `object` until this transaction ends (see
+    /// [`duplicate_keys`]): taken before a `block` check, so two saves of the same value
+    /// cannot both pass it.
+    pub async fn lock_duplicate_keys(
+        &mut self,
+        object: &str,
+        keys: &[KeyValue],
+    ) -> Result<(), StoreError> {
+        duplicate_keys::lock(&mut self.transaction.connection(), object, keys).await
+    }
+
+    /// The records holding each of `probes` (see [`duplicate_keys::find`]), as this
+    /// transaction sees them.
+    pub async fn find_duplicate_keys(
+        &mut self,
+        object: &str,
+        probes: &[KeyValue],
+        exclude: Option<&str>,
+        per_key: u32,
+    ) -> Result<Vec<KeyMatch>, StoreError> {
+        duplicate_keys::find(
+            &mut self.transaction.connection(),
+            object,
+            probes,
+            exclude,
+            per_key,
+        )
+        .await
     }
 
     /// [`super::select`] inside this transaction (it sees this transaction's writes).

@@ -63,7 +63,7 @@ fn default_currency() -> String {
     "CNY".to_owned()
 }
 
-/// Sandbox limits for one script run (SPEC §4); each may be set in `app.yaml`.
+/// Sandbox limits for one script run (docs/app-format.md, `metadata/app.yaml`); each may be set in `app.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScriptLimits {

@@ -131,7 +131,7 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         ],
         indexes: &[&["applied_at"]],
     },
-    // One row per changed field of a record (SPEC §5 history). `object` and `record_id`
+    // One row per changed field of a record (the history of docs/api.md). `object` and `record_id`
     // are plain text, not foreign keys: the trail outlives the record and its table.
     SystemTable {
         name: "keel_audit",

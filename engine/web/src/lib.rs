@@ -1,4 +1,4 @@
-//! `keel-web`: the HTTP surface of Keel (axum): the `/api/v1` routes of SPEC §5, sessions
+//! `keel-web`: the HTTP surface of Keel (axum): the `/api/v1` routes (docs/api.md), sessions
 //! and sign-in, problem+json errors, OpenAPI, metrics, and later the server-rendered pages.
 //!
 //! Only this crate knows HTTP. Handlers are thin: extract, call the runtime (`Records`,

@@ -28,7 +28,7 @@ const EXPORT_PARAMETERS: &[&str] = &["format", "order", "fields"];
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryBody {
-    /// A filter in the JSON form of SPEC §3.7.
+    /// A filter in its JSON form (docs/app-format.md, "Filters").
     #[serde(rename = "where")]
     pub filter: Option<Json>,
     pub order: Option<OrderSpec>,

@@ -1,4 +1,4 @@
-//! The record routes of SPEC §5: list, query, create, get, change, delete, restore, bulk,
+//! The record routes (docs/api.md): list, query, create, get, change, delete, restore, bulk,
 //! history, duplicate checks, aggregates and streamed exports.
 //!
 //! Each handler extracts, calls `Records`, and maps the result; permissions, validation and

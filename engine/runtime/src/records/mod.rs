@@ -62,7 +62,7 @@ pub struct Records {
     lookups: Arc<budget::LookupBudget>,
 }
 
-/// A list request: the JSON filter (SPEC §3.7) or the query-string filters, already parsed.
+/// A list request: the JSON filter (docs/app-format.md, "Filters") or the query-string filters, already parsed.
 #[derive(Debug, Clone, Default)]
 pub struct ListRequest {
     pub filter: Option<Filter>,

@@ -223,6 +223,15 @@ keel_testkit::db_test!(
             "{}",
             text(&output.stderr)
         );
+        // No pool uses `lead`, so it has no pool columns either.
+        app.write("pooled.csv", "name,pool\nx,public\n");
+        let output = import(&app, &db.url, "pooled.csv", &[]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            text(&output.stderr).contains("the column `pool` is not a field of `lead`"),
+            "{}",
+            text(&output.stderr)
+        );
     }
 );
 

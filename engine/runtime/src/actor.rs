@@ -24,8 +24,9 @@ pub struct Actor {
 }
 
 impl Actor {
-    /// The engine itself, for scheduled rules and imports run by an operator: sees and
-    /// edits everything.
+    /// The engine itself, for scheduled rules and operator commands that act on no user's
+    /// behalf (`keel export`): sees and edits everything. Never an owner: imports and demo
+    /// data act as a real user, who then owns what they create.
     pub fn system() -> Actor {
         Actor {
             id: "system".to_owned(),

@@ -177,10 +177,10 @@ fn classify(object: &keel_meta::Object, headers: &[String]) -> Result<Vec<Column
             (_, Some(field)) => Column::Field(field.kind.clone()),
             ("id", None) => Column::Id,
             ("owner", None) => Column::Owner,
-            ("pool", None) => Column::Pool,
+            ("pool", None) if object.pooled => Column::Pool,
             (name, None)
                 if keel_meta::SYSTEM_FIELDS.contains(&name)
-                    || keel_meta::POOL_SYSTEM_FIELDS.contains(&name) =>
+                    || (object.pooled && keel_meta::POOL_SYSTEM_FIELDS.contains(&name)) =>
             {
                 Column::Ignored
             }

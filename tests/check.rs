@@ -413,3 +413,13 @@ fn a_rhai_call_never_closed_is_reported_at_its_parenthesis() {
         "let name = record.name;\nrecord.name = name.sub_string(0, 10;\n"
     ));
 }
+
+#[test]
+fn an_expression_bracket_never_closed_is_reported_where_it_is_in_the_file() {
+    insta::assert_snapshot!(broken(
+        "metadata/objects/deal.yaml",
+        &format!(
+            "{DEAL}  quick: {{ type: formula, expr: 'max(1, 2', returns: integer }}\nvalidations:\n  - when: |\n      record.name == \"x\" &&\n        (record.stage == \"won\"\n    message: bad\n"
+        )
+    ));
+}

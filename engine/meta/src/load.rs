@@ -391,13 +391,20 @@ impl Loader {
                 continue;
             }
             if let Err(error) = keel_script::check_script(&source) {
+                let noticed = match error.noticed {
+                    Some((line, column)) => format!(" (noticed at {line}:{column})"),
+                    None => String::new(),
+                };
                 self.error_at(
                     &relative,
                     Position {
                         line: error.line,
                         column: error.column,
                     },
-                    format!("script `{name}` does not compile: {}", error.message),
+                    format!(
+                        "script `{name}` does not compile: {}{noticed}",
+                        error.message
+                    ),
                 );
             }
             scripts.insert(
@@ -827,17 +834,20 @@ impl Loader {
             return;
         }
         if let Err(error) = keel_script::check_expression(expression) {
-            let mut position = file.document.value_position(pointer);
-            if error.line > 1 {
-                position.line += error.line - 1;
-                position.column = error.column;
-            } else {
-                position.column += error.column.saturating_sub(1);
-            }
+            let position = file
+                .document
+                .position_in_text(pointer, error.line, error.column);
+            let noticed = match error.noticed {
+                Some((line, column)) => {
+                    let at = file.document.position_in_text(pointer, line, column);
+                    format!(" (noticed at {}:{})", at.line, at.column)
+                }
+                None => String::new(),
+            };
             self.error_at(
                 &file.path,
                 position,
-                format!("expression does not compile: {}", error.message),
+                format!("expression does not compile: {}{noticed}", error.message),
             );
         }
     }

@@ -19,6 +19,9 @@ pub struct SyntaxError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// When the error was moved to an opening bracket: where Rhai noticed it (1-based line
+    /// and column), for the caller to add in its own coordinates.
+    pub noticed: Option<(usize, usize)>,
 }
 
 /// The engine used for syntax checks. It is configured exactly as the sandbox will be
@@ -37,7 +40,7 @@ fn checking_engine() -> &'static Engine {
 
 /// Turns Rhai's error into ours. When a closing bracket is missing, Rhai reports where it
 /// expected it (for a `{` never closed, the end of the source); the error is then moved to the
-/// opening bracket left open there, the construct to fix, and says where Rhai noticed.
+/// opening bracket left open there, the construct to fix, keeping where Rhai noticed.
 fn syntax_error(source: &str, error: ParseError) -> SyntaxError {
     let line = error.1.line().unwrap_or(1);
     let column = error.1.position().unwrap_or(1);
@@ -63,15 +66,14 @@ fn syntax_error(source: &str, error: ParseError) -> SyntaxError {
         Some(opener) => SyntaxError {
             line: opener.line,
             column: opener.column,
-            message: format!(
-                "this `{}` is not closed: {message} (noticed at {line}:{column})",
-                opener.symbol
-            ),
+            message: format!("this `{}` is not closed: {message}", opener.symbol),
+            noticed: Some((line, column)),
         },
         None => SyntaxError {
             line,
             column,
             message,
+            noticed: None,
         },
     }
 }

@@ -290,3 +290,136 @@ fn cross_file_references_are_checked() {
     assert_eq!(code, 1);
     insta::assert_snapshot!(stderr);
 }
+
+#[test]
+fn an_unknown_field_deep_in_a_filter_is_reported_at_its_key() {
+    let app = valid_app();
+    app.write(
+        "workflows/rules/reminder.yaml",
+        &RULE.replace(
+            "where: { status: new }",
+            "where:\n  or:\n    - status: new\n    - not:\n        stauts: { eq: converted }\n",
+        ),
+    );
+    app.write(
+        "metadata/pools/public_leads.yaml",
+        &POOL.replace(
+            "  warn_before: 1d\n",
+            "  warn_before: 1d\n  exempt:\n    not: { or: [ { status: converted }, { phonee: { is: null } } ] }\n",
+        ),
+    );
+    let (code, _, stderr) = check(&app);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_cross_file_error_is_reported_beside_another_files_schema_error() {
+    let app = valid_app();
+    // Schema errors in three files: a mistyped key in `lead.yaml` and in `roles.yaml`'s
+    // permissions (both leave what other files refer to intact), and a bad field type in
+    // `deal.yaml` (which does not).
+    app.write(
+        "metadata/objects/lead.yaml",
+        &LEAD.replace("search: [name]", "serach: [name]"),
+    );
+    app.write(
+        "metadata/roles.yaml",
+        &ROLES.replace("read: own", "raed: own"),
+    );
+    app.write(
+        "metadata/objects/deal.yaml",
+        &DEAL.replace("name: { type: text }", "name: { type: txt }"),
+    );
+    // The cross-file errors of the other files are all reported: a pool naming a missing
+    // role, a rule's filter naming a field `lead` does not have, an action naming a script
+    // that does not exist. Only the process on the broken `deal` is not checked against it
+    // (its `stage_field: phase` would be checked against a half-read object).
+    app.write(
+        "metadata/pools/public_leads.yaml",
+        &POOL.replace("members: [sales_rep]", "members: [sales_rep, intern]"),
+    );
+    app.write(
+        "workflows/rules/reminder.yaml",
+        "name: reminder\nschedule: \"0 0 9 * * *\"\nobject: lead\nwhere: { stage: new }\naction: { script: remind }\n",
+    );
+    app.write(
+        "workflows/processes/deal_flow.yaml",
+        &PROCESS.replace("stage_field: stage", "stage_field: phase"),
+    );
+    let (code, _, stderr) = check(&app);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_file_with_a_schema_error_still_reports_its_own_cross_checks() {
+    let app = valid_app();
+    // An unknown key and an unknown field type, beside mistakes the schema cannot see: the
+    // title, a lookup, a trigger and the layout name things that do not exist. The field with
+    // the bad type is not reported again where the file names it (`search`), and the lead's
+    // lookup to this broken object is not reported at all.
+    app.write(
+        "metadata/objects/account.yaml",
+        "\
+name: account
+title: nmae
+search: [name, code]
+serach: [name]
+fields:
+  name: { type: text, required: true }
+  code: { type: txt }
+  parent: { type: lookup, object: acount }
+triggers:
+  before_save: [normalise]
+layout:
+  - section: Basic
+    fields: [name, mobile]
+",
+    );
+    // A rule whose `on` has the wrong shape still reports its filter's unknown field, but
+    // not "a rule needs exactly one of `schedule` or `on`", which only follows from it.
+    app.write(
+        "workflows/rules/reminder.yaml",
+        &RULE
+            .replace("schedule: \"0 0 9 * * *\"", "on: create")
+            .replace("where: { status: new }", "where: { stauts: new }"),
+    );
+    let (code, _, stderr) = check(&app);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_bad_cron_field_is_named_with_its_value() {
+    insta::assert_snapshot!(broken(
+        "workflows/rules/reminder.yaml",
+        &RULE.replace("0 0 9 * * *", "0 0 25 * * *")
+    ));
+}
+
+#[test]
+fn a_rhai_block_never_closed_is_reported_at_its_brace() {
+    insta::assert_snapshot!(broken(
+        "scripts/normalize.rhai",
+        "let name = record.name;\nif name != () {\n  if name.len() > 10 {\n    record.name = name.trim();\n}\nrecord.phone = ();\n"
+    ));
+}
+
+#[test]
+fn a_rhai_call_never_closed_is_reported_at_its_parenthesis() {
+    insta::assert_snapshot!(broken(
+        "scripts/normalize.rhai",
+        "let name = record.name;\nrecord.name = name.sub_string(0, 10;\n"
+    ));
+}
+
+#[test]
+fn an_expression_bracket_never_closed_is_reported_where_it_is_in_the_file() {
+    insta::assert_snapshot!(broken(
+        "metadata/objects/deal.yaml",
+        &format!(
+            "{DEAL}  quick: {{ type: formula, expr: 'max(1, 2', returns: integer }}\nvalidations:\n  - when: |\n      record.name == \"x\" &&\n        (record.stage == \"won\"\n    message: bad\n"
+        )
+    ));
+}

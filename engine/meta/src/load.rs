@@ -2,8 +2,13 @@
 //! the model, then cross-check references between files.
 //!
 //! Every problem is collected (not just the first), each with `file:line:col`. A file whose
-//! YAML or schema check fails is left out of the later checks, so one typo does not cause a
-//! cascade of follow-on errors.
+//! YAML does not parse is left out of the later checks. A file that parses but fails its
+//! schema is still read as far as it can be (the values the schema refused are left out) and
+//! cross-checked, so its other mistakes are reported in the same run. Two things keep one
+//! typo from causing a cascade of follow-on errors: a cross-check of that file is silent at
+//! any place on the path of a schema error, and other files are not checked against a part
+//! that failed (references *to* an object whose name or fields failed, or to roles when the
+//! `roles:` of `roles.yaml` failed, are not reported).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -25,6 +30,13 @@ use crate::schedule::CronSchedule;
 use crate::schemas::FileKind;
 use crate::source::{Position, SourceDocument, escape_pointer};
 use crate::system::is_system_field;
+
+/// The parts of an object file that other files refer to: when one of them fails its schema,
+/// references to the object are not checked.
+const OBJECT_SHARED_PARTS: &[&str] = &["/name", "/fields"];
+
+/// The part of `roles.yaml` that other files refer to (role names).
+const ROLES_SHARED_PARTS: &[&str] = &["/roles"];
 
 /// Loads and checks the app directory at `dir`.
 pub fn load_app(dir: &Path) -> Result<Schema, LoadErrors> {
@@ -49,6 +61,40 @@ struct YamlFile {
     /// The file name without extension.
     stem: String,
     document: SourceDocument,
+    /// The JSON pointers at which the schema check failed (already reported); empty when the
+    /// file passed its schema.
+    schema_errors: Vec<String>,
+}
+
+impl YamlFile {
+    fn passed_schema(&self) -> bool {
+        self.schema_errors.is_empty()
+    }
+
+    /// Whether the parts of the file at `pointers` read exactly as written: no schema error
+    /// lies on their path. Other files may then be checked against those parts.
+    fn intact(&self, pointers: &[&str]) -> bool {
+        self.schema_errors
+            .iter()
+            .all(|error| !pointers.iter().any(|part| on_one_path(error, part)))
+    }
+
+    /// Whether a cross-check problem at `pointer` would only repeat or follow from a schema
+    /// error: it lies on the same path (the same node, inside it, or around it).
+    fn silenced(&self, pointer: &str) -> bool {
+        self.schema_errors
+            .iter()
+            .any(|error| on_one_path(error, pointer))
+    }
+}
+
+/// Whether one of two JSON pointers is the other or an ancestor of it.
+fn on_one_path(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long == short
+        || long
+            .strip_prefix(short)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 struct Loader {
@@ -82,11 +128,17 @@ impl Loader {
     }
 
     fn value_error(&mut self, file: &YamlFile, pointer: &str, message: impl Into<String>) {
+        if file.silenced(pointer) {
+            return;
+        }
         let position = file.document.value_position(pointer);
         self.error_at(&file.path, position, message);
     }
 
     fn key_error(&mut self, file: &YamlFile, pointer: &str, message: impl Into<String>) {
+        if file.silenced(pointer) {
+            return;
+        }
         let position = file.document.key_position(pointer);
         self.error_at(&file.path, position, message);
     }
@@ -111,43 +163,73 @@ impl Loader {
                 self.unreadable_objects.insert(stem);
             }
         }
+        for file in &object_files {
+            if !file.intact(OBJECT_SHARED_PARTS) {
+                self.unreadable_objects.insert(file.stem.clone());
+            }
+        }
         let roles_file = self.read_yaml("metadata/roles.yaml", FileKind::Roles, false);
-        self.roles_unreadable =
-            roles_file.is_none() && self.dir.join("metadata/roles.yaml").is_file();
+        self.roles_unreadable = match &roles_file {
+            Some(file) => !file.intact(ROLES_SHARED_PARTS),
+            None => self.dir.join("metadata/roles.yaml").is_file(),
+        };
         let pool_files = self.read_yaml_dir("metadata/pools", FileKind::Pool);
         let process_files = self.read_yaml_dir("workflows/processes", FileKind::Process);
         let rule_files = self.read_yaml_dir("workflows/rules", FileKind::Rule);
         let scripts = self.read_scripts();
 
-        let app = app_file.as_ref().and_then(|file| self.resolve_app(file));
+        let app = app_file
+            .as_ref()
+            .and_then(|file| self.resolve_app(file).filter(|_| file.passed_schema()));
 
         let mut objects = IndexMap::new();
-        let mut object_sources = HashMap::new();
+        // Objects whose name or fields failed their schema: checked for their own mistakes,
+        // but kept out of `objects` so that no other file is checked against an incomplete
+        // object. (A schema error elsewhere in the file, say a mistyped `serach:`, leaves the
+        // fields as written, and other files are checked against them as usual.)
+        let mut broken_objects = IndexMap::new();
         for file in &object_files {
             let resolved = self.resolve_object(file, &scripts);
             if resolved.is_none() {
                 self.unreadable_objects.insert(file.stem.clone());
             }
             if let Some(object) = resolved {
-                if objects.contains_key(&object.name) {
+                let target = if file.intact(OBJECT_SHARED_PARTS) {
+                    &mut objects
+                } else {
+                    &mut broken_objects
+                };
+                if target.contains_key(&object.name) {
                     continue; // file names are unique, and names must match them
                 }
-                object_sources.insert(object.name.clone(), file);
-                objects.insert(object.name.clone(), object);
+                target.insert(object.name.clone(), object);
             }
         }
         for file in &object_files {
-            self.check_lookup_targets(file, &objects);
+            let own = if file.intact(OBJECT_SHARED_PARTS) {
+                &objects
+            } else {
+                &broken_objects
+            };
+            self.check_lookup_targets(file, own.get(&file.stem), &objects);
         }
 
         let roles = match &roles_file {
-            Some(file) => self.resolve_roles(file, &objects).unwrap_or_default(),
+            Some(file) => match self.resolve_roles(file, &objects) {
+                Some(roles) if !self.roles_unreadable => roles,
+                _ => {
+                    self.roles_unreadable = true;
+                    default_roles()
+                }
+            },
             None => default_roles(),
         };
 
         let mut pools = IndexMap::new();
         for file in &pool_files {
-            if let Some(pool) = self.resolve_pool(file, &objects, &roles) {
+            if let Some(pool) = self.resolve_pool(file, &objects, &roles)
+                && file.passed_schema()
+            {
                 pools.insert(pool.name.clone(), pool);
             }
         }
@@ -159,7 +241,9 @@ impl Loader {
 
         let mut processes: IndexMap<String, Process> = IndexMap::new();
         for file in &process_files {
-            if let Some(process) = self.resolve_process(file, &objects, &roles, &scripts) {
+            if let Some(process) = self.resolve_process(file, &objects, &roles, &scripts)
+                && file.passed_schema()
+            {
                 if let Some(other) = processes
                     .values()
                     .find(|other| other.object == process.object)
@@ -177,7 +261,9 @@ impl Loader {
 
         let mut rules = IndexMap::new();
         for file in &rule_files {
-            if let Some(rule) = self.resolve_rule(file, &objects, &roles, &scripts) {
+            if let Some(rule) = self.resolve_rule(file, &objects, &roles, &scripts)
+                && file.passed_schema()
+            {
                 rules.insert(rule.name.clone(), rule);
             }
         }
@@ -247,14 +333,14 @@ impl Loader {
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let file = YamlFile {
+        let mut file = YamlFile {
             path: relative.to_owned(),
             stem,
             document,
+            schema_errors: Vec::new(),
         };
-        let before = self.diagnostics.len();
-        self.check_schema(&file, kind);
-        (self.diagnostics.len() == before).then_some(file)
+        file.schema_errors = self.check_schema(&file, kind);
+        Some(file)
     }
 
     /// Every `*.yaml` / `*.yml` file of a directory, in name order. A missing directory is an
@@ -306,13 +392,20 @@ impl Loader {
                 continue;
             }
             if let Err(error) = keel_script::check_script(&source) {
+                let noticed = match error.noticed {
+                    Some((line, column)) => format!(" (noticed at {line}:{column})"),
+                    None => String::new(),
+                };
                 self.error_at(
                     &relative,
                     Position {
                         line: error.line,
                         column: error.column,
                     },
-                    format!("script `{name}` does not compile: {}", error.message),
+                    format!(
+                        "script `{name}` does not compile: {}{noticed}",
+                        error.message
+                    ),
                 );
             }
             scripts.insert(
@@ -329,19 +422,31 @@ impl Loader {
 
     // ----- JSON Schema ---------------------------------------------------------------------
 
-    fn check_schema(&mut self, file: &YamlFile, kind: FileKind) {
+    /// Reports every schema error of `file` and returns the pointers of the refused values
+    /// (for an unknown key, the key's own pointer).
+    fn check_schema(&mut self, file: &YamlFile, kind: FileKind) -> Vec<String> {
         if !file.document.value.is_object() {
             self.value_error(
                 file,
                 "",
                 format!("the file must hold a map (a {} definition)", kind.name()),
             );
-            return;
+            return vec![String::new()];
         }
         let validator = kind.validator();
         let mut found = Vec::new();
+        let mut refused = Vec::new();
         for error in validator.iter_errors(&file.document.value) {
             let pointer = error.instance_path().as_str().to_owned();
+            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+                error.kind()
+            {
+                refused.extend(
+                    unexpected
+                        .iter()
+                        .map(|key| format!("{pointer}/{}", escape_pointer(key))),
+                );
+            }
             let schema_node = schema_node_at(kind.schema_document(), error.schema_path().as_str());
             found.push(schema_problem(
                 &file.document.value,
@@ -358,17 +463,40 @@ impl Loader {
             } else {
                 self.value_error(file, &pointer, message);
             }
+            refused.push(pointer);
         }
+        refused.sort();
+        refused.dedup();
+        refused
     }
 
+    /// Reads a file into its raw serde shape. A file that failed its schema is read as far as
+    /// it can be: as it is (serde accepts more than the schema, e.g. any text for a field
+    /// type), else with the refused values left out; when neither reads, its cross-checks are
+    /// skipped silently, since its schema errors are already reported.
     fn deserialize<T: DeserializeOwned>(&mut self, file: &YamlFile) -> Option<T> {
-        match serde_json::from_value(file.document.value.clone()) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.value_error(file, "", format!("cannot read this file: {error}"));
-                None
+        let error = match serde_json::from_value(file.document.value.clone()) {
+            Ok(value) => return Some(value),
+            Err(error) => error,
+        };
+        if file.passed_schema() {
+            self.value_error(file, "", format!("cannot read this file: {error}"));
+            return None;
+        }
+        let mut pruned = file.document.value.clone();
+        for pointer in &file.schema_errors {
+            remove_at(&mut pruned, pointer);
+        }
+        if let Ok(value) = serde_json::from_value(pruned.clone()) {
+            return Some(value);
+        }
+        // A refused list item left as `null` still does not read: leave out the whole list.
+        for pointer in &file.schema_errors {
+            if let Some(list) = enclosing_list(&pruned, pointer) {
+                remove_at(&mut pruned, &list);
             }
         }
+        serde_json::from_value(pruned).ok()
     }
 
     fn check_name(&mut self, file: &YamlFile, name: &str, table_name: bool) -> bool {
@@ -470,6 +598,8 @@ impl Loader {
         };
         for (index, name) in raw.search.iter().enumerate() {
             match fields.get(name) {
+                // A declared field that did not resolve has its own error already.
+                None if declared.contains(name.as_str()) => {}
                 None => self.value_error(
                     file,
                     &format!("/search/{index}"),
@@ -566,6 +696,9 @@ impl Loader {
         let calendar = raw.calendar.as_ref().map(|calendar| {
             for (key, name) in [("start", Some(&calendar.start)), ("end", calendar.end.as_ref())] {
                 let Some(name) = name else { continue };
+                if declared.contains(name.as_str()) && !fields.contains_key(name) {
+                    continue; // a declared field that did not resolve has its own error
+                }
                 let is_time = fields
                     .get(name)
                     .is_some_and(|field| matches!(field.storage(), Storage::Date | Storage::Datetime))
@@ -698,18 +831,24 @@ impl Loader {
     }
 
     fn check_expression(&mut self, file: &YamlFile, pointer: &str, expression: &str) {
+        if file.silenced(pointer) {
+            return;
+        }
         if let Err(error) = keel_script::check_expression(expression) {
-            let mut position = file.document.value_position(pointer);
-            if error.line > 1 {
-                position.line += error.line - 1;
-                position.column = error.column;
-            } else {
-                position.column += error.column.saturating_sub(1);
-            }
+            let position = file
+                .document
+                .position_in_text(pointer, error.line, error.column);
+            let noticed = match error.noticed {
+                Some((line, column)) => {
+                    let at = file.document.position_in_text(pointer, line, column);
+                    format!(" (noticed at {}:{})", at.line, at.column)
+                }
+                None => String::new(),
+            };
             self.error_at(
                 &file.path,
                 position,
-                format!("expression does not compile: {}", error.message),
+                format!("expression does not compile: {}{noticed}", error.message),
             );
         }
     }
@@ -909,8 +1048,13 @@ impl Loader {
     }
 
     /// Lookups must point at objects that exist; done after every object file is read.
-    fn check_lookup_targets(&mut self, file: &YamlFile, objects: &IndexMap<String, Object>) {
-        let Some(object) = objects.get(&file.stem) else {
+    fn check_lookup_targets(
+        &mut self,
+        file: &YamlFile,
+        object: Option<&Object>,
+        objects: &IndexMap<String, Object>,
+    ) {
+        let Some(object) = object else {
             return;
         };
         for field in object.fields.values() {
@@ -1024,9 +1168,11 @@ impl Loader {
         match Filter::from_json(raw) {
             Ok(filter) => {
                 if let Some(object) = object {
-                    for name in filter.fields() {
-                        if object.field(name).is_none() && !is_system_field(name) {
-                            self.value_error(file, pointer, unknown_field(name, &object.name));
+                    let mut keys = Vec::new();
+                    filter_field_keys(raw, pointer, &mut keys);
+                    for (name, key_pointer) in keys {
+                        if object.field(&name).is_none() && !is_system_field(&name) {
+                            self.key_error(file, &key_pointer, unknown_field(&name, &object.name));
                         }
                     }
                 }
@@ -1654,6 +1800,60 @@ impl Loader {
 }
 
 // ----- helpers -------------------------------------------------------------------------------
+
+/// Removes the node at `pointer` from its parent map or list (the root stays). A list item is
+/// replaced by `null` rather than removed, so the pointers of the items after it stay true.
+fn remove_at(value: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.shift_remove(&key);
+        }
+        Some(Value::Array(items)) => {
+            if let Some(item) = key.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *item = Value::Null;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every field a filter names, with the JSON pointer of its key, however deeply it is nested
+/// in `or` and `not`. The parsed `Filter` keeps no places, so this walks the filter's source
+/// tree (whose pointers the source map knows) the way `Filter::from_json` reads it; call it
+/// only on a filter that parsed. A test holds it to `Filter::fields`.
+fn filter_field_keys(raw: &Value, pointer: &str, out: &mut Vec<(String, String)>) {
+    let Value::Object(map) = raw else {
+        return;
+    };
+    for (key, entry) in map {
+        let entry_pointer = format!("{pointer}/{}", escape_pointer(key));
+        match (key.as_str(), entry) {
+            ("or", Value::Array(items)) => {
+                for (index, item) in items.iter().enumerate() {
+                    filter_field_keys(item, &format!("{entry_pointer}/{index}"), out);
+                }
+            }
+            ("not", _) => filter_field_keys(entry, &entry_pointer, out),
+            (field, _) => out.push((field.to_owned(), entry_pointer)),
+        }
+    }
+}
+
+/// The pointer of the innermost list that `pointer` lies inside, if any.
+fn enclosing_list(value: &Value, pointer: &str) -> Option<String> {
+    let mut current = pointer;
+    while let Some((parent, _)) = current.rsplit_once('/') {
+        if matches!(value.pointer(parent), Some(Value::Array(_))) {
+            return Some(parent.to_owned());
+        }
+        current = parent;
+    }
+    None
+}
 
 fn unknown_field(name: &str, object: &str) -> String {
     format!("`{name}` is not a field of `{object}`")
@@ -2343,3 +2543,65 @@ struct RawWebhook {
 
 #[allow(dead_code)]
 type Unused = BTreeMap<(), ()>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_field_keys_finds_every_field_the_parser_reads() {
+        let filters = [
+            r#"{"status": "new"}"#,
+            r#"{"or": [{"a": 1}, {"not": {"b": {"gt": 2, "lt": 5}}}], "c": null}"#,
+            r#"{"not": {"or": [{"d~x/y": {"in": [1, 2]}}, {"e": {"is": "null"}}]}}"#,
+            r#"{"or": [], "not": {}}"#,
+        ];
+        for text in filters {
+            let raw: Value = serde_json::from_str(text).unwrap();
+            let parsed = Filter::from_json(&raw).unwrap();
+            let mut keys = Vec::new();
+            filter_field_keys(&raw, "/where", &mut keys);
+            let mut found: Vec<&str> = keys.iter().map(|(name, _)| name.as_str()).collect();
+            let mut expected = parsed.fields();
+            found.sort_unstable();
+            found.dedup();
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(found, expected, "{text}");
+        }
+        let raw: Value =
+            serde_json::from_str(r#"{"or": [{"a": 1}, {"not": {"b/c": {"gt": 2}}}]}"#).unwrap();
+        let mut keys = Vec::new();
+        filter_field_keys(&raw, "/where", &mut keys);
+        assert_eq!(
+            keys,
+            vec![
+                ("a".to_owned(), "/where/or/0/a".to_owned()),
+                ("b/c".to_owned(), "/where/or/1/not/b~1c".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn pointers_on_one_path() {
+        assert!(on_one_path("/a/b", "/a/b"));
+        assert!(on_one_path("/a", "/a/b/c"));
+        assert!(on_one_path("/a/b/c", "/a"));
+        assert!(on_one_path("", "/a"));
+        assert!(!on_one_path("/a/b", "/a/bc"));
+        assert!(!on_one_path("/a/b", "/a/c"));
+    }
+
+    #[test]
+    fn refused_values_are_removed_and_list_items_become_null() {
+        let mut value: Value =
+            serde_json::from_str(r#"{"a": {"b": 1, "c": 2}, "l": [1, 2, 3], "x~y": 0}"#).unwrap();
+        remove_at(&mut value, "/a/b");
+        remove_at(&mut value, "/l/1");
+        remove_at(&mut value, "/x~0y");
+        remove_at(&mut value, "");
+        assert_eq!(value, serde_json::json!({"a": {"c": 2}, "l": [1, null, 3]}));
+        assert_eq!(enclosing_list(&value, "/l/1/z"), Some("/l".to_owned()));
+        assert_eq!(enclosing_list(&value, "/a/c"), None);
+    }
+}

@@ -28,11 +28,9 @@ impl CronSchedule {
                 if fields == 1 { "" } else { "s" }
             ));
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Required)
-            .build()
+        let cron = parser()
             .parse(text)
-            .map_err(|error| format!("cron `{text}` is not valid: {error}"))?;
+            .map_err(|error| explain_error(text, &error))?;
         Ok(CronSchedule {
             text: text.to_owned(),
             cron: Arc::new(cron),
@@ -47,6 +45,48 @@ impl CronSchedule {
     pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
         self.cron.find_next_occurrence(after, false).ok()
     }
+}
+
+fn parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Required).build()
+}
+
+/// Each field's name and what it accepts, in pattern order.
+const FIELDS: [(&str, &str); 7] = [
+    ("seconds", "0 to 59"),
+    ("minutes", "0 to 59"),
+    ("hours", "0 to 23"),
+    ("day of month", "1 to 31, L or W"),
+    ("month", "1 to 12 or JAN to DEC"),
+    (
+        "day of week",
+        "0 to 7 (0 and 7 are Sunday), SUN to SAT, L or #",
+    ),
+    ("year", "1 to 5000"),
+];
+
+/// Names the field that makes `text` invalid. The parser's own message ("Number out of
+/// bounds") does not say which field it read, so each field is parsed alone, with every other
+/// field `*`; the first that fails on its own is the culprit.
+fn explain_error(text: &str, error: &croner::errors::CronError) -> String {
+    let detail = error.to_string();
+    let detail = detail
+        .strip_prefix("Component error: ")
+        .unwrap_or(&detail)
+        .trim_end_matches('.')
+        .to_lowercase();
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    for (index, part) in parts.iter().enumerate() {
+        let mut alone: Vec<&str> = vec!["*"; parts.len()];
+        alone[index] = part;
+        if parser().parse(&alone.join(" ")).is_err() {
+            let (name, range) = FIELDS[index.min(FIELDS.len() - 1)];
+            return format!(
+                "cron `{text}`: the {name} field `{part}` is not valid ({detail}); it takes {range}"
+            );
+        }
+    }
+    format!("cron `{text}` is not valid: {detail}")
 }
 
 impl FromStr for CronSchedule {
@@ -79,6 +119,30 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 8, 3, 0).unwrap();
         let next = schedule.next_after(&at).unwrap();
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 1, 1, 8, 10, 0).unwrap());
+    }
+
+    #[test]
+    fn an_invalid_field_is_named_with_its_value_and_range() {
+        let cases = [
+            ("60 0 9 * * *", "the seconds field `60`"),
+            ("0 61 9 * * *", "the minutes field `61`"),
+            ("0 0 25 * * *", "the hours field `25`"),
+            ("0 0 9 32 * *", "the day of month field `32`"),
+            ("0 0 9 * 13 *", "the month field `13`"),
+            ("0 0 9 * * 8", "the day of week field `8`"),
+            ("0 0 9 * * MON-XYZ", "the day of week field `MON-XYZ`"),
+            ("0 0 9 * * * 0", "the year field `0`"),
+            ("0 0 9-x * * *", "the hours field `9-x`"),
+        ];
+        for (text, expected) in cases {
+            let message = CronSchedule::parse(text).unwrap_err();
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+        let message = CronSchedule::parse("0 0 25 * * *").unwrap_err();
+        assert_eq!(
+            message,
+            "cron `0 0 25 * * *`: the hours field `25` is not valid (number out of bounds); it takes 0 to 23"
+        );
     }
 
     #[test]

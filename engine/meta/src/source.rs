@@ -27,6 +27,8 @@ pub struct SourceDocument {
     pub value: Value,
     value_positions: HashMap<String, Position>,
     key_positions: HashMap<String, Position>,
+    /// The source lines, to place a position inside a text value (see `position_in_text`).
+    lines: Vec<String>,
 }
 
 /// A YAML syntax error.
@@ -49,6 +51,7 @@ impl SourceDocument {
             value: Value::Null,
             value_positions: HashMap::new(),
             key_positions: HashMap::new(),
+            lines: text.lines().map(str::to_owned).collect(),
         };
         let mut documents = documents.into_iter();
         if let Some(first) = documents.next() {
@@ -84,6 +87,63 @@ impl SourceDocument {
             .get(pointer)
             .copied()
             .unwrap_or_else(|| self.value_position(pointer))
+    }
+
+    /// Where `line:column` (1-based) of the text value at `pointer` is in the file, e.g. for
+    /// an error inside an expression. Exact for a one-line value (plain or quoted) and for a
+    /// literal block (`|`); for text YAML folds (`>`, multi-line plain or quoted) it is the
+    /// same line of the value, or the value's start.
+    pub fn position_in_text(&self, pointer: &str, line: usize, column: usize) -> Position {
+        let start = self.value_position(pointer);
+        let line_text = |number: usize| {
+            self.lines
+                .get(number.wrapping_sub(1))
+                .map(String::as_str)
+                .unwrap_or("")
+        };
+        let first: Vec<char> = line_text(start.line).chars().collect();
+        let at = first.get(start.column.wrapping_sub(1)).copied();
+        let before_is_blank = first
+            .iter()
+            .take(start.column.saturating_sub(1))
+            .all(|c| c.is_whitespace());
+        let opens_block = |number: usize| {
+            let text = line_text(number).trim_end();
+            let text = text
+                .split(" #")
+                .next()
+                .unwrap_or(text)
+                .trim_end()
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+            text.ends_with('|') || text.ends_with('>')
+        };
+        match at {
+            // A block indicator: the text starts on the next line, at its indentation.
+            Some('|' | '>') => {
+                let indent = line_text(start.line + 1)
+                    .chars()
+                    .take_while(|c| *c == ' ')
+                    .count();
+                Position {
+                    line: start.line + line,
+                    column: indent + column,
+                }
+            }
+            // A block whose position is its first line of text.
+            _ if before_is_blank && start.line > 1 && opens_block(start.line - 1) => Position {
+                line: start.line + line - 1,
+                column: start.column + column - 1,
+            },
+            Some('\'' | '"') if line == 1 => Position {
+                line: start.line,
+                column: start.column + column,
+            },
+            _ if line == 1 => Position {
+                line: start.line,
+                column: start.column + column - 1,
+            },
+            _ => start,
+        }
     }
 
     fn convert(&mut self, node: &MarkedYaml<'_>, pointer: String) -> Result<Value, YamlError> {
@@ -213,6 +273,28 @@ mod tests {
         assert!(error.position.line >= 3, "{error:?}");
         let error = SourceDocument::parse("a: 1\na: 2\n").unwrap_err();
         assert_eq!(error.position.line, 2);
+    }
+
+    #[test]
+    fn positions_inside_text_values_map_to_the_file() {
+        let text = "a: 'x(1'\nb: x(1\nc: |\n  one\n    x(1\nd:\n  - e: |-\n      x(1\n";
+        let document = SourceDocument::parse(text).unwrap();
+        assert_eq!(
+            document.position_in_text("/a", 1, 2),
+            Position { line: 1, column: 6 }
+        );
+        assert_eq!(
+            document.position_in_text("/b", 1, 2),
+            Position { line: 2, column: 5 }
+        );
+        assert_eq!(
+            document.position_in_text("/c", 2, 4),
+            Position { line: 5, column: 6 }
+        );
+        assert_eq!(
+            document.position_in_text("/d/0/e", 1, 2),
+            Position { line: 8, column: 8 }
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod api;
 mod check;
 mod import;
 mod migrate;
+mod on_delete;
 mod openapi;
 mod permissions;
 mod serve;

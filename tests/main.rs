@@ -8,6 +8,7 @@ mod check;
 mod duplicates;
 mod import;
 mod migrate;
+mod on_delete;
 mod openapi;
 mod permissions;
 mod serve;

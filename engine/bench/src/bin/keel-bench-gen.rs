@@ -8,6 +8,11 @@
 //! rows. The rows it writes are the ones Keel would write (same columns, UUIDv7 ids, UTC
 //! timestamps in Keel's SQLite text form, version 1), minus the audit trail of their
 //! creation.
+//!
+//! With `--mobile-prefix P` it also fills a `mobile` column (the standard app's lead has
+//! one) with `P` and the row number as 8 digits, unique per row. Either way it then marks
+//! the table's duplicate keys stale (deletes its row of `keel_duplicate_definitions`), so the
+//! next `keel migrate --apply` or `keel serve` fills them for the rows written here.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -23,13 +28,15 @@ use sqlx::AssertSqlSafe;
 const USAGE: &str = "\
 usage: keel-bench-gen --db URL [--rows 100000] [--seed 42] [--owner bench]
                       [--batch 500] [--commit-every 20000] [--ids-out FILE] [--ids 2000]
-                      [--ids-owners N]
+                      [--ids-owners N] [--mobile-prefix 139]
 
 Writes --rows leads owned by the Keel user --owner into the `lead` table of a database that
 `keel migrate --apply --app bench/app` created (the table must be empty). --owner may list
 several users, comma-separated: lead i belongs to the (i mod n)-th. --ids-out writes --ids of
 the new ids, spread evenly over the table, one per line; with --ids-owners N, only ids of
-leads owned by the first N owners.";
+leads owned by the first N owners. --mobile-prefix also fills `mobile` (the standard app's
+lead) with the prefix and the row number as 8 digits. The duplicate keys of `lead` are left
+stale, for the next `keel migrate --apply` to fill.";
 
 /// The SQLite text form of an instant (keel-store's `datetime::SQLITE_DATETIME_FORMAT`).
 const SQLITE_DATETIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
@@ -48,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             "ids-out",
             "ids",
             "ids-owners",
+            "mobile-prefix",
         ],
         USAGE,
     )?;
@@ -63,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .number("ids-owners", owner_names.len() as u64)?
         .clamp(1, owner_names.len() as u64);
 
+    let mobile_prefix = args.text("mobile-prefix").map(str::to_owned);
     let pool = Pool::connect(url).await?;
     let mut owners = Vec::with_capacity(owner_names.len());
     for name in &owner_names {
@@ -97,7 +106,15 @@ async fn main() -> anyhow::Result<()> {
             }
             eligible_seen += 1;
         }
-        insert_chunk(&pool, &chunk, batch, &owners, written).await?;
+        insert_chunk(
+            &pool,
+            &chunk,
+            batch,
+            &owners,
+            written,
+            mobile_prefix.as_deref(),
+        )
+        .await?;
         written += chunk.len() as u64;
         if last_report.elapsed().as_secs() >= 2 {
             eprintln!("  {written} / {rows} leads");
@@ -105,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let insert_seconds = started.elapsed().as_secs_f64();
+    mark_duplicate_keys_stale(&pool).await?;
     analyze(&pool).await?;
     let total_seconds = started.elapsed().as_secs_f64();
     println!(
@@ -143,13 +161,27 @@ async fn count_leads(pool: &Pool) -> anyhow::Result<i64> {
 }
 
 /// A multi-row INSERT of `rows` leads, every column bound.
-fn insert_sql(postgres: bool, rows: usize) -> String {
-    let quoted: Vec<String> = LEAD_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
+/// The rows written here have no duplicate keys yet: deleting the lead's fingerprint makes
+/// the next metadata apply fill them (a database from before duplicate keys has no table).
+async fn mark_duplicate_keys_stale(pool: &Pool) -> anyhow::Result<()> {
+    const SQL: &str = "DELETE FROM keel_duplicate_definitions WHERE id = 'lead'";
+    match pool {
+        Pool::Sqlite(pool) => sqlx::query(SQL).execute(pool).await.map(drop),
+        Pool::Postgres(pool) => sqlx::query(SQL).execute(pool).await.map(drop),
+    }
+    .context("marking the duplicate keys of `lead` stale")
+}
+
+fn insert_sql(postgres: bool, rows: usize, mobile: bool) -> String {
+    let mut quoted: Vec<String> = LEAD_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
+    if mobile {
+        quoted.push("\"mobile\"".to_owned());
+    }
     let mut sql = format!("INSERT INTO \"lead\" ({}) VALUES ", quoted.join(", "));
     let mut parameter = 0;
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..LEAD_COLUMNS.len() {
+        for column in 0..quoted.len() {
             if column > 0 {
                 sql.push_str(", ");
             }
@@ -173,13 +205,21 @@ async fn insert_chunk(
     batch: usize,
     owners: &[String],
     first: u64,
+    mobile_prefix: Option<&str>,
 ) -> anyhow::Result<()> {
     let owner_of = |position: usize| owners[(first as usize + position) % owners.len()].clone();
+    let mobile_of = |position: usize| {
+        mobile_prefix.map(|prefix| format!("{prefix}{:08}", first as usize + position))
+    };
     match pool {
         Pool::Sqlite(pool) => {
             let mut transaction = pool.begin().await?;
             for (number, rows) in leads.chunks(batch).enumerate() {
-                let mut query = sqlx::query(AssertSqlSafe(insert_sql(false, rows.len())));
+                let mut query = sqlx::query(AssertSqlSafe(insert_sql(
+                    false,
+                    rows.len(),
+                    mobile_prefix.is_some(),
+                )));
                 for (offset, lead) in rows.iter().enumerate() {
                     let owner = owner_of(number * batch + offset);
                     let at = sqlite_text(lead.created_at);
@@ -200,6 +240,9 @@ async fn insert_chunk(
                         .bind(lead.source.map(str::to_owned))
                         .bind(lead.status.to_owned())
                         .bind(lead.score);
+                    if let Some(mobile) = mobile_of(number * batch + offset) {
+                        query = query.bind(mobile);
+                    }
                 }
                 query
                     .execute(&mut *transaction)
@@ -211,7 +254,11 @@ async fn insert_chunk(
         Pool::Postgres(pool) => {
             let mut transaction = pool.begin().await?;
             for (number, rows) in leads.chunks(batch).enumerate() {
-                let mut query = sqlx::query(AssertSqlSafe(insert_sql(true, rows.len())));
+                let mut query = sqlx::query(AssertSqlSafe(insert_sql(
+                    true,
+                    rows.len(),
+                    mobile_prefix.is_some(),
+                )));
                 for (offset, lead) in rows.iter().enumerate() {
                     let owner = owner_of(number * batch + offset);
                     query = query
@@ -231,6 +278,9 @@ async fn insert_chunk(
                         .bind(lead.source.map(str::to_owned))
                         .bind(lead.status.to_owned())
                         .bind(lead.score);
+                    if let Some(mobile) = mobile_of(number * batch + offset) {
+                        query = query.bind(mobile);
+                    }
                 }
                 query
                     .execute(&mut *transaction)
@@ -269,10 +319,12 @@ mod tests {
 
     #[test]
     fn inserts_bind_every_column_of_every_row() {
-        let sqlite = insert_sql(false, 3);
+        let sqlite = insert_sql(false, 3, false);
         assert_eq!(sqlite.matches('?').count(), 3 * LEAD_COLUMNS.len());
-        let postgres = insert_sql(true, 2);
+        let postgres = insert_sql(true, 2, false);
         assert!(postgres.ends_with("$32)"), "{postgres}");
+        let with_mobile = insert_sql(true, 2, true);
+        assert!(with_mobile.ends_with("$34)"), "{with_mobile}");
     }
 
     #[test]

@@ -191,13 +191,19 @@ pub(crate) async fn lock(
     let mut hashes: Vec<i64> = keys.iter().map(|key| lock_key(object, key)).collect();
     hashes.sort_unstable();
     hashes.dedup();
-    for hash in hashes {
-        let mut statement = Statement::new(Dialect::Postgres, KEYS_TABLE);
-        statement.push("SELECT pg_advisory_xact_lock(");
-        statement.push_value(&Value::Integer(hash), Storage::Integer)?;
+    // One statement for all of them; PostgreSQL evaluates a select list left to right.
+    let mut statement = Statement::new(Dialect::Postgres, KEYS_TABLE);
+    statement.push("SELECT ");
+    for (position, hash) in hashes.iter().enumerate() {
+        if position > 0 {
+            statement.push(", ");
+        }
+        statement.push("pg_advisory_xact_lock(");
+        statement.push_value(&Value::Integer(*hash), Storage::Integer)?;
         statement.push(")::text");
-        fetch(connection, &statement, &[Shape::Stored(Storage::Text)]).await?;
     }
+    let shapes = vec![Shape::Stored(Storage::Text); hashes.len()];
+    fetch(connection, &statement, &shapes).await?;
     Ok(())
 }
 

@@ -343,6 +343,9 @@ impl From<RecordError> for ApiError {
             RecordError::Stale { current, .. } => ApiError::new(ErrorCode::StaleVersion, detail)
                 .with_extra("current_version", json!(current)),
             RecordError::BadRequest(_) => ApiError::new(ErrorCode::InvalidRequest, detail),
+            RecordError::BadFilter { field, message } => {
+                ApiError::invalid_parameter(field, "invalid_filter", message)
+            }
             RecordError::Store(error) => ApiError::internal(error_chain(&error)),
         }
     }

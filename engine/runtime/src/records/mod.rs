@@ -155,6 +155,10 @@ pub enum RecordError {
     /// The bad cursor, limit, order or field list of a list request (422).
     #[error("{0}")]
     BadRequest(String),
+    /// A filter comparison on `field` that cannot run: not a field the actor may read, or a
+    /// value that does not fit it (422, naming the field).
+    #[error("{message}")]
+    BadFilter { field: String, message: String },
     /// The database failed (500; the cause is logged, not shown).
     #[error(transparent)]
     Store(#[from] keel_store::StoreError),

@@ -366,6 +366,9 @@ impl From<RecordError> for ApiError {
                 api_error.0.retry_after = Some(retry_after);
                 api_error
             }
+            RecordError::BadFilter { field, message } => {
+                ApiError::invalid_parameter(field, "invalid_filter", message)
+            }
             RecordError::Store(error) => ApiError::internal(error_chain(&error)),
         }
     }

@@ -194,6 +194,10 @@ pub enum RecordError {
     /// The actor spent their 查重 budget (429): see `budget`.
     #[error("too many duplicate lookups; try again in {} seconds", retry_after.as_secs())]
     TooManyLookups { retry_after: std::time::Duration },
+    /// A filter comparison on `field` that cannot run: not a field the actor may read, or a
+    /// value that does not fit it (422, naming the field).
+    #[error("{message}")]
+    BadFilter { field: String, message: String },
     /// The database failed (500; the cause is logged, not shown).
     #[error(transparent)]
     Store(#[from] keel_store::StoreError),

@@ -725,9 +725,18 @@ impl Records {
         value: &FilterValue,
     ) -> Result<Condition, RecordError> {
         Ok({
-            let storage = self.readable_storage(actor, object, field)?;
-            let bad = |message: String| {
-                RecordError::BadRequest(format!("filter on `{field}`: {message}"))
+            let storage =
+                self.readable_storage(actor, object, field)
+                    .map_err(|error| match error {
+                        RecordError::BadRequest(message) => RecordError::BadFilter {
+                            field: field.to_owned(),
+                            message,
+                        },
+                        other => other,
+                    })?;
+            let bad = |message: String| RecordError::BadFilter {
+                field: field.to_owned(),
+                message: format!("filter on `{field}`: {message}"),
             };
             let typed = |value: &FilterValue| -> Result<Value, RecordError> {
                 match value {

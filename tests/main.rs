@@ -9,6 +9,8 @@ mod import;
 mod migrate;
 mod openapi;
 mod permissions;
+mod schemathesis;
 mod serve;
 mod store_records;
+mod strict_input;
 mod support;

@@ -87,7 +87,7 @@ pub fn coerce(field: &Field, input: &Json, context: CoerceContext) -> Result<Val
         // meant; long text keeps its layout.
         FieldKind::Text | FieldKind::Lookup { .. } | FieldKind::User => {
             let text = text_input(input, json).ok_or_else(wrong_type)?;
-            check_raw_length(field, &text, json)?;
+            check_raw_length(field, &text)?;
             let trimmed = text.trim();
             if trimmed.is_empty() {
                 if json && !matches!(field.kind, FieldKind::Text) {
@@ -107,7 +107,7 @@ pub fn coerce(field: &Field, input: &Json, context: CoerceContext) -> Result<Val
         }
         FieldKind::Email => {
             let raw = text_input(input, json).ok_or_else(wrong_type)?;
-            check_raw_length(field, &raw, json)?;
+            check_raw_length(field, &raw)?;
             let text = raw.trim().to_owned();
             if !email_pattern().is_match(&text) {
                 return Err(problem(
@@ -119,7 +119,7 @@ pub fn coerce(field: &Field, input: &Json, context: CoerceContext) -> Result<Val
         }
         FieldKind::Phone => {
             let raw = text_input(input, json).ok_or_else(wrong_type)?;
-            check_raw_length(field, &raw, json)?;
+            check_raw_length(field, &raw)?;
             let text = raw.trim().to_owned();
             let digits = text.chars().filter(char::is_ascii_digit).count();
             let allowed = text
@@ -135,7 +135,7 @@ pub fn coerce(field: &Field, input: &Json, context: CoerceContext) -> Result<Val
         }
         FieldKind::Url => {
             let raw = input.as_str().ok_or_else(wrong_type)?;
-            check_raw_length(field, raw, json)?;
+            check_raw_length(field, raw)?;
             let text = raw.trim().to_owned();
             if !url_pattern().is_match(&text) {
                 return Err(problem(
@@ -293,11 +293,10 @@ pub fn decimal_limit(scale: u32) -> Decimal {
     Decimal::from(10_i64.pow(18 - scale.min(18)))
 }
 
-/// In JSON, a text field's `max_length` counts the characters as sent (before trimming),
-/// as the OpenAPI `maxLength` does.
-fn check_raw_length(field: &Field, text: &str, json: bool) -> Result<(), FieldProblem> {
+/// A text field's `max_length` counts the characters as sent (before trimming), as the
+/// OpenAPI `maxLength` does (CSV cells arrive trimmed already).
+fn check_raw_length(field: &Field, text: &str) -> Result<(), FieldProblem> {
     if let Some(max_length) = field.max_length
-        && json
         && text.chars().count() > max_length as usize
     {
         return Err(FieldProblem {

@@ -1442,7 +1442,8 @@ fn field_schema(field: &Field, direction: Direction) -> Map<String, Value> {
                 );
                 notes.push("An http(s) URL.".to_owned());
             } else {
-                value.insert("format".to_owned(), json!("uri"));
+                // Not `format: uri`: a stored http(s) URL may hold characters RFC 3986 wants
+                // percent-encoded.
                 text_constraints(field, &mut value);
             }
         }
@@ -2085,6 +2086,23 @@ fn probe_schema(field: &Field) -> Value {
                     json!(format!("^{blank}(?:(?:{pattern}){blank})?$")),
                 );
             }
+        }
+        FieldKind::Integer => {
+            value.insert(
+                "pattern".to_owned(),
+                json!(format!("^{blank}(?:[+-]?[0-9]{{1,15}}{blank})?$")),
+            );
+        }
+        FieldKind::Choice { options } => {
+            let keys = options
+                .iter()
+                .map(|option| regex_escape(&option.key))
+                .collect::<Vec<_>>()
+                .join("|");
+            value.insert(
+                "pattern".to_owned(),
+                json!(format!("^{blank}(?:(?:{keys}){blank})?$")),
+            );
         }
         _ => {}
     }

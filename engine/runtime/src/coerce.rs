@@ -79,6 +79,7 @@ pub fn coerce(field: &Field, input: &Json, context: CoerceContext) -> Result<Val
             ));
         }
         if !json && text.trim().is_empty() {
+            check_raw_length(field, text)?;
             return Ok(Value::Null);
         }
     }

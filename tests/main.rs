@@ -11,6 +11,8 @@ mod migrate;
 mod on_delete;
 mod openapi;
 mod permissions;
+mod schemathesis;
 mod serve;
 mod store_records;
+mod strict_input;
 mod support;

@@ -182,6 +182,24 @@ pub fn skip_or_fail(what: &str, how: &str, skip_variable: &str) {
     );
 }
 
+/// What a test does when an optional tool from PyPI (`what`; not on a fresh machine, which
+/// the README's test command must pass on) is missing: under `CI=true` it fails, naming
+/// `how` to install it; locally it writes one `SKIPPED` line to the real stderr (past the
+/// harness's capture, so a passing run shows it) and the caller returns early.
+///
+/// # Panics
+/// Under `CI=true`.
+pub fn skip_tool_locally_or_fail_in_ci(what: &str, how: &str) {
+    assert!(
+        !in_ci(),
+        "keel-testkit: CI=true but {what} is not installed: {how} (no skips in CI)"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: a test that needs {what}, which is not installed ({how})"
+    );
+}
+
 /// Defines one test body run on both backends, as tests `<name>::sqlite` and
 /// `<name>::postgres`.
 ///

@@ -50,6 +50,10 @@ pub enum ErrorCode {
     StaleVersion,
     /// The body is larger than the server accepts.
     PayloadTooLarge,
+    /// The URI (path and query string) is longer than the server reads.
+    UriTooLong,
+    /// The request headers are larger than the server reads.
+    HeadersTooLarge,
     /// The body is not `application/json`.
     UnsupportedMediaType,
     /// The record is not valid: every bad field is listed.
@@ -123,6 +127,16 @@ impl ErrorCode {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request body is too large",
             ),
+            UriTooLong => (
+                "uri_too_long",
+                StatusCode::URI_TOO_LONG,
+                "The URI is too long",
+            ),
+            HeadersTooLarge => (
+                "headers_too_large",
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "The request headers are too large",
+            ),
             UnsupportedMediaType => (
                 "unsupported_media_type",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -174,6 +188,8 @@ impl ErrorCode {
             StatusCode::NOT_FOUND => ErrorCode::RouteNotFound,
             StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidRequest,
             status if status.is_server_error() => ErrorCode::Internal,
@@ -268,11 +284,10 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         self.0.code
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let problem = *self.0;
+    /// The problem+json body of this error.
+    pub fn body_text(&self) -> String {
+        let problem = &self.0;
         let (code, status, title) = problem.code.row();
         let mut body = Map::new();
         body.insert("type".to_owned(), json!(code));
@@ -280,16 +295,24 @@ impl IntoResponse for ApiError {
         body.insert("status".to_owned(), json!(status.as_u16()));
         body.insert("detail".to_owned(), json!(problem.detail));
         body.insert("errors".to_owned(), json!(problem.errors));
-        for (key, value) in problem.extra {
-            body.entry(key).or_insert(value);
+        for (key, value) in &problem.extra {
+            body.entry(key.clone()).or_insert_with(|| value.clone());
         }
-        let text = serde_json::to_string(&Json::Object(body)).unwrap_or_else(|_| {
+        serde_json::to_string(&Json::Object(body)).unwrap_or_else(|_| {
             // Serializing a map of strings and numbers cannot fail; keep a valid body anyway.
             format!(
                 r#"{{"type":"{code}","title":"{title}","status":{}}}"#,
                 status.as_u16()
             )
-        });
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let text = self.body_text();
+        let problem = *self.0;
+        let status = problem.code.status();
         let mut response = (status, text).into_response();
         response
             .headers_mut()
@@ -470,6 +493,8 @@ mod tests {
         ErrorCode::DepartmentTaken,
         ErrorCode::StaleVersion,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UriTooLong,
+        ErrorCode::HeadersTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InvalidRecord,
         ErrorCode::InvalidRequest,

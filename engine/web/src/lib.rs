@@ -7,19 +7,20 @@
 //! Every route runs inside one middleware stack (outermost first): a request id
 //! (`x-request-id`, kept when the client sends one, echoed in the answer) → a tracing span
 //! → metrics and server-fault logging → panic catching (a panic answers a 500 problem) →
-//! a 10 MiB body limit (413).
+//! a 10 MiB body limit (413). Requests hyper itself refuses before any route (a URI over
+//! 64 KiB: 414) are answered as problem+json too (`listener`).
 
 mod admin;
 mod auth;
 pub mod error;
 mod extract;
+mod listener;
 mod meta;
 mod metrics;
 pub mod openapi;
 mod query;
 mod records;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -199,8 +200,8 @@ pub async fn serve_until(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        listener::ProblemListener(listener),
+        router(state).into_make_service_with_connect_info::<listener::PeerAddress>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

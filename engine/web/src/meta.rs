@@ -240,18 +240,33 @@ pub async fn json_schema(Path(file): Path<String>) -> Result<Response, ApiError>
 
 /// `GET /openapi.json`: OpenAPI 3.1 generated from the metadata.
 ///
-/// Fields this user may not read are left out, as everywhere else.
+/// Fields this user may not read are left out, as everywhere else; create and patch bodies
+/// hold only the fields (and `owner`, `pool`) this user may write.
 pub async fn openapi(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
 ) -> axum::Json<Json> {
     let schema = state.schema();
-    let visible = |object: &str, field: &str| {
-        schema.object(object).is_some_and(|object| {
-            access::field_access(schema, &actor, object, field) != FieldAccess::Hidden
+    let field_access = |object: &str, field: &str| {
+        schema.object(object).map_or(FieldAccess::Hidden, |object| {
+            access::field_access(schema, &actor, object, field)
         })
     };
-    axum::Json(crate::openapi::document_for_fields(schema, &visible))
+    let admin = access::is_admin(schema, &actor);
+    let user_access = crate::openapi::UserAccess {
+        visible: &|object, field| field_access(object, field) != FieldAccess::Hidden,
+        writable: &|object, field| field_access(object, field) == FieldAccess::Edit,
+        masked: &|object, field| {
+            schema
+                .object(object)
+                .and_then(|object| object.field(field))
+                .is_some_and(|field| field.mask)
+                && !access::can_unmask(schema, &actor, object)
+        },
+        may_set_owner: &|object| admin || access::can_assign(schema, &actor, object),
+        may_set_pool: &|_object| admin,
+    };
+    axum::Json(crate::openapi::document_for_user(schema, &user_access))
 }
 
 /// What the user may do with the object's records, for clients to show or hide actions.

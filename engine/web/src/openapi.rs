@@ -3,9 +3,17 @@
 //! patch, and the record paths of every object with their filters, errors and security.
 //!
 //! The output is deterministic (objects in metadata order, fields in file order), so it can
-//! be snapshotted, and [`document_for_fields`] lets the permission layer leave out the
-//! fields a user may not see. This module only describes the API: it does not route, check
+//! be snapshotted, and [`document_for_user`] lets the permission layer leave out the fields a
+//! user may not see or write. This module only describes the API: it does not route, check
 //! input or know what a user may do; the handlers and the runtime do that.
+//!
+//! The document is meant to be *true*, so that a fuzzer driven by it (schemathesis, in CI)
+//! finds no request the document allows that the server refuses, nor the reverse: every
+//! status an operation can answer is listed, query parameters carry the patterns the server
+//! parses (filters `op.value` per field type, sort and field lists as enums), and request
+//! bodies say `additionalProperties: false` where the server refuses unknown keys. The
+//! patterns are written in the regular-expression syntax that ECMA-262, Python and Rust
+//! share.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +24,22 @@ use serde_json::{Map, Value, json};
 /// The session cookie that `POST /auth/login` sets, as an alternative to the bearer token.
 const SESSION_COOKIE: &str = "keel_session";
 /// A money value as sent in JSON: an exact decimal in a string.
-const MONEY_PATTERN: &str = r"^-?\d+(\.\d+)?$";
+const MONEY_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?$";
+/// The characters `str::trim` removes (Unicode `White_Space`), for a regex character class.
+/// Python's `\s` and ECMA-262's `\s` each differ a little from it, so it is spelled out.
+const WHITESPACE: &str =
+    r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// [`WHITESPACE`] without the ASCII space, for query-string patterns: clients that encode
+/// a space as `+` (HTML forms, Python's `requests`) send a plus, which the server reads as a
+/// plus (docs/api.md, "Query strings").
+const QUERY_WHITESPACE: &str =
+    r"\t\n\x0b\x0c\r\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// The most values an `in` list of a filter takes.
+const MAX_IN_VALUES: usize = 500;
+/// The most characters of a `like` pattern and of `q`.
+const MAX_PATTERN_CHARS: usize = 1_000;
+/// The bound of a JSON integer field (2^53 - 1; see `keel_runtime::coerce`).
+const MAX_JSON_INTEGER: i64 = keel_runtime::coerce::MAX_JSON_INTEGER;
 
 /// The problem+json answers, each a reusable response: (status, component name, meaning).
 const PROBLEM_RESPONSES: &[(u16, &str, &str)] = &[
@@ -48,6 +71,11 @@ const PROBLEM_RESPONSES: &[(u16, &str, &str)] = &[
     ),
     (413, "ContentTooLarge", "The request body is too large."),
     (
+        414,
+        "UriTooLong",
+        "The URI (with its query string) is longer than the server reads.",
+    ),
+    (
         415,
         "UnsupportedMediaType",
         "A JSON body was sent without `Content-Type: application/json`.",
@@ -55,12 +83,12 @@ const PROBLEM_RESPONSES: &[(u16, &str, &str)] = &[
     (
         422,
         "UnprocessableContent",
-        "Invalid input: unknown field, wrong type, or a rule or script rejected it. Every bad field is listed in `errors`.",
+        "Invalid input: unknown field, wrong type, a key given twice, a NUL character, a bad filter or parameter, or a rule or script rejected it. Every bad field is listed in `errors`.",
     ),
     (
         429,
         "TooManyRequests",
-        "Too many login attempts; try again later.",
+        "Too many attempts (sign-ins, or duplicate checks that match records this user cannot read); try again after `Retry-After` seconds.",
     ),
 ];
 
@@ -79,8 +107,6 @@ const SHARED_SCHEMAS: &[&str] = &[
     "Problem",
     "FieldError",
     "Ref",
-    "Filter",
-    "Query",
     "DuplicateMatch",
     "HistoryEntry",
     "Warning",
@@ -90,16 +116,46 @@ const SHARED_SCHEMAS: &[&str] = &[
     "Health",
 ];
 
-/// The OpenAPI document for `schema`, every field visible.
+/// What one user may do with each object's fields, as the document describes it.
+pub struct UserAccess<'a> {
+    /// Whether the user may read `(object, field)`: unreadable fields are left out of the
+    /// records, inputs, filters and `_refs` alike. System fields are always shown.
+    pub visible: &'a dyn Fn(&str, &str) -> bool,
+    /// Whether the user may write `(object, field)`: other fields are left out of the create
+    /// and patch bodies.
+    pub writable: &'a dyn Fn(&str, &str) -> bool,
+    /// Whether the user sees `(object, field)` masked: it cannot be sorted, grouped or
+    /// measured by.
+    pub masked: &'a dyn Fn(&str, &str) -> bool,
+    /// Whether the user may set `owner` on records of the object.
+    pub may_set_owner: &'a dyn Fn(&str) -> bool,
+    /// Whether the user may set `pool` on records of the object.
+    pub may_set_pool: &'a dyn Fn(&str) -> bool,
+}
+
+/// The OpenAPI document for `schema`, as an admin sees it: every field visible and writable.
 pub fn document(schema: &Schema) -> Value {
     document_for_fields(schema, &|_object, _field| true)
 }
 
 /// The OpenAPI document for `schema`, leaving out each declared field for which
-/// `visible(object, field)` is false (from the records, inputs, filters and `_refs` alike).
-/// System fields are always shown.
+/// `visible(object, field)` is false; every visible field writable, none masked.
 pub fn document_for_fields(schema: &Schema, visible: &dyn Fn(&str, &str) -> bool) -> Value {
-    let views = object_views(schema, visible);
+    document_for_user(
+        schema,
+        &UserAccess {
+            visible,
+            writable: visible,
+            masked: &|_object, _field| false,
+            may_set_owner: &|_object| true,
+            may_set_pool: &|_object| true,
+        },
+    )
+}
+
+/// The OpenAPI document for `schema` as `access` lets one user see and write it.
+pub fn document_for_user(schema: &Schema, access: &UserAccess<'_>) -> Value {
+    let views = object_views(schema, access);
 
     let mut paths = Map::new();
     general_paths(schema, &mut paths);
@@ -121,6 +177,7 @@ pub fn document_for_fields(schema: &Schema, visible: &dyn Fn(&str, &str) -> bool
                 filter_parameter(&field),
             );
         }
+        parameters.insert(view.order_parameter_name(), order_parameter(view));
     }
 
     let mut responses = Map::new();
@@ -193,6 +250,12 @@ struct ObjectView<'a> {
     schema: &'a Schema,
     object: &'a Object,
     fields: Vec<&'a Field>,
+    /// The visible fields the user may write (computed fields excluded).
+    writable: Vec<&'a Field>,
+    /// The visible fields the user sees masked.
+    masked: Vec<String>,
+    may_set_owner: bool,
+    may_set_pool: bool,
     /// The component name of the record schema; the other names derive from it.
     base: String,
 }
@@ -234,6 +297,22 @@ impl ObjectView<'_> {
         format!("{}.{field}", self.base)
     }
 
+    fn order_parameter_name(&self) -> String {
+        format!("{}.order", self.base)
+    }
+
+    fn filter_name(&self) -> String {
+        format!("{}Filter", self.base)
+    }
+
+    fn query_name(&self) -> String {
+        format!("{}Query", self.base)
+    }
+
+    fn sortable_field_name_schema(&self) -> String {
+        format!("{}SortableField", self.base)
+    }
+
     fn operation_id(&self, action: &str) -> String {
         format!("{}_{action}", self.object.name)
     }
@@ -268,6 +347,7 @@ impl ObjectView<'_> {
                 type_name: storage_type_name(storage),
                 label: name.replace('_', " "),
                 example: storage_example(storage),
+                storage,
                 name,
             })
             .collect();
@@ -280,9 +360,20 @@ impl ObjectView<'_> {
                     .as_ref()
                     .map_or_else(|| field.name.clone(), english),
                 example: field_example(field),
+                storage: field.storage(),
             }
         }));
         fields
+    }
+
+    /// Fields a list may be sorted and grouped by: not lists (multi-choice), not masked for
+    /// this user.
+    fn sortable_field_names(&self) -> Vec<String> {
+        self.filterable_fields()
+            .into_iter()
+            .filter(|field| field.storage != Storage::Json && !self.masked.contains(&field.name))
+            .map(|field| field.name)
+            .collect()
     }
 
     /// Every field name a record may carry, for `fields=` and `group_by=`.
@@ -293,12 +384,13 @@ impl ObjectView<'_> {
             .collect()
     }
 
-    /// Fields whose values can be summed and averaged.
+    /// Fields whose values can be summed and averaged (not masked for this user).
     fn numeric_field_names(&self) -> Vec<String> {
-        self.fields
-            .iter()
-            .filter(|field| matches!(field.storage(), Storage::Integer | Storage::Decimal { .. }))
-            .map(|field| field.name.clone())
+        self.filterable_fields()
+            .into_iter()
+            .filter(|field| matches!(field.storage, Storage::Integer | Storage::Decimal { .. }))
+            .filter(|field| !self.masked.contains(&field.name))
+            .map(|field| field.name)
             .collect()
     }
 
@@ -326,6 +418,7 @@ struct FilterableField {
     type_name: &'static str,
     label: String,
     example: String,
+    storage: Storage,
 }
 
 /// Which schema of a field is wanted: as returned, in a create, or in a patch.
@@ -337,10 +430,7 @@ enum Direction {
 }
 
 /// The visible fields and collision-free component names of every object, in metadata order.
-fn object_views<'a>(
-    schema: &'a Schema,
-    visible: &dyn Fn(&str, &str) -> bool,
-) -> Vec<ObjectView<'a>> {
+fn object_views<'a>(schema: &'a Schema, access: &UserAccess<'_>) -> Vec<ObjectView<'a>> {
     let mut taken: BTreeSet<String> = SHARED_SCHEMAS
         .iter()
         .map(|name| (*name).to_owned())
@@ -357,6 +447,9 @@ fn object_views<'a>(
                 format!("Page{base}"),
                 format!("{base}Field"),
                 format!("{base}NumericField"),
+                format!("{base}SortableField"),
+                format!("{base}Filter"),
+                format!("{base}Query"),
             ]
         };
         // An object called `problem`, or `page_lead` beside `lead`, would otherwise take a
@@ -372,14 +465,29 @@ fn object_views<'a>(
             attempt += 1;
         }
         taken.extend(derived(&base));
+        let fields: Vec<&Field> = object
+            .fields
+            .values()
+            .filter(|field| (access.visible)(&object.name, &field.name))
+            .collect();
         views.push(ObjectView {
             schema,
             object,
-            fields: object
-                .fields
-                .values()
-                .filter(|field| visible(&object.name, &field.name))
+            writable: fields
+                .iter()
+                .copied()
+                .filter(|field| {
+                    !field.is_computed() && (access.writable)(&object.name, &field.name)
+                })
                 .collect(),
+            masked: fields
+                .iter()
+                .filter(|field| (access.masked)(&object.name, &field.name))
+                .map(|field| field.name.clone())
+                .collect(),
+            fields,
+            may_set_owner: (access.may_set_owner)(&object.name),
+            may_set_pool: (access.may_set_pool)(&object.name),
             base,
         });
     }
@@ -575,10 +683,37 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
             }),
         );
     }
+    if let Value::Object(answer) = &mut created {
+        // Links let a client (and a stateful fuzzer) go from a create to the new record's
+        // other operations.
+        let mut links = Map::new();
+        for (link, action, description) in [
+            ("GetRecord", "get", "Read the new record."),
+            ("UpdateRecord", "update", "Change the new record."),
+            ("DeleteRecord", "delete", "Delete the new record."),
+            ("RecordHistory", "history", "The new record's history."),
+            (
+                "RestoreRecord",
+                "restore",
+                "Restore the record once deleted.",
+            ),
+        ] {
+            links.insert(
+                link.to_owned(),
+                json!({
+                    "operationId": view.operation_id(action),
+                    "parameters": { "id": "$response.body#/id" },
+                    "description": description,
+                }),
+            );
+        }
+        answer.insert("links".to_owned(), Value::Object(links));
+    }
     let id_parameter = json!({ "$ref": "#/components/parameters/id" });
+    let order = parameter_ref(&view.order_parameter_name());
 
     let mut list_parameters = vec![
-        parameter_ref("order"),
+        order.clone(),
         parameter_ref("limit"),
         parameter_ref("after"),
         parameter_ref("q"),
@@ -621,7 +756,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
                 },
                 "responses": with_problems(
                     json!({ "201": created }),
-                    &[400, 401, 403, 409, 413, 415, 422],
+                    &[401, 403, 409, 413, 415, 422],
                 ),
             },
         }),
@@ -637,7 +772,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
                 "operationId": view.operation_id("query"),
                 "requestBody": {
                     "required": true,
-                    "content": { "application/json": { "schema": schema_ref("Query") } },
+                    "content": { "application/json": { "schema": schema_ref(&view.query_name()) } },
                 },
                 "responses": with_problems(
                     json!({
@@ -646,7 +781,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
                             "content": { "application/json": { "schema": schema_ref(&view.page_name()) } },
                         },
                     }),
-                    &[400, 401, 403, 413, 415, 422],
+                    &[401, 403, 413, 415, 422],
                 ),
             },
         }),
@@ -696,7 +831,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
                             },
                         },
                     }),
-                    &[400, 401, 403, 404, 409, 413, 415, 422],
+                    &[401, 403, 404, 409, 413, 415, 422],
                 ),
             },
         }),
@@ -714,7 +849,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
                     "A value of {} to look for; it matches after normalising (trim, case, phone digits).",
                     field.label.as_ref().map_or_else(|| field.name.clone(), english)
                 ),
-                "schema": { "type": "string" },
+                "schema": probe_schema(field),
             })
         })
         .collect();
@@ -741,7 +876,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
                     },
                 },
             }),
-            &[401, 403, 422],
+            &[401, 403, 422, 429],
         ),
     });
     if duplicate_parameters.is_empty()
@@ -762,7 +897,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
             "description": "`csv` (the default) or `ndjson` (one JSON record per line).",
             "schema": { "type": "string", "enum": ["csv", "ndjson"], "default": "csv" },
         }),
-        parameter_ref("order"),
+        order,
         fields_parameter(view),
     ];
     export_parameters.extend(filter_parameter_refs(view, &["format", "order", "fields"]));
@@ -819,7 +954,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
                 },
                 "responses": with_problems(
                     json!({ "200": record_answer("The updated record.") }),
-                    &[400, 401, 403, 404, 409, 412, 413, 415, 422],
+                    &[401, 403, 404, 409, 412, 413, 415, 422],
                 ),
             },
             "delete": {
@@ -887,30 +1022,32 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
     let mut aggregate_parameters = vec![
         list_parameter(
             "group_by",
-            "Fields to group by.",
-            schema_ref(&view.field_name_schema()),
+            "Fields to group by (not multi-choice fields, nor fields masked for this user).",
+            schema_ref(&view.sortable_field_name_schema()),
         ),
         json!({
             "name": "count",
             "in": "query",
             "required": false,
-            "description": "Count the records of each group.",
-            "schema": { "type": "boolean" },
+            "description": "Count the records of each group (`true`, `1` or empty: yes; `false` or `0`: no). Counted anyway when no other figure is asked for.",
+            "schema": { "type": "string", "enum": ["true", "false", "1", "0", ""] },
         }),
     ];
     if !view.numeric_field_names().is_empty() {
-        for (function, meaning) in [
-            ("sum", "Sum"),
-            ("avg", "Average"),
-            ("min", "Smallest value"),
-            ("max", "Largest value"),
-        ] {
+        for (function, meaning) in [("sum", "Sum"), ("avg", "Average")] {
             aggregate_parameters.push(list_parameter(
                 function,
-                &format!("{meaning} of these fields per group, as `{function}_<field>`."),
+                &format!("{meaning} of these number fields per group, as `{function}_<field>`."),
                 schema_ref(&view.numeric_field_name_schema()),
             ));
         }
+    }
+    for (function, meaning) in [("min", "Smallest value"), ("max", "Largest value")] {
+        aggregate_parameters.push(list_parameter(
+            function,
+            &format!("{meaning} of these fields per group, as `{function}_<field>`."),
+            schema_ref(&view.sortable_field_name_schema()),
+        ));
     }
     aggregate_parameters.extend(filter_parameter_refs(
         view,
@@ -1033,14 +1170,17 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
     );
 
     let mut input_properties = Map::new();
-    input_properties.insert(
-        "owner".to_owned(),
-        json!({
-            "description": "The owner's user id; the creator when not given. Only admins and users who may edit all records may set it.",
-            "type": ["string", "null"],
-        }),
-    );
-    if view.object.pooled {
+    if view.may_set_owner {
+        input_properties.insert(
+            "owner".to_owned(),
+            json!({
+                "description": "The owner's user id; the creator when not given. Only admins and users who may edit all records may set it.",
+                "type": ["string", "null"],
+                "pattern": format!("[^{WHITESPACE}]"),
+            }),
+        );
+    }
+    if view.object.pooled && view.may_set_pool {
         input_properties.insert(
             "pool".to_owned(),
             json!({
@@ -1050,13 +1190,8 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
             }),
         );
     }
-    let writable: Vec<&Field> = view
-        .fields
-        .iter()
-        .copied()
-        .filter(|field| !field.is_computed())
-        .collect();
-    for field in &writable {
+    let writable = &view.writable;
+    for field in writable {
         input_properties.insert(
             field.name.clone(),
             Value::Object(field_schema(field, Direction::Create)),
@@ -1080,11 +1215,22 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
     if !required.is_empty() {
         input.insert("required".to_owned(), json!(required));
     }
+    input.insert("patternProperties".to_owned(), ignored_keys());
     input.insert("additionalProperties".to_owned(), json!(false));
     schemas.insert(view.input_name(), Value::Object(input));
 
     let mut patch_properties = Map::new();
-    for field in &writable {
+    if view.may_set_owner {
+        patch_properties.insert(
+            "owner".to_owned(),
+            json!({
+                "description": "The owner's user id. Only admins and users who may edit all records may change it.",
+                "type": "string",
+                "pattern": format!("[^{WHITESPACE}]"),
+            }),
+        );
+    }
+    for field in writable {
         patch_properties.insert(
             field.name.clone(),
             Value::Object(field_schema(field, Direction::Update)),
@@ -1099,6 +1245,7 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
             ),
             "type": "object",
             "properties": patch_properties.clone(),
+            "patternProperties": ignored_keys(),
             "additionalProperties": false,
         }),
     );
@@ -1117,6 +1264,7 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
             "type": "object",
             "properties": bulk_properties,
             "required": ["id"],
+            "patternProperties": ignored_keys(),
             "additionalProperties": false,
         }),
     );
@@ -1146,6 +1294,19 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
             "enum": view.all_field_names(),
         }),
     );
+    schemas.insert(
+        view.sortable_field_name_schema(),
+        json!({
+            "title": format!("{label} sortable field"),
+            "description": format!(
+                "The name of a field a list of {label} records may be sorted or grouped by."
+            ),
+            "type": "string",
+            "enum": view.sortable_field_names(),
+        }),
+    );
+    schemas.insert(view.filter_name(), filter_schema(view));
+    schemas.insert(view.query_name(), query_schema(view));
     let numeric = view.numeric_field_names();
     if !numeric.is_empty() {
         schemas.insert(
@@ -1160,31 +1321,134 @@ fn object_schemas(view: &ObjectView<'_>, schemas: &mut Map<String, Value>) {
     }
 }
 
-/// The schema of one declared field's value.
+/// The schema of one declared field's value: as returned (`Read`), or as a create or patch
+/// takes it, which is exactly what the server accepts (docs/api.md, "Field values").
 fn field_schema(field: &Field, direction: Direction) -> Map<String, Value> {
     let mut notes: Vec<String> = Vec::new();
     if let Some(help) = &field.help {
         notes.push(sentence(&english(help)));
     }
+    let input = direction != Direction::Read;
     let mut value = Map::new();
     match &field.kind {
-        FieldKind::Text | FieldKind::LongText | FieldKind::Phone => {
+        FieldKind::Text | FieldKind::LongText if !input => {
             value.insert("type".to_owned(), json!("string"));
             text_constraints(field, &mut value);
+        }
+        FieldKind::Text => {
+            // Stored trimmed; blank text is an empty value.
+            value.insert("type".to_owned(), json!("string"));
+            if let Some(max_length) = field.max_length {
+                value.insert("maxLength".to_owned(), json!(max_length));
+            }
+            if let Some(pattern) = &field.pattern {
+                value.insert(
+                    "pattern".to_owned(),
+                    json!(format!(
+                        "^[{WHITESPACE}]*(?:(?:{pattern})[{WHITESPACE}]*)?$"
+                    )),
+                );
+            }
+            if field.required {
+                require_text(&mut value);
+            }
+        }
+        FieldKind::LongText => {
+            value.insert("type".to_owned(), json!("string"));
+            if let Some(max_length) = field.max_length {
+                value.insert("maxLength".to_owned(), json!(max_length));
+            }
+            if let Some(pattern) = &field.pattern {
+                value.insert("pattern".to_owned(), json!(format!("^(?:{pattern})?$")));
+            }
+            if field.required {
+                value.insert("minLength".to_owned(), json!(1));
+            }
+        }
+        FieldKind::Phone => {
+            value.insert("type".to_owned(), json!("string"));
+            if let Some(max_length) = field.max_length {
+                value.insert("maxLength".to_owned(), json!(max_length));
+            }
+            if input {
+                value.insert("pattern".to_owned(), json!(phone_pattern()));
+                notes.push("A phone number: 3 to 20 digits, with spaces and `+-().x`.".to_owned());
+            } else if let Some(pattern) = &field.pattern {
+                value.insert("pattern".to_owned(), json!(format!("^(?:{pattern})$")));
+            }
         }
         FieldKind::Email => {
             value.insert("type".to_owned(), json!("string"));
-            value.insert("format".to_owned(), json!("email"));
-            text_constraints(field, &mut value);
+            if input {
+                if let Some(max_length) = field.max_length {
+                    value.insert("maxLength".to_owned(), json!(max_length));
+                }
+                value.insert(
+                    "pattern".to_owned(),
+                    json!(format!(
+                        "^[{WHITESPACE}]*[^{WHITESPACE}@]+@[^{WHITESPACE}@]+\\.[^{WHITESPACE}@]+[{WHITESPACE}]*$"
+                    )),
+                );
+                notes.push("An email address.".to_owned());
+            } else {
+                value.insert("format".to_owned(), json!("email"));
+                text_constraints(field, &mut value);
+            }
         }
         FieldKind::Url => {
             value.insert("type".to_owned(), json!("string"));
-            value.insert("format".to_owned(), json!("uri"));
-            text_constraints(field, &mut value);
+            if input {
+                if let Some(max_length) = field.max_length {
+                    value.insert("maxLength".to_owned(), json!(max_length));
+                }
+                value.insert(
+                    "pattern".to_owned(),
+                    json!(format!(
+                        "^[{WHITESPACE}]*https?://[^{WHITESPACE}/?#]+[^{WHITESPACE}]*[{WHITESPACE}]*$"
+                    )),
+                );
+                notes.push("An http(s) URL.".to_owned());
+            } else {
+                // Not `format: uri`: a stored http(s) URL may hold characters RFC 3986 wants
+                // percent-encoded.
+                text_constraints(field, &mut value);
+            }
         }
         FieldKind::Integer => {
             value.insert("type".to_owned(), json!("integer"));
             number_constraints(field, &mut value);
+            if input {
+                let minimum = value
+                    .get("minimum")
+                    .and_then(Value::as_f64)
+                    .map_or(-MAX_JSON_INTEGER as f64, |min| {
+                        min.max(-MAX_JSON_INTEGER as f64)
+                    });
+                let maximum = value
+                    .get("maximum")
+                    .and_then(Value::as_f64)
+                    .map_or(MAX_JSON_INTEGER as f64, |max| {
+                        max.min(MAX_JSON_INTEGER as f64)
+                    });
+                if minimum <= -(MAX_JSON_INTEGER as f64) {
+                    value.insert("minimum".to_owned(), json!(-MAX_JSON_INTEGER));
+                }
+                if maximum >= MAX_JSON_INTEGER as f64 {
+                    value.insert("maximum".to_owned(), json!(MAX_JSON_INTEGER));
+                }
+            }
+        }
+        FieldKind::Decimal { scale } | FieldKind::Percent { scale } if input => {
+            decimal_input_schema(field, *scale, &mut value);
+            notes.push(if matches!(field.kind, FieldKind::Percent { .. }) {
+                format!(
+                    "Percentage points (15 means 15 %), up to {scale} digits after the point: a JSON number or a decimal string."
+                )
+            } else {
+                format!(
+                    "An exact decimal with up to {scale} digits after the point: a JSON number or a decimal string."
+                )
+            });
         }
         FieldKind::Decimal { scale } => {
             value.insert("type".to_owned(), json!(["number", "string"]));
@@ -1201,7 +1465,14 @@ fn field_schema(field: &Field, direction: Direction) -> Map<String, Value> {
             ));
         }
         FieldKind::Money { scale } => {
-            money_schema(*scale, direction, &mut value, &mut notes);
+            if input {
+                decimal_input_schema(field, *scale, &mut value);
+                notes.push(format!(
+                    "Money: an exact decimal with up to {scale} digits after the point, as a string such as \"1999.00\"; numbers are accepted too."
+                ));
+            } else {
+                money_schema(*scale, direction, &mut value, &mut notes);
+            }
             if let Some(min) = &field.min {
                 notes.push(format!("At least {min}."));
             }
@@ -1215,10 +1486,23 @@ fn field_schema(field: &Field, direction: Direction) -> Map<String, Value> {
         FieldKind::Date => {
             value.insert("type".to_owned(), json!("string"));
             value.insert("format".to_owned(), json!("date"));
+            if input {
+                value.insert(
+                    "pattern".to_owned(),
+                    json!(keel_runtime::coerce::DATE_PATTERN),
+                );
+            }
         }
         FieldKind::Datetime => {
             value.insert("type".to_owned(), json!("string"));
             value.insert("format".to_owned(), json!("date-time"));
+            if input {
+                value.insert(
+                    "pattern".to_owned(),
+                    json!(keel_runtime::coerce::DATETIME_PATTERN),
+                );
+                notes.push("RFC 3339 with an offset, e.g. `2026-05-01T09:30:00+08:00`.".to_owned());
+            }
         }
         FieldKind::Choice { options } => {
             value.insert("type".to_owned(), json!("string"));
@@ -1236,10 +1520,16 @@ fn field_schema(field: &Field, direction: Direction) -> Map<String, Value> {
         }
         FieldKind::Lookup { object, .. } => {
             value.insert("type".to_owned(), json!("string"));
+            if input {
+                require_text(&mut value);
+            }
             notes.push(format!("The id of a record of `{object}`."));
         }
         FieldKind::User => {
             value.insert("type".to_owned(), json!("string"));
+            if input {
+                require_text(&mut value);
+            }
             notes.push("The id of a user.".to_owned());
         }
         FieldKind::Autonumber { format } => {
@@ -1284,6 +1574,128 @@ fn field_schema(field: &Field, direction: Direction) -> Map<String, Value> {
         schema.insert("readOnly".to_owned(), json!(true));
     }
     schema
+}
+
+/// Text that must hold something besides whitespace (a non-blank pattern; `pattern` finds a
+/// match anywhere). A field pattern already in `value` is kept beside it with `allOf`.
+fn require_text(value: &mut Map<String, Value>) {
+    let non_blank = json!({ "pattern": format!("[^{WHITESPACE}]") });
+    if value.contains_key("pattern") {
+        value.insert("allOf".to_owned(), json!([non_blank]));
+    } else if let Value::Object(pattern) = non_blank {
+        value.extend(pattern);
+    }
+}
+
+/// A phone number as the server reads it: optional surrounding whitespace, then 3 to 20
+/// digits with spaces and `+-().x` between them.
+fn phone_pattern() -> String {
+    let punctuation = regex_class(keel_runtime::coerce::PHONE_PUNCTUATION);
+    format!("^[{WHITESPACE}]*(?:[{punctuation}]*[0-9]){{3,20}}[{punctuation}]*[{WHITESPACE}]*$")
+}
+
+/// The characters of `chars` escaped for a regex character class.
+fn regex_class(chars: &str) -> String {
+    chars
+        .chars()
+        .map(|c| match c {
+            '-' | '\\' | ']' | '^' => format!("\\{c}"),
+            _ => c.to_string(),
+        })
+        .collect()
+}
+
+/// A decimal, percent or money value in a create or patch: a JSON number within the field's
+/// bounds and scale, or a string of digits (`-`, `.`) that the bounds allow.
+fn decimal_input_schema(field: &Field, scale: u32, value: &mut Map<String, Value>) {
+    let limit = 10_f64.powi(18 - scale.min(18) as i32);
+    let mut number = Map::new();
+    number.insert("type".to_owned(), json!("number"));
+    number_constraints(field, &mut number);
+    if !number.contains_key("minimum") {
+        number.insert("exclusiveMinimum".to_owned(), json!(-limit));
+    }
+    if !number.contains_key("maximum") {
+        number.insert("exclusiveMaximum".to_owned(), json!(limit));
+    }
+    number.insert(
+        "multipleOf".to_owned(),
+        json!(10_f64.powi(-(scale.min(18) as i32))),
+    );
+    let minimum = field.min.as_ref().and_then(serde_json::Number::as_f64);
+    let maximum = field.max.as_ref().and_then(serde_json::Number::as_f64);
+    let text = json!({
+        "type": "string",
+        "pattern": decimal_string_pattern(scale, minimum, maximum),
+    });
+    value.insert("anyOf".to_owned(), json!([Value::Object(number), text]));
+}
+
+/// The decimal strings the server accepts for a field of `scale` within `minimum` and
+/// `maximum` (whole-number bounds at or above zero are spelled out; other bounds only cap the
+/// number of digits, and the server checks the rest).
+fn decimal_string_pattern(scale: u32, minimum: Option<f64>, maximum: Option<f64>) -> String {
+    let digits = 18 - scale.min(18);
+    let fraction = if scale == 0 {
+        r"(?:\.0+)?".to_owned()
+    } else {
+        format!(r"(?:\.[0-9]{{1,{scale}}}0*)?")
+    };
+    let sign = if minimum.is_some_and(|min| min >= 0.0) {
+        ""
+    } else {
+        "-?"
+    };
+    match maximum {
+        Some(max) if max >= 0.0 && max.fract() == 0.0 && max < 10_f64.powi(digits as i32) => {
+            let max = max as u64;
+            let below = if max == 0 {
+                None
+            } else {
+                Some(format!("(?:{}){fraction}", up_to(max - 1)))
+            };
+            let exact = format!(r"{max}(?:\.0+)?");
+            let whole = match below {
+                Some(below) => format!("{below}|{exact}"),
+                None => exact,
+            };
+            if sign.is_empty() {
+                format!("^0*(?:{whole})$")
+            } else {
+                format!("^(?:-0*[0-9]{{1,{digits}}}{fraction}|0*(?:{whole}))$")
+            }
+        }
+        _ => format!("^{sign}0*[0-9]{{1,{digits}}}{fraction}$"),
+    }
+}
+
+/// A regex for the whole numbers 0 to `max` (no leading zeros needed; `0*` goes before it).
+fn up_to(max: u64) -> String {
+    let digits: Vec<u32> = max
+        .to_string()
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .collect();
+    let length = digits.len();
+    let mut alternatives = Vec::new();
+    if length > 1 {
+        alternatives.push(format!("[0-9]{{1,{}}}", length - 1));
+    }
+    for (index, digit) in digits.iter().enumerate() {
+        if *digit == 0 {
+            continue;
+        }
+        let prefix: String = digits[..index].iter().map(u32::to_string).collect();
+        let rest = length - index - 1;
+        let tail = if rest == 0 {
+            String::new()
+        } else {
+            format!("[0-9]{{{rest}}}")
+        };
+        alternatives.push(format!("{prefix}[0-{}]{tail}", digit - 1));
+    }
+    alternatives.push(max.to_string());
+    alternatives.join("|")
 }
 
 fn money_schema(
@@ -1442,6 +1854,11 @@ fn make_nullable(value: &mut Map<String, Value>) {
         Some(Value::Array(types)) if !types.iter().any(|kind| kind == "null") => {
             types.push(json!("null"));
         }
+        None => {
+            if let Some(Value::Array(alternatives)) = value.get_mut("anyOf") {
+                alternatives.push(json!({ "type": "null" }));
+            }
+        }
         _ => {}
     }
     if let Some(Value::Array(keys)) = value.get_mut("enum")
@@ -1467,7 +1884,8 @@ fn option_labels(options: &[keel_meta::ChoiceOption]) -> String {
     format!("Options: {}.", listed.join(", "))
 }
 
-/// The filter parameter of one field (a component, shared by list, export and aggregate).
+/// The filter parameter of one field (a component, shared by list, export and aggregate):
+/// `op.value` with the value syntax of the field's type.
 fn filter_parameter(field: &FilterableField) -> Value {
     json!({
         "name": field.name,
@@ -1477,7 +1895,329 @@ fn filter_parameter(field: &FilterableField) -> Value {
             "Filter on {} ({}): `op.value`, e.g. `{}`.",
             field.label, field.type_name, field.example
         ),
-        "schema": { "type": "string" },
+        "schema": { "type": "string", "pattern": filter_parameter_pattern(field.storage) },
+    })
+}
+
+/// Regex pieces of the filter grammar for one storage type: a comparison value, an item of
+/// an `in` list, and whether `like` applies.
+struct FilterSyntax {
+    value: String,
+    item: String,
+    like: bool,
+}
+
+/// A date whose day exists in every month (the 29th to 31st are valid dates too, but a
+/// pattern cannot know the calendar).
+const FILTER_DATE: &str = "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])";
+/// `@now`, `@today`, optionally ± at most 100,000 seconds, minutes, hours, days or weeks.
+const FILTER_RELATIVE: &str = "@(?:now|today)(?:[+-]0*(?:[0-9]{1,5}|100000)[smhdw])?";
+
+fn filter_syntax(storage: Storage) -> FilterSyntax {
+    // Numbers without surrounding blanks: a client's space would arrive as a `+`.
+    let integer = "-?0*[0-9]{1,18}".to_owned();
+    let time = "(?:[01][0-9]|2[0-3]):[0-5][0-9]";
+    let seconds = ":[0-5][0-9](?:\\.[0-9]{1,9})?";
+    let offset = "(?:Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9])";
+    match storage {
+        Storage::Text => FilterSyntax {
+            // A value starting with `@` is a relative date, which text cannot be compared to.
+            value: "(?:[^@\\x00][^\\x00]*)?".to_owned(),
+            item: "[^,\\x00]*".to_owned(),
+            like: true,
+        },
+        Storage::Integer => FilterSyntax {
+            value: integer.clone(),
+            item: integer,
+            like: false,
+        },
+        Storage::Decimal { .. } => {
+            let decimal = "-?0*[0-9]{1,18}(?:\\.[0-9]{1,10})?".to_owned();
+            FilterSyntax {
+                value: decimal.clone(),
+                item: decimal,
+                like: false,
+            }
+        }
+        Storage::Boolean => {
+            let boolean = "(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|1|0)";
+            FilterSyntax {
+                value: boolean.to_owned(),
+                item: boolean.to_owned(),
+                like: false,
+            }
+        }
+        Storage::Date => FilterSyntax {
+            // The server reads the first ten characters as the date.
+            value: format!("(?:{FILTER_DATE}[^\\x00]*|{FILTER_RELATIVE})"),
+            item: format!("{FILTER_DATE}[^,\\x00]*"),
+            like: false,
+        },
+        Storage::Datetime => {
+            let datetime =
+                format!("{FILTER_DATE}(?:T{time}(?:{seconds})?|T{time}{seconds}{offset})?");
+            FilterSyntax {
+                value: format!("(?:{datetime}|{FILTER_RELATIVE})"),
+                item: datetime,
+                like: false,
+            }
+        }
+        Storage::Json => FilterSyntax {
+            value: String::new(),
+            item: String::new(),
+            like: false,
+        },
+    }
+}
+
+/// The whole `op.value` of a filter on a field of `storage`.
+fn filter_parameter_pattern(storage: Storage) -> String {
+    if storage == Storage::Json {
+        return "^is\\.(?:null|not_null)$".to_owned();
+    }
+    let syntax = filter_syntax(storage);
+    let more = MAX_IN_VALUES - 1;
+    let like = if syntax.like {
+        format!("|like\\.[^\\x00]{{0,{MAX_PATTERN_CHARS}}}")
+    } else {
+        String::new()
+    };
+    format!(
+        "^(?:(?:eq|ne|gt|gte|lt|lte)\\.{value}|in\\.\\((?:{item}(?:,{item}){{0,{more}}})?\\)|is\\.(?:null|not_null){like})$",
+        value = syntax.value,
+        item = syntax.item,
+    )
+}
+
+/// `order` of one object: comma-separated sortable fields, each optionally after `-`
+/// (descending) or `+` (ascending); blanks and empty items are skipped.
+fn order_parameter(view: &ObjectView<'_>) -> Value {
+    let fields = view
+        .sortable_field_names()
+        .iter()
+        .map(|name| regex_escape(name))
+        .collect::<Vec<_>>()
+        .join("|");
+    let item = format!("[{QUERY_WHITESPACE}]*(?:(?:-|\\+*)(?:{fields}))?[{QUERY_WHITESPACE}]*");
+    json!({
+        "name": "order",
+        "in": "query",
+        "required": false,
+        "description": "Sort fields, comma-separated; `-` before a field sorts descending, `+` or nothing ascending (`-score,name`). The object's list order when absent; the record id always breaks ties. Multi-choice fields and fields masked for this user cannot be sorted by.",
+        "schema": { "type": "string", "pattern": format!("^{item}(?:,{item})*$") },
+    })
+}
+
+/// `name` with the regex metacharacters it could hold escaped (field names are identifiers,
+/// so this is a safeguard).
+fn regex_escape(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+/// Keys starting with `_` are never fields: the server ignores them in a body.
+fn ignored_keys() -> Value {
+    json!({ "^_": {} })
+}
+
+/// A value of a duplicate check: query-string text, read by the field's type (an empty value
+/// is no value).
+fn probe_schema(field: &Field) -> Value {
+    let mut value = Map::new();
+    value.insert("type".to_owned(), json!("string"));
+    if let Some(max_length) = field.max_length {
+        value.insert("maxLength".to_owned(), json!(max_length));
+    }
+    let blank = format!("[{QUERY_WHITESPACE}]*");
+    match &field.kind {
+        FieldKind::Phone => {
+            let punctuation = regex_class(keel_runtime::coerce::PHONE_PUNCTUATION);
+            value.insert(
+                "pattern".to_owned(),
+                json!(format!(
+                    "^{blank}(?:(?:[{punctuation}]*[0-9]){{3,20}}[{punctuation}]*{blank})?$"
+                )),
+            );
+        }
+        FieldKind::Text => {
+            if let Some(pattern) = &field.pattern {
+                value.insert(
+                    "pattern".to_owned(),
+                    json!(format!("^{blank}(?:(?:{pattern}){blank})?$")),
+                );
+            }
+        }
+        FieldKind::Integer => {
+            value.insert(
+                "pattern".to_owned(),
+                json!(format!("^{blank}(?:[+-]?[0-9]{{1,15}}{blank})?$")),
+            );
+        }
+        FieldKind::Choice { options } => {
+            let keys = options
+                .iter()
+                .map(|option| regex_escape(&option.key))
+                .collect::<Vec<_>>()
+                .join("|");
+            value.insert(
+                "pattern".to_owned(),
+                json!(format!("^{blank}(?:(?:{keys}){blank})?$")),
+            );
+        }
+        _ => {}
+    }
+    Value::Object(value)
+}
+
+/// The JSON filter of one object (`where`): each field to a value or to `{op: value}`,
+/// `or` and `not` to combine, with the value syntax of each field's type.
+fn filter_schema(view: &ObjectView<'_>) -> Value {
+    let self_ref = schema_ref(&view.filter_name());
+    let mut properties = Map::new();
+    properties.insert(
+        "or".to_owned(),
+        json!({ "description": "Any of these filters holds.", "type": "array", "items": self_ref }),
+    );
+    properties.insert(
+        "not".to_owned(),
+        json!({ "description": "This filter does not hold.", "$ref": format!("#/components/schemas/{}", view.filter_name()) }),
+    );
+    for field in view.filterable_fields() {
+        if field.name == "or" || field.name == "not" {
+            continue;
+        }
+        properties.insert(field.name.clone(), filter_field_schema(field.storage));
+    }
+    json!({
+        "title": format!("{} filter", view.label()),
+        "description": "A map of field to a value (equality), to null (empty), or to `{op: value}`, all of which must hold. Operators: `eq`, `ne`, `gt`, `gte`, `lt`, `lte`, `in` (a list), `like` (text: matches the whole value, `*` is the wildcard), `is` (`null` or `not_null`). `or: [filter, …]` and `not: filter` combine filters. Date values may be relative, in the app timezone: `@now`, `@now-3d`, `@now+2h`, `@today`, `@today+1d`.",
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+    })
+}
+
+/// What a filter may say about one field of `storage`, in the JSON form.
+fn filter_field_schema(storage: Storage) -> Value {
+    let is = json!({ "enum": [null, "null", "not_null"] });
+    if storage == Storage::Json {
+        return json!({
+            "anyOf": [
+                { "type": "null" },
+                {
+                    "type": "object",
+                    "properties": { "is": is },
+                    "required": ["is"],
+                    "additionalProperties": false,
+                },
+            ],
+        });
+    }
+    let syntax = filter_syntax(storage);
+    // JSON numbers and booleans are read as their text.
+    let mut scalars = vec![json!({ "type": "string", "pattern": format!("^{}$", syntax.value) })];
+    let mut items = vec![json!({ "type": "string", "pattern": format!("^{}$", syntax.item) })];
+    match storage {
+        Storage::Text => {
+            scalars.push(json!({ "type": ["number", "boolean"] }));
+            items.push(json!({ "type": ["number", "boolean"] }));
+        }
+        Storage::Integer | Storage::Decimal { .. } => {
+            let number = json!({ "type": "integer", "minimum": -999_999_999_999_999_999_i64, "maximum": 999_999_999_999_999_999_i64 });
+            scalars.push(number.clone());
+            items.push(number);
+        }
+        Storage::Boolean => {
+            scalars.push(json!({ "type": "boolean" }));
+            items.push(json!({ "type": "boolean" }));
+        }
+        _ => {}
+    }
+    let scalar = json!({ "anyOf": scalars });
+    let mut operators = Map::new();
+    for op in ["eq", "ne", "gt", "gte", "lt", "lte"] {
+        operators.insert(op.to_owned(), scalar.clone());
+    }
+    operators.insert(
+        "in".to_owned(),
+        json!({ "type": "array", "maxItems": MAX_IN_VALUES, "items": { "anyOf": items } }),
+    );
+    if syntax.like {
+        operators.insert(
+            "like".to_owned(),
+            json!({ "type": "string", "maxLength": MAX_PATTERN_CHARS, "pattern": "^[^\\x00]*$" }),
+        );
+    }
+    operators.insert("is".to_owned(), is);
+    json!({
+        "anyOf": [
+            { "type": "null" },
+            scalar,
+            {
+                "type": "object",
+                "properties": operators,
+                "minProperties": 1,
+                "additionalProperties": false,
+            },
+        ],
+    })
+}
+
+/// The body of `POST /records/{object}/query`.
+fn query_schema(view: &ObjectView<'_>) -> Value {
+    let fields = json!({
+        "description": "Only these fields (plus the system fields) in each record: a comma-separated string or a list.",
+        "anyOf": [
+            { "type": "array", "items": schema_ref(&view.field_name_schema()) },
+            { "type": "null" },
+        ],
+    });
+    let order_item = format!(
+        "[{WHITESPACE}]*(?:(?:-|\\+*)(?:{}))?[{WHITESPACE}]*",
+        view.sortable_field_names()
+            .iter()
+            .map(|name| regex_escape(name))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    let order_text = format!("^{order_item}(?:,{order_item})*$");
+    json!({
+        "title": format!("{} query", view.label()),
+        "description": "A list request with the filter as JSON.",
+        "type": "object",
+        "properties": {
+            "where": { "anyOf": [schema_ref(&view.filter_name()), { "type": "null" }] },
+            "order": {
+                "description": "Sort fields; `-` before a field sorts descending. A comma-separated string, or a list of such strings.",
+                "anyOf": [
+                    { "type": "string", "pattern": order_text },
+                    { "type": "array", "items": { "type": "string", "pattern": order_text } },
+                    { "type": "null" },
+                ],
+            },
+            "limit": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_PAGE_SIZE,
+                "default": DEFAULT_PAGE_SIZE,
+            },
+            "after": { "description": "The `next` cursor of the previous page.", "type": ["string", "null"] },
+            "q": {
+                "description": "Text matched against the object's search fields.",
+                "type": ["string", "null"],
+                "maxLength": MAX_PATTERN_CHARS,
+                "pattern": "^[^\\x00]*$",
+            },
+            "fields": fields,
+        },
+        "additionalProperties": false,
     })
 }
 
@@ -1533,17 +2273,7 @@ fn shared_parameters() -> Map<String, Value> {
             "in": "header",
             "required": false,
             "description": "The `ETag` the record had when it was read, e.g. `\"3\"` (a weak `W/\"3\"` reads the same; `*` matches any version); a record that changed since is refused with 412.",
-            "schema": { "type": "string" },
-        }),
-    );
-    parameters.insert(
-        "order".to_owned(),
-        json!({
-            "name": "order",
-            "in": "query",
-            "required": false,
-            "description": "Sort fields, comma-separated; `-` before a field sorts descending, `+` or nothing ascending (`-score,name`). The object's list order when absent; the record id always breaks ties.",
-            "schema": { "type": "string" },
+            "schema": { "type": "string", "pattern": "^(?:\\*|(?:W/)?\"[+-]?[0-9]{1,18}\")$" },
         }),
     );
     parameters.insert(
@@ -1578,7 +2308,7 @@ fn shared_parameters() -> Map<String, Value> {
             "in": "query",
             "required": false,
             "description": "Text matched against the object's search fields.",
-            "schema": { "type": "string" },
+            "schema": { "type": "string", "maxLength": MAX_PATTERN_CHARS, "pattern": "^[^\\x00]*$" },
         }),
     );
     parameters
@@ -1638,69 +2368,6 @@ fn shared_schemas(schemas: &mut Map<String, Value>) {
                 "title": { "description": "The target's title, or a user's name.", "type": ["string", "null"] },
             },
             "required": ["id"],
-        }),
-    );
-    schemas.insert(
-        "Filter".to_owned(),
-        json!({
-            "title": "Filter",
-            "description": "A map of field to a value (equality) or to `{op: value}`, all of which must hold. Operators: `eq`, `ne`, `gt`, `gte`, `lt`, `lte`, `in` (a list), `like` (matches the whole value, `*` is the wildcard), `is` (`null` or `not_null`). `or: [filter, …]` and `not: filter` combine filters. Date values may be relative, in the app timezone: `@now`, `@now-3d`, `@now+2h`, `@today`, `@today+1d`.",
-            "type": "object",
-            "properties": {
-                "or": { "type": "array", "items": { "$ref": "#/components/schemas/Filter" } },
-                "not": { "$ref": "#/components/schemas/Filter" },
-            },
-            "additionalProperties": {
-                "anyOf": [
-                    { "type": ["string", "number", "boolean", "null"] },
-                    {
-                        "type": "object",
-                        "properties": {
-                            "eq": {},
-                            "ne": {},
-                            "gt": {},
-                            "gte": {},
-                            "lt": {},
-                            "lte": {},
-                            "in": { "type": "array" },
-                            "like": { "type": "string" },
-                            "is": { "enum": [null, "null", "not_null"] },
-                        },
-                        "minProperties": 1,
-                        "additionalProperties": false,
-                    },
-                ],
-            },
-        }),
-    );
-    schemas.insert(
-        "Query".to_owned(),
-        json!({
-            "title": "Query",
-            "description": "A list request with the filter as JSON.",
-            "type": "object",
-            "properties": {
-                "where": schema_ref("Filter"),
-                "order": {
-                    "description": "Sort fields; `-` before a field sorts descending. A comma-separated string or a list.",
-                    "type": ["string", "array"],
-                    "items": { "type": "string" },
-                },
-                "limit": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": MAX_PAGE_SIZE,
-                    "default": DEFAULT_PAGE_SIZE,
-                },
-                "after": { "description": "The `next` cursor of the previous page.", "type": ["string", "null"] },
-                "q": { "description": "Text matched against the object's search fields.", "type": ["string", "null"] },
-                "fields": {
-                    "description": "Only these fields (plus the system fields) in each record.",
-                    "type": ["string", "array"],
-                    "items": { "type": "string" },
-                },
-            },
-            "additionalProperties": false,
         }),
     );
     schemas.insert(
@@ -1819,7 +2486,8 @@ fn with_problems(responses: Value, problems: &[u16]) -> Value {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    for status in problems {
+    // Any request can carry an undecodable query string (400) or an over-long URI (414).
+    for status in [400, 414].iter().chain(problems) {
         if let Some((_, name, _)) = PROBLEM_RESPONSES.iter().find(|(code, _, _)| code == status) {
             responses.insert(
                 status.to_string(),

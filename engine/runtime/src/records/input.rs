@@ -9,7 +9,7 @@ use keel_store::records::Row;
 use serde_json::Value as Json;
 
 use crate::actor::Actor;
-use crate::coerce::{CoerceContext, FieldProblem, coerce};
+use crate::coerce::{CoerceContext, FieldProblem, Source, coerce};
 use crate::records::access;
 use crate::records::{Input, RecordError};
 
@@ -39,6 +39,8 @@ pub(super) enum Purpose {
 }
 
 /// Reads `input` for `object`. `current` is the stored record on update, `None` on create.
+/// `source` says whether the values are typed JSON or text cells (see [`Source`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn prepare(
     schema: &Schema,
     actor: &Actor,
@@ -47,8 +49,9 @@ pub(super) fn prepare(
     current: Option<&Row>,
     timezone: Tz,
     purpose: Purpose,
+    source: Source,
 ) -> Result<Prepared, RecordError> {
-    let context = CoerceContext { timezone };
+    let context = CoerceContext { timezone, source };
     let admin = access::is_admin(schema, actor);
     let may_assign = access::can_assign(schema, actor, &object.name);
     let mut prepared = Prepared::default();
@@ -80,8 +83,16 @@ pub(super) fn prepare(
         if key == "owner" || key == "pool" {
             let value = match json {
                 Json::Null => Value::Null,
+                Json::String(text) if text.contains('\0') => {
+                    problems.push(problem(
+                        key,
+                        "invalid_text",
+                        "text may not contain the NUL character (U+0000)".to_owned(),
+                    ));
+                    continue;
+                }
                 Json::String(text) if !text.is_empty() => Value::Text(text.clone()),
-                Json::String(_) => Value::Null,
+                Json::String(_) if source == Source::Text => Value::Null,
                 _ => {
                     problems.push(problem(
                         key,
@@ -208,7 +219,15 @@ pub(super) fn default_value(
             });
         }
     }
-    coerce(field, default, CoerceContext { timezone })
-        .ok()
-        .filter(|value| !value.is_null())
+    // Defaults come from the metadata, where YAML may write `"5"` for a number.
+    coerce(
+        field,
+        default,
+        CoerceContext {
+            timezone,
+            source: Source::Text,
+        },
+    )
+    .ok()
+    .filter(|value| !value.is_null())
 }

@@ -352,6 +352,7 @@ impl Records {
             None,
             self.timezone_for_read(),
             super::input::Purpose::Probe,
+            crate::coerce::Source::Text,
         )?;
         let mut row = prepared.values;
         row.insert("id".to_owned(), Value::Null);

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde_json::Value as Json;
 
 use crate::actor::Actor;
-use crate::coerce::{FieldProblem, check_required};
+use crate::coerce::{FieldProblem, Source, check_required};
 use crate::records::access::{self, Action};
 use crate::records::input::{Purpose, default_value, prepare};
 use crate::records::read::{Reader, in_scope};
@@ -47,6 +47,8 @@ pub(super) struct SaveContext<'a> {
     pub now: DateTime<Utc>,
     pub warnings: Vec<DuplicateMatch>,
     pub lookups: Vec<AuditEntry>,
+    /// Typed JSON (the API) or text cells (CSV import).
+    pub source: Source,
 }
 
 impl Records {
@@ -65,6 +67,7 @@ impl Records {
             now,
             warnings: Vec::new(),
             lookups: Vec::new(),
+            source: Source::Json,
         };
         let result = self
             .create_in(&mut write, &mut save, object, &input, None)
@@ -89,6 +92,7 @@ impl Records {
             now,
             warnings: Vec::new(),
             lookups: Vec::new(),
+            source: Source::Json,
         };
         let result = self
             .update_in(&mut write, &mut save, object, id, &input, if_match)
@@ -443,6 +447,7 @@ impl Records {
             now,
             warnings: Vec::new(),
             lookups: Vec::new(),
+            source: Source::Json,
         };
         for (index, mut item) in items.into_iter().enumerate() {
             let result = match item.remove("id") {
@@ -579,6 +584,7 @@ impl Records {
             now,
             warnings: Vec::new(),
             lookups: Vec::new(),
+            source: Source::Text,
         };
         let (mut created, mut skipped) = (0, 0);
         for (id, input) in rows {
@@ -706,6 +712,7 @@ impl Records {
             None,
             timezone,
             Purpose::Save,
+            save.source,
         )?;
         let mut row = Row::new();
         let id = preassigned_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
@@ -804,6 +811,7 @@ impl Records {
             Some(&current),
             self.timezone(),
             Purpose::Save,
+            save.source,
         )?;
         let mut merged = current.clone();
         for (name, value) in &prepared.values {

@@ -257,7 +257,7 @@ keel_testkit::db_test!(
             body["errors"][0]["field"]
                 .as_str()
                 .unwrap()
-                .starts_with("where/or/1"),
+                .starts_with("where.or.1"),
             "{body}"
         );
 

@@ -241,7 +241,8 @@ keel_testkit::db_test!(
         )
         .await;
 
-        // The JSON form of a filter refuses it too, with the pointer of the value.
+        // The JSON form of a filter is refused too (by the strict body reader, before the
+        // filter is parsed), naming where the value is.
         let body = problem(
             query(
                 &app,

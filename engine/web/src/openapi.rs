@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 
 use keel_meta::{Field, FieldKind, FormulaType, Label, Object, Schema, Storage};
-use keel_runtime::records::{DEFAULT_PAGE_SIZE, MAX_BULK_ITEMS, MAX_PAGE_SIZE};
+use keel_runtime::records::{DEFAULT_PAGE_SIZE, MAX_BULK_ITEMS, MAX_FILTER_INTEGER, MAX_PAGE_SIZE};
 use serde_json::{Map, Value, json};
 
 /// The session cookie that `POST /auth/login` sets, as an alternative to the bearer token.
@@ -2130,7 +2130,7 @@ fn filter_field_schema(storage: Storage) -> Value {
             items.push(json!({ "type": ["number", "boolean"] }));
         }
         Storage::Integer | Storage::Decimal { .. } => {
-            let number = json!({ "type": "integer", "minimum": -999_999_999_999_999_999_i64, "maximum": 999_999_999_999_999_999_i64 });
+            let number = json!({ "type": "integer", "minimum": -MAX_FILTER_INTEGER, "maximum": MAX_FILTER_INTEGER });
             scalars.push(number.clone());
             items.push(number);
         }

@@ -119,7 +119,7 @@ pub fn list_request(pairs: &[(String, String)]) -> Result<ListRequest, ApiError>
                 })?;
                 request.q = Some(value.clone()).filter(|q| !q.trim().is_empty());
             }
-            "fields" => request.fields = Some(parse_list(value)),
+            "fields" => request.fields = Some(parse_fields(value)?),
             _ => {}
         }
     }
@@ -170,7 +170,7 @@ pub fn export_request(pairs: &[(String, String)]) -> Result<ExportRequest, ApiEr
                 }
             }
             "order" => request.order = parse_order(value),
-            "fields" => request.fields = Some(parse_list(value)),
+            "fields" => request.fields = Some(parse_fields(value)?),
             _ => {}
         }
     }
@@ -285,6 +285,20 @@ fn parse_order(text: &str) -> Vec<OrderTerm> {
             },
         })
         .collect()
+}
+
+/// `fields=a,b`: every item must name a field, so `fields=` or `fields=a,,b` is a 422 rather
+/// than a silently shorter list.
+fn parse_fields(text: &str) -> Result<Vec<String>, ApiError> {
+    let items: Vec<String> = text.split(',').map(|item| item.trim().to_owned()).collect();
+    if items.iter().any(String::is_empty) {
+        return Err(ApiError::invalid_parameter(
+            "fields",
+            "invalid_value",
+            "`fields` is a comma-separated list of field names, with no empty item".to_owned(),
+        ));
+    }
+    Ok(items)
 }
 
 fn parse_list(text: &str) -> Vec<String> {

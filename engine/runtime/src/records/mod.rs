@@ -39,7 +39,7 @@ pub use budget::{LOOKUPS_PER_WINDOW, WINDOW_SECONDS};
 pub use cursor::Cursor;
 pub use explain::scope_name;
 pub use names::NAME_TTL;
-pub use read::RecordStream;
+pub use read::{MAX_FILTER_INTEGER, RecordStream};
 
 /// The most records one page may hold.
 pub const MAX_PAGE_SIZE: u32 = 500;

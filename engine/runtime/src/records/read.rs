@@ -773,8 +773,14 @@ impl Records {
                         column,
                         values: items
                             .iter()
-                            .map(|json| {
-                                filter_value(json, storage, self.timezone_for_read()).map_err(bad)
+                            .map(|json| match json {
+                                // `IN (NULL)` matches nothing; an empty value is asked with `is`.
+                                Json::Null => {
+                                    Err(bad("an `in` list holds values, not null (use `is: null`)"
+                                        .to_owned()))
+                                }
+                                json => filter_value(json, storage, self.timezone_for_read())
+                                    .map_err(bad),
                             })
                             .collect::<Result<_, _>>()?,
                     },
@@ -885,6 +891,10 @@ fn sort_signature(object: &Object, sort: &[Sort]) -> (String, Vec<Storage>) {
     (signature, storages)
 }
 
+/// The largest whole number a filter compares with, either sign (the OpenAPI document says
+/// the same).
+pub const MAX_FILTER_INTEGER: i64 = 999_999_999_999_999_999;
+
 /// A filter literal read by storage (lenient: `"42"` is the integer 42, a date matches a
 /// datetime field from that day's midnight in the app timezone).
 fn filter_value(json: &Json, storage: Storage, timezone: Tz) -> Result<Value, String> {
@@ -896,10 +906,20 @@ fn filter_value(json: &Json, storage: Storage, timezone: Tz) -> Result<Value, St
         _ => return Err("expected a single value".to_owned()),
     };
     let wrong = |what: &str| format!("`{text}` is not {what}");
+    // A JSON number is a number, not the text of a boolean: `1` is not `true`.
+    if storage == Storage::Boolean && json.is_number() {
+        return Err(wrong("true or false"));
+    }
     Ok(match storage {
         Storage::Text => Value::Text(text),
         Storage::Integer => {
-            Value::Integer(text.trim().parse().map_err(|_| wrong("a whole number"))?)
+            let integer: i64 = text.trim().parse().map_err(|_| wrong("a whole number"))?;
+            if integer.unsigned_abs() > MAX_FILTER_INTEGER.unsigned_abs() {
+                return Err(wrong(&format!(
+                    "a whole number between -{MAX_FILTER_INTEGER} and {MAX_FILTER_INTEGER}"
+                )));
+            }
+            Value::Integer(integer)
         }
         Storage::Decimal { .. } => {
             Value::Decimal(text.trim().parse().map_err(|_| wrong("a number"))?)

@@ -27,7 +27,8 @@ CONNECTIONS=32
 BUILD=1
 KEEP=0
 OUT=
-KEEL_PORT=18082
+# One port per database kind, so a SQLite and a PostgreSQL run can go at once.
+KEEL_PORT=
 PGPORT=55434
 PGBIN=/usr/lib/postgresql/15/bin
 USER_NAME=bench
@@ -59,6 +60,7 @@ for number in "$ROWS" "$IMPORT_ROWS" "$DURATION" "$WARMUP" "$THREADS" "$CONNECTI
     [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
 done
 ((DURATION <= 120 && WARMUP <= 60)) || { echo "--duration ≤ 120 and --warmup ≤ 60" >&2; exit 2; }
+if [[ $DB_KIND == sqlite ]]; then KEEL_PORT=18082; else KEEL_PORT=18083; fi
 ((ROWS >= 1 && ROWS <= 99999999)) || { echo "--rows is 1 to 99,999,999" >&2; exit 2; }
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -245,7 +247,7 @@ started=$(date +%s.%N)
 "$KEEL" import lead "$WORK/import.csv" --app "$APP" --db "$DB_URL" >"$WORK/import.log" 2>&1 ||
     { cat "$WORK/import.log" >&2; exit 1; }
 IMPORT_SECONDS=$(seconds_since "$started")
-IMPORT_SUMMARY=$(head -n 1 "$WORK/import.log")
+IMPORT_SUMMARY=$(grep -m 1 " rows; " "$WORK/import.log" || true)
 
 report() {
     local cpu

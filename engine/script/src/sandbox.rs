@@ -23,7 +23,7 @@ pub enum ScriptValue {
     Map(BTreeMap<String, ScriptValue>),
 }
 
-/// Per-run limits (SPEC §4; configurable in `app.yaml`).
+/// Per-run limits (docs/app-format.md; configurable in `app.yaml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub operations: u64,

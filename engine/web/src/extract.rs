@@ -47,7 +47,7 @@ pub struct ApiJson<T>(pub T);
 /// The query string as decoded `(key, value)` pairs, in order, repeats kept.
 ///
 /// Values are percent-decoded without turning `+` into a space, so the filter
-/// `due_at=lte.@today+1d` reads as written (SPEC §3.7); send a space as `%20`. Only the
+/// `due_at=lte.@today+1d` reads as written (docs/api.md, "Query strings"); send a space as `%20`. Only the
 /// free-text `q` also accepts `+` for a space, as HTML forms send it.
 #[derive(Debug, Clone, Default)]
 pub struct QueryPairs(pub Vec<(String, String)>);

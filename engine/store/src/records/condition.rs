@@ -75,24 +75,6 @@ pub(crate) fn push_condition(
             push_in(statement, columns, "owner", &values)?;
         }
         Condition::HasAny { column, keys } => push_has_any(statement, columns, column, keys)?,
-        Condition::SameDigits { column, digits } => {
-            if columns.storage(column)? != Storage::Text {
-                return Err(statement.invalid(format!(
-                    "`{column}`: digits are compared on text columns only"
-                )));
-            }
-            statement.push("(");
-            statement.push_identifier(column);
-            statement.push(" IS NOT NULL AND ");
-            let mut stripped = crate::naming::quote(column);
-            for separator in [" ", "+", "-", "(", ")", ".", "x"] {
-                stripped = format!("REPLACE({stripped}, '{separator}', '')");
-            }
-            statement.push(&stripped);
-            statement.push(" = ");
-            statement.push_value(&Value::Text(digits.clone()), Storage::Text)?;
-            statement.push(")");
-        }
         Condition::OwnerInTeamOf(user) => {
             columns.storage("owner")?;
             statement.push(

@@ -87,13 +87,6 @@ pub enum Condition {
         columns: Vec<String>,
         text: String,
     },
-    /// A phone number column holds the same digits as `digits` once the separators a phone
-    /// field allows (space, `+`, `-`, `(`, `)`, `.`, `x`) are removed: `+86 138-0013-8000`
-    /// and `+8613800138000` match. Empty fields never match.
-    SameDigits {
-        column: String,
-        digits: String,
-    },
     /// The permission scope: `owner` is one of these user ids; empty matches nothing, and
     /// records without an owner (in a pool) never match.
     OwnerIn(Vec<String>),

@@ -372,7 +372,6 @@ fn texts_in(condition: &Condition, texts: &mut Vec<String>) {
         Condition::OwnerInTeamOf(user) | Condition::OwnerInDepartmentOf(user) => {
             texts.push(user.clone());
         }
-        Condition::SameDigits { digits, .. } => texts.push(digits.clone()),
         Condition::HasAny { keys, .. } => texts.extend(keys.iter().cloned()),
         Condition::IsNull { .. } | Condition::Always | Condition::Never => {}
     }
@@ -639,13 +638,6 @@ fn holds(dialect: Dialect, condition: &Condition, row: &Row) -> bool {
         }
         Condition::OwnerIn(owners) => match field("owner") {
             Value::Text(owner) => owners.contains(owner),
-            _ => false,
-        },
-        Condition::SameDigits { column, digits } => match field(column) {
-            Value::Text(text) => {
-                let stripped: String = text.chars().filter(|c| !" +-().x".contains(*c)).collect();
-                stripped == *digits
-            }
             _ => false,
         },
         // These read the org tables; tests/permissions.rs checks them against an org.

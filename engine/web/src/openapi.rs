@@ -2233,11 +2233,14 @@ fn filter_parameter_refs(view: &ObjectView<'_>, reserved: &[&str]) -> Vec<Value>
 
 /// `fields=a,b`: only these fields (plus the system fields) in each record.
 fn fields_parameter(view: &ObjectView<'_>) -> Value {
-    list_parameter(
+    let mut parameter = list_parameter(
         "fields",
-        "Only these fields (plus the system fields) in each record; all the fields this user may see when absent.",
+        "Only these fields (plus the system fields) in each record; all the fields this user may see when absent. An empty list or an empty item (`fields=`, `fields=a,,b`) is a 422.",
         schema_ref(&view.field_name_schema()),
-    )
+    );
+    // `fields=` reads as an empty list or as one empty name; the server refuses both.
+    parameter["schema"]["minItems"] = json!(1);
+    parameter
 }
 
 /// A comma-separated list of field names in the query string (`name=a,b`), each valid

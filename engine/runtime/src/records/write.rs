@@ -124,7 +124,17 @@ impl Records {
                 if on_delete == OnDelete::Restrict {
                     continue;
                 }
-                for child_id in self.children(&mut write, child, field, &id).await? {
+                for child_id in self
+                    .children(
+                        &mut write,
+                        child,
+                        field,
+                        &id,
+                        Deleted::Exclude,
+                        Condition::Always,
+                    )
+                    .await?
+                {
                     if on_delete == OnDelete::Cascade {
                         cascade.push(child, child_id)?;
                     } else {
@@ -190,7 +200,14 @@ impl Records {
                     },
                 ]);
                 for child_id in self
-                    .children_where(&mut write, child, field, &id, deleted_in_cascade)
+                    .children(
+                        &mut write,
+                        child,
+                        field,
+                        &id,
+                        Deleted::Only,
+                        deleted_in_cascade,
+                    )
                     .await?
                 {
                     cascade.push(child, child_id)?;
@@ -225,43 +242,16 @@ impl Records {
             .collect()
     }
 
-    /// The ids of the live records of `child` whose `field` is `id` (at most one more than
-    /// a cascade may move, so an oversized cascade is seen and refused).
+    /// The ids of the records of `child` whose `field` is `id`: live ones (`deleted` is
+    /// `Deleted::Exclude`) or those in the recycle bin that also match `condition`, at most
+    /// one more than a cascade may move, so an oversized cascade is seen and refused.
     async fn children(
         &self,
         write: &mut RecordWrite,
         child: &Object,
         field: &str,
         id: &str,
-    ) -> Result<Vec<String>, RecordError> {
-        let mut query = one(
-            child,
-            Condition::Compare {
-                column: field.to_owned(),
-                op: CompareOp::Eq,
-                value: Value::Text(id.to_owned()),
-            },
-        );
-        query.limit = Some(MAX_CASCADE_RECORDS as u32 + 1);
-        Ok(write
-            .select(&query)
-            .await?
-            .into_iter()
-            .filter_map(|row| match row.get("id") {
-                Some(Value::Text(id)) => Some(id.clone()),
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// The ids of the records in the recycle bin of `child` whose `field` is `id` and that
-    /// match `condition`.
-    async fn children_where(
-        &self,
-        write: &mut RecordWrite,
-        child: &Object,
-        field: &str,
-        id: &str,
+        deleted: Deleted,
         condition: Condition,
     ) -> Result<Vec<String>, RecordError> {
         let mut query = one(
@@ -275,7 +265,7 @@ impl Records {
                 condition,
             ]),
         );
-        query.deleted = Deleted::Only;
+        query.deleted = deleted;
         query.limit = Some(MAX_CASCADE_RECORDS as u32 + 1);
         Ok(write
             .select(&query)

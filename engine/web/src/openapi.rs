@@ -1931,8 +1931,16 @@ fn filter_syntax(storage: Storage) -> FilterSyntax {
             item: integer,
             like: false,
         },
-        Storage::Decimal { .. } => {
-            let decimal = "-?0*[0-9]{1,18}(?:\\.[0-9]{1,10})?".to_owned();
+        Storage::Decimal { scale } => {
+            // The store keeps 18 digits in all, `scale` of them after the point, and refuses a
+            // value finer than the column (trailing zeros aside).
+            let whole = 18_u32.saturating_sub(scale).max(1);
+            let fraction = if scale == 0 {
+                "(?:\\.0+)?".to_owned()
+            } else {
+                format!("(?:\\.[0-9]{{1,{scale}}}0*)?")
+            };
+            let decimal = format!("-?0*[0-9]{{1,{whole}}}{fraction}");
             FilterSyntax {
                 value: decimal.clone(),
                 item: decimal,

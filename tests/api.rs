@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use keel_runtime::accounts::NewUser;
 use keel_runtime::auth::{LOGIN_ATTEMPT_WINDOW, SESSION_CACHE_TTL, SESSION_LIFETIME};
 use keel_runtime::clock::{Clock as _, ManualClock, SystemClock};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -77,27 +76,16 @@ async fn spawn_app(db_url: &str) -> TestApp {
     keel_store::migrate::apply(&db, &schema, false)
         .await
         .unwrap();
-    for (username, password, role) in [
-        ("admin", ADMIN_PASSWORD, "admin"),
-        ("rep", REP_PASSWORD, "sales_rep"),
-        ("rep2", REP_PASSWORD, "sales_rep"),
-    ] {
-        keel_runtime::accounts::add_user(
-            &db,
-            &schema,
-            NewUser {
-                username: username.to_owned(),
-                display_name: None,
-                password: password.to_owned(),
-                roles: vec![role.to_owned()],
-                manager: None,
-                department: None,
-                language: None,
-            },
-        )
-        .await
-        .unwrap();
-    }
+    crate::support::add_users(
+        &db,
+        &schema,
+        &[
+            ("admin", ADMIN_PASSWORD, "admin"),
+            ("rep", REP_PASSWORD, "sales_rep"),
+            ("rep2", REP_PASSWORD, "sales_rep"),
+        ],
+    )
+    .await;
     let clock = ManualClock::new(SystemClock.now());
     let state = keel_web::AppState::with_clock(schema, db, Arc::new(clock.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use keel_runtime::accounts::NewUser;
 use keel_runtime::clock::{Clock as _, ManualClock, SystemClock};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -74,27 +73,16 @@ async fn spawn_app(db_url: &str, with_keys: bool) -> TestApp {
     keel_store::migrate::apply(&db, &schema, false)
         .await
         .unwrap();
-    for (username, role) in [
-        ("admin", "admin"),
-        ("rep", "sales_rep"),
-        ("rep2", "sales_rep"),
-    ] {
-        keel_runtime::accounts::add_user(
-            &db,
-            &schema,
-            NewUser {
-                username: username.to_owned(),
-                display_name: None,
-                password: PASSWORD.to_owned(),
-                roles: vec![role.to_owned()],
-                manager: None,
-                department: None,
-                language: None,
-            },
-        )
-        .await
-        .unwrap();
-    }
+    crate::support::add_users(
+        &db,
+        &schema,
+        &[
+            ("admin", PASSWORD, "admin"),
+            ("rep", PASSWORD, "sales_rep"),
+            ("rep2", PASSWORD, "sales_rep"),
+        ],
+    )
+    .await;
     let clock = ManualClock::new(SystemClock.now());
     let base_url = serve(&db, schema, &clock).await;
     TestApp {

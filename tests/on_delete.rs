@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use keel_runtime::accounts::NewUser;
 use keel_runtime::clock::SystemClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -66,27 +65,11 @@ async fn spawn(db_url: &str) -> Api {
         .await
         .unwrap();
     let users = [
-        ("admin", "admin"),
-        ("manager", "sales_manager"),
-        ("other", "sales_manager"),
+        ("admin", PASSWORD, "admin"),
+        ("manager", PASSWORD, "sales_manager"),
+        ("other", PASSWORD, "sales_manager"),
     ];
-    for (username, role) in users {
-        keel_runtime::accounts::add_user(
-            &db,
-            &schema,
-            NewUser {
-                username: username.to_owned(),
-                display_name: None,
-                password: PASSWORD.to_owned(),
-                roles: vec![role.to_owned()],
-                manager: None,
-                department: None,
-                language: None,
-            },
-        )
-        .await
-        .unwrap();
-    }
+    crate::support::add_users(&db, &schema, &users).await;
     let state = keel_web::AppState::with_clock(schema, db, Arc::new(SystemClock));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -98,7 +81,7 @@ async fn spawn(db_url: &str) -> Api {
     let client = reqwest::Client::new();
     let base_url = format!("http://{address}");
     let mut tokens = std::collections::HashMap::new();
-    for (username, _) in users {
+    for (username, _, _) in users {
         let response = client
             .post(format!("{base_url}/api/v1/auth/login"))
             .json(&json!({ "username": username, "password": PASSWORD }))

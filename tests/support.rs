@@ -62,3 +62,29 @@ pub fn run_keel(args: &[&str], cwd: &Path) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Adds users with a role each, as `(username, password, role)`, through the same accounts
+/// code the API uses.
+pub async fn add_users(
+    db: &keel_store::Db,
+    schema: &keel_meta::Schema,
+    users: &[(&str, &str, &str)],
+) {
+    for (username, password, role) in users {
+        keel_runtime::accounts::add_user(
+            db,
+            schema,
+            keel_runtime::accounts::NewUser {
+                username: (*username).to_owned(),
+                display_name: None,
+                password: (*password).to_owned(),
+                roles: vec![(*role).to_owned()],
+                manager: None,
+                department: None,
+                language: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+}

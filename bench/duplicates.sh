@@ -10,7 +10,8 @@
 # generates --rows leads with keel-bench-gen (unique mobiles, random phones), then
 #   1. serves a copy of the app whose lead has no duplicate keys and measures POST create;
 #   2. fills the duplicate keys of the generated rows (`keel migrate --apply`, timed);
-#   3. serves the standard app and measures POST create and GET …/duplicates?mobile=…;
+#   3. serves the standard app and measures POST create and GET …/duplicates?mobile=…
+#      (with --connections, then with one connection);
 #   4. imports --import-rows new leads with phone and mobile numbers from CSV through
 #      `keel import` with the standard app (timed, rows/s).
 # Prints a Markdown table (also written to --out) and stops everything it started.
@@ -190,15 +191,16 @@ export KEEL_BENCH_LUA_DIR=$ROOT/bench/wrk
 export KEEL_BENCH_ROWS=$ROWS
 : >"$WORK/results.txt"
 
-# run_wrk LABEL SCRIPT PATH: warm-up, then the measured run; appends
+# run_wrk LABEL SCRIPT PATH [CONNECTIONS THREADS]: warm-up, then the measured run; appends
 # "label rps p50_us p99_us non2xx socket_errors requests" to results.
 run_wrk() {
     local label=$1 script=$2 output line
+    local connections=${4:-$CONNECTIONS} threads=${5:-$THREADS}
     export KEEL_BENCH_PATH=$3
     log "$label: warm-up ${WARMUP}s, then ${DURATION}s"
-    timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$script" \
+    timeout $((WARMUP + 30)) wrk -t"$threads" -c"$connections" -d"${WARMUP}s" -s "$script" \
         "http://127.0.0.1:$KEEL_PORT" >/dev/null
-    output=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+    output=$(timeout $((DURATION + 30)) wrk -t"$threads" -c"$connections" -d"${DURATION}s" \
         --timeout 5s -s "$script" "http://127.0.0.1:$KEEL_PORT")
     echo "$output" >>"$WORK/wrk.log"
     line=$(grep '^KEEL_BENCH_RESULT' <<<"$output") || { echo "$output" >&2; return 1; }
@@ -230,6 +232,9 @@ PROBE=$(curl -fsS --max-time 10 -H "Authorization: Bearer $TOKEN" \
 grep -q '"id"' <<<"$PROBE" || { echo "the duplicate lookup found nothing: $PROBE" >&2; exit 1; }
 run_wrk post_keys "$KEEL_BENCH_LUA_DIR/post_standard.lua" /api/v1/records/lead
 run_wrk duplicates "$KEEL_BENCH_LUA_DIR/duplicates.lua" /api/v1/records/lead/duplicates
+# One client at a time: the lookup's own latency, without the queueing of 32 connections
+# on two cores.
+run_wrk duplicates_one "$KEEL_BENCH_LUA_DIR/duplicates.lua" /api/v1/records/lead/duplicates 1 1
 stop_process "$KEEL_PID"
 KEEL_PID=
 
@@ -271,6 +276,7 @@ report() {
             names["post_nodup"] = "POST create, lead without duplicate keys"
             names["post_keys"] = "POST create, standard lead (3 keys)"
             names["duplicates"] = "GET …/duplicates?mobile=…"
+            names["duplicates_one"] = "GET …/duplicates?mobile=…, one connection"
             for (i = 1; i <= NR; i++) {
                 ratio = ""
                 if (label[i] == "post_keys" && seen["post_nodup"] > 0)

@@ -297,6 +297,27 @@ keel_testkit::db_test!(
                 .await
                 .is_empty()
         );
+        // A refused item is not there for the items after it: Gus is refused (Dee has his
+        // phone), and Hal, who shares Gus's mobile, is not reported as Gus's duplicate.
+        let problems: Value = app
+            .as_user(&admin, Method::POST, "/records/lead/bulk")
+            .json(&json!([
+                { "name": "Gus", "phone": "010 1234 5678", "mobile": "13600000000" },
+                { "name": "Hal", "mobile": "136 0000 0000" },
+            ]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let fields: Vec<&str> = problems["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|problem| problem["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["0.phone"], "{problems}");
     }
 );
 

@@ -27,7 +27,7 @@ use crate::records::{
 };
 
 /// The most records one duplicate key reports.
-const MATCHES_PER_KEY: u32 = 5;
+pub(super) const MATCHES_PER_KEY: u32 = 5;
 
 /// `keel_audit.object` of duplicate lookups that showed a user a record they cannot read
 /// (`record_id` is the match, `field` the key, `new` names the object).
@@ -407,8 +407,6 @@ impl Records {
         object: &Object,
         row: &Row,
     ) -> Result<(Vec<DuplicateMatch>, Vec<DuplicateMatch>), RecordError> {
-        let mut blocking = Vec::new();
-        let mut warning = Vec::new();
         let probes = duplicate_keys::key_values(object, row);
         let own_id = match row.get("id") {
             Some(Value::Text(id)) => Some(id.as_str()),
@@ -417,6 +415,20 @@ impl Records {
         let found = reader
             .find_duplicate_keys(&object.name, &probes, own_id, MATCHES_PER_KEY)
             .await?;
+        self.describe_matches(reader, object, found).await
+    }
+
+    /// (block matches, warn matches) of the records `found` by their keys: the few matching
+    /// live records read by id, titles masked, owners as ids (see
+    /// [`Records::duplicate_matches`]).
+    pub(super) async fn describe_matches(
+        &self,
+        reader: &mut Reader<'_>,
+        object: &Object,
+        found: Vec<KeyMatch>,
+    ) -> Result<(Vec<DuplicateMatch>, Vec<DuplicateMatch>), RecordError> {
+        let mut blocking = Vec::new();
+        let mut warning = Vec::new();
         if found.is_empty() {
             return Ok((blocking, warning));
         }

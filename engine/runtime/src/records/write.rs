@@ -19,7 +19,7 @@ use crate::actor::Actor;
 use crate::coerce::{FieldProblem, Source, check_required};
 use crate::records::access::{self, Action};
 use crate::records::input::{Purpose, default_value, prepare};
-use crate::records::read::{Reader, in_scope};
+use crate::records::read::{MATCHES_PER_KEY, Reader, in_scope};
 use crate::records::{
     DuplicateMatch, Input, MAX_BULK_ITEMS, MAX_CASCADE_RECORDS, RecordError, Records, Referencing,
     ReferringRecord, Saved,
@@ -614,9 +614,8 @@ impl Records {
         })
     }
 
-    /// Refuses the save when a `block` duplicate key matches; collects `warn` matches.
-    /// The `block` values are locked first (PostgreSQL), so of two saves of one value the
-    /// second sees the first. A refusal spends one of the actor's duplicate lookups.
+    /// Refuses an update when a `block` duplicate key matches; collects `warn` matches.
+    /// (A create checks the same way, its lookup folded into its insert: see `create_in`.)
     async fn check_duplicates(
         &self,
         write: &mut RecordWrite,
@@ -627,21 +626,22 @@ impl Records {
         if object.duplicates.is_empty() {
             return Ok(());
         }
-        let blocking_keys: Vec<_> = duplicate_keys::key_values(object, row)
-            .into_iter()
-            .filter(|key| {
-                object
-                    .duplicates
-                    .get(key.index)
-                    .is_some_and(|key| key.action == DuplicateAction::Block)
-            })
-            .collect();
-        write
-            .lock_duplicate_keys(&object.name, &blocking_keys)
-            .await?;
-        let (blocking, warning) = self
+        lock_blocking_keys(write, object, row).await?;
+        let matches = self
             .duplicate_matches(&mut Reader::Write(write), object, row)
             .await?;
+        self.decide_duplicates(write, save, object, matches).await
+    }
+
+    /// Refuses the save when a `block` key matched (spending one of the actor's duplicate
+    /// lookups), else collects the `warn` matches into `save`.
+    async fn decide_duplicates(
+        &self,
+        write: &mut RecordWrite,
+        save: &mut SaveContext<'_>,
+        object: &Object,
+        (blocking, warning): (Vec<DuplicateMatch>, Vec<DuplicateMatch>),
+    ) -> Result<(), RecordError> {
         if let Some(first) = blocking.first() {
             self.spend_lookup(save.actor, object)?;
             let audit = self
@@ -738,11 +738,6 @@ impl Records {
         }
         self.check_and_compute(write, actor, object, &mut row, None, now)
             .await?;
-        self.check_duplicates(write, save, object, &row).await?;
-        write
-            .insert(object, &row)
-            .await
-            .map_err(|error| unique_conflict(object, error))?;
         let entries: Vec<AuditEntry> = object
             .fields
             .keys()
@@ -764,7 +759,23 @@ impl Records {
                 })
             })
             .collect();
-        write.insert_audit(&entries).await?;
+        // The record, its audit rows, its duplicate keys and the lookup of other records
+        // holding them go in one round trip; a `block` match then takes it all back.
+        lock_blocking_keys(write, object, &row).await?;
+        let probes = duplicate_keys::key_values(object, &row);
+        let found = write
+            .insert_checked(object, &row, &entries, &probes, MATCHES_PER_KEY)
+            .await
+            .map_err(|error| unique_conflict(object, error))?;
+        let matches = self
+            .describe_matches(&mut Reader::Write(write), object, found)
+            .await?;
+        if let Err(refused) = self.decide_duplicates(write, save, object, matches).await {
+            if let Some(Value::Text(id)) = row.get("id") {
+                write.undo_insert(object, id).await?;
+            }
+            return Err(refused);
+        }
         Ok(row)
     }
 
@@ -1249,6 +1260,29 @@ fn audit(
         new,
         action: action.to_owned(),
     }
+}
+
+/// Locks the values of `row`'s `block` duplicate keys until the transaction ends, so of
+/// two saves of one value the second sees the first (PostgreSQL; SQLite's write lock
+/// already serializes saves).
+async fn lock_blocking_keys(
+    write: &mut RecordWrite,
+    object: &Object,
+    row: &Row,
+) -> Result<(), RecordError> {
+    let blocking_keys: Vec<_> = duplicate_keys::key_values(object, row)
+        .into_iter()
+        .filter(|key| {
+            object
+                .duplicates
+                .get(key.index)
+                .is_some_and(|key| key.action == DuplicateAction::Block)
+        })
+        .collect();
+    write
+        .lock_duplicate_keys(&object.name, &blocking_keys)
+        .await?;
+    Ok(())
 }
 
 /// Maps a database unique violation to a 409 naming the field.

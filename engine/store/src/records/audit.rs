@@ -14,7 +14,7 @@ use super::statement::{Param, Statement};
 use crate::db::{Connection, Db, Dialect};
 use crate::error::StoreError;
 
-const TABLE: &str = "keel_audit";
+pub(crate) const TABLE: &str = "keel_audit";
 const COLUMNS: [&str; 9] = [
     "id",
     "object",

@@ -216,10 +216,32 @@ pub(crate) async fn find(
     exclude: Option<&str>,
     per_key: u32,
 ) -> Result<Vec<KeyMatch>, StoreError> {
-    if probes.is_empty() {
+    let Some(statement) = find_statement(connection.dialect(), object, probes, exclude, per_key)?
+    else {
         return Ok(Vec::new());
+    };
+    let rows = fetch(connection, &statement, &FIND_SHAPES).await?;
+    Ok(matches(probes, rows))
+}
+
+/// The columns [`find_statement`] selects: the probe's position and the record id.
+pub(crate) const FIND_SHAPES: [Shape; 2] = [
+    Shape::Stored(Storage::Integer),
+    Shape::Stored(Storage::Text),
+];
+
+/// The query of [`find`]; `None` without probes.
+pub(crate) fn find_statement(
+    dialect: Dialect,
+    object: &str,
+    probes: &[KeyValue],
+    exclude: Option<&str>,
+    per_key: u32,
+) -> Result<Option<Statement>, StoreError> {
+    if probes.is_empty() {
+        return Ok(None);
     }
-    let mut statement = Statement::new(connection.dialect(), KEYS_TABLE);
+    let mut statement = Statement::new(dialect, KEYS_TABLE);
     for (position, probe) in probes.iter().enumerate() {
         if position > 0 {
             statement.push(" UNION ALL ");
@@ -244,15 +266,11 @@ pub(crate) async fn find(
         statement.push_value(&Value::Integer(i64::from(per_key)), Storage::Integer)?;
         statement.push(&format!(") AS \"keel_p{position}\""));
     }
-    let rows = fetch(
-        connection,
-        &statement,
-        &[
-            Shape::Stored(Storage::Integer),
-            Shape::Stored(Storage::Text),
-        ],
-    )
-    .await?;
+    Ok(Some(statement))
+}
+
+/// The rows of [`find_statement`] as matches, sorted by key and record id.
+pub(crate) fn matches(probes: &[KeyValue], rows: Vec<Vec<Value>>) -> Vec<KeyMatch> {
     let mut matches = Vec::with_capacity(rows.len());
     for row in rows {
         if let [Value::Integer(position), Value::Text(record_id)] = row.as_slice()
@@ -267,7 +285,7 @@ pub(crate) async fn find(
         }
     }
     matches.sort_by(|a, b| (a.index, &a.record_id).cmp(&(b.index, &b.record_id)));
-    Ok(matches)
+    matches
 }
 
 /// [`find`] on a pooled connection.
@@ -288,30 +306,36 @@ pub(crate) async fn insert_rows(
     object: &Object,
     rows: &[Row],
 ) -> Result<(), StoreError> {
-    if object.duplicates.is_empty() {
-        return Ok(());
+    for statement in insert_statements(connection.dialect(), object, rows)? {
+        run(connection, &statement).await?;
     }
-    let mut entries: Vec<(String, KeyValue)> = Vec::new();
+    Ok(())
+}
+
+/// The multi-row INSERTs of [`insert_rows`]; none when the rows fill no key.
+pub(crate) fn insert_statements(
+    dialect: Dialect,
+    object: &Object,
+    rows: &[Row],
+) -> Result<Vec<Statement>, StoreError> {
+    if object.duplicates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut entries: Vec<(&str, KeyValue)> = Vec::new();
     for row in rows {
         let live = row.get("deleted_at").is_none_or(Value::is_null);
         if let (true, Some(Value::Text(id))) = (live, row.get("id")) {
             entries.extend(
                 key_values(object, row)
                     .into_iter()
-                    .map(|key| (id.clone(), key)),
+                    .map(|key| (id.as_str(), key)),
             );
         }
     }
-    insert_entries(connection, &object.name, &entries).await
-}
-
-async fn insert_entries(
-    connection: &mut Connection<'_>,
-    object: &str,
-    entries: &[(String, KeyValue)],
-) -> Result<(), StoreError> {
+    let name = object.name.as_str();
+    let mut statements = Vec::new();
     for chunk in entries.chunks(ROWS_PER_INSERT) {
-        let mut statement = Statement::new(connection.dialect(), KEYS_TABLE);
+        let mut statement = Statement::new(dialect, KEYS_TABLE);
         statement.push(
             "INSERT INTO \"keel_duplicate_keys\" (\"id\", \"object\", \"key\", \"value\", \"record_id\") VALUES ",
         );
@@ -322,16 +346,10 @@ async fn insert_entries(
             statement.push("(");
             // One row per record and key: the id says which, so a repeated fill cannot
             // store a key twice.
-            let id = format!("{object}/{}/{record_id}", key.key);
-            for (column, value) in [
-                id.as_str(),
-                object,
-                key.key.as_str(),
-                key.value.as_str(),
-                record_id.as_str(),
-            ]
-            .into_iter()
-            .enumerate()
+            let id = format!("{name}/{}/{record_id}", key.key);
+            for (column, value) in [id.as_str(), name, &key.key, &key.value, record_id]
+                .into_iter()
+                .enumerate()
             {
                 if column > 0 {
                     statement.push(", ");
@@ -341,9 +359,9 @@ async fn insert_entries(
             statement.push(")");
         }
         statement.push(" ON CONFLICT (\"id\") DO UPDATE SET \"value\" = excluded.\"value\"");
-        run(connection, &statement).await?;
+        statements.push(statement);
     }
-    Ok(())
+    Ok(statements)
 }
 
 /// Brings the keys of the records `ids` of `object` in line with their stored rows: deletes

@@ -55,28 +55,45 @@ pub(crate) async fn fetch(
     statement: &Statement,
     shapes: &[Shape],
 ) -> Result<Vec<Vec<Value>>, StoreError> {
+    fetch_raw(connection, statement, shapes)
+        .await?
+        .map_err(StoreError::query(format!("running `{}`", statement.sql)))
+}
+
+/// [`fetch`], returning the raw database error so that writers can recognise unique
+/// violations.
+pub(crate) async fn fetch_raw(
+    connection: &mut Connection<'_>,
+    statement: &Statement,
+    shapes: &[Shape],
+) -> Result<Result<Vec<Vec<Value>>, sqlx::Error>, StoreError> {
     let sql = AssertSqlSafe(statement.sql.clone());
-    let failed = || StoreError::query(format!("running `{}`", statement.sql));
-    match connection {
+    Ok(match connection {
         Connection::Sqlite(connection) => {
-            let rows = sqlx::query_with(sql, sqlite_arguments(statement)?)
+            match sqlx::query_with(sql, sqlite_arguments(statement)?)
                 .fetch_all(&mut **connection)
                 .await
-                .map_err(failed())?;
-            rows.iter()
-                .map(|row| decode_sqlite_row(row, shapes))
-                .collect()
+            {
+                Ok(rows) => Ok(rows
+                    .iter()
+                    .map(|row| decode_sqlite_row(row, shapes))
+                    .collect::<Result<_, _>>()?),
+                Err(error) => Err(error),
+            }
         }
         Connection::Postgres(connection) => {
-            let rows = sqlx::query_with(sql, postgres_arguments(statement)?)
+            match sqlx::query_with(sql, postgres_arguments(statement)?)
                 .fetch_all(&mut **connection)
                 .await
-                .map_err(failed())?;
-            rows.iter()
-                .map(|row| decode_postgres_row(row, shapes))
-                .collect()
+            {
+                Ok(rows) => Ok(rows
+                    .iter()
+                    .map(|row| decode_postgres_row(row, shapes))
+                    .collect::<Result<_, _>>()?),
+                Err(error) => Err(error),
+            }
         }
-    }
+    })
 }
 
 fn sqlite_arguments(statement: &Statement) -> Result<SqliteArguments, StoreError> {

@@ -42,6 +42,9 @@ pub(crate) struct Statement {
     pub(crate) table: String,
     pub(crate) sql: String,
     pub(crate) params: Vec<Param>,
+    /// Where each placeholder starts in `sql` and how long it is, in the order of `params`:
+    /// lets [`Statement::batch`] number the placeholders of several statements as one.
+    placeholders: Vec<(usize, usize)>,
 }
 
 impl Statement {
@@ -51,7 +54,49 @@ impl Statement {
             table: table.to_owned(),
             sql: String::new(),
             params: Vec::new(),
+            placeholders: Vec::new(),
         }
+    }
+
+    /// Several statements run as one, in order, in one round trip to the database: on
+    /// SQLite joined with `;` (sqlx binds each statement's `?` after the previous one's),
+    /// on PostgreSQL every statement but the last as a data-modifying `WITH` step of the
+    /// last. Only the last may return rows. The steps of a PostgreSQL `WITH` see the
+    /// snapshot the statement started with, not each other's changes, so a batch suits
+    /// writes that do not read one another (a record, its audit rows, its keys) followed
+    /// by a read that does not need to see them. `None` for no statements.
+    pub(crate) fn batch(statements: Vec<Statement>) -> Option<Statement> {
+        let last = statements.len().checked_sub(1)?;
+        let first = statements.first()?;
+        let mut batch = Statement::new(first.dialect, &first.table);
+        for (position, statement) in statements.into_iter().enumerate() {
+            match batch.dialect {
+                Dialect::Sqlite if position > 0 => batch.push("; "),
+                Dialect::Sqlite => {}
+                Dialect::Postgres if position < last => {
+                    batch.push(if position == 0 { "WITH " } else { ", " });
+                    // Writing to a String cannot fail.
+                    let _ = write!(batch.sql, "\"keel_step{position}\" AS (");
+                }
+                Dialect::Postgres => batch.push(" "),
+            }
+            batch.append(statement);
+            if batch.dialect == Dialect::Postgres && position < last {
+                batch.push(")");
+            }
+        }
+        Some(batch)
+    }
+
+    /// Appends `other`'s text and parameters, numbering its placeholders after ours.
+    fn append(&mut self, other: Statement) {
+        let mut copied = 0;
+        for ((start, length), param) in other.placeholders.into_iter().zip(other.params) {
+            self.sql.push_str(&other.sql[copied..start]);
+            self.push_param(param);
+            copied = start + length;
+        }
+        self.sql.push_str(&other.sql[copied..]);
     }
 
     /// Appends constant SQL text (keywords, operators, punctuation).
@@ -67,6 +112,7 @@ impl Statement {
     /// Appends a placeholder bound to `param`.
     pub(crate) fn push_param(&mut self, param: Param) {
         self.params.push(param);
+        let start = self.sql.len();
         match self.dialect {
             Dialect::Sqlite => self.sql.push('?'),
             Dialect::Postgres => {
@@ -74,6 +120,7 @@ impl Statement {
                 let _ = write!(self.sql, "${}", self.params.len());
             }
         }
+        self.placeholders.push((start, self.sql.len() - start));
     }
 
     /// Appends a placeholder bound to `value`, as stored in a column of `storage`.
@@ -219,6 +266,47 @@ mod tests {
             postgres.sql,
             "SELECT * FROM \"lead\" WHERE \"a\" = $1 AND \"b\" = $2"
         );
+    }
+
+    #[test]
+    fn a_batch_numbers_every_placeholder_once_in_order() {
+        let statements = |dialect| {
+            ["a", "b", "c"]
+                .into_iter()
+                .enumerate()
+                .map(|(position, table)| {
+                    let mut statement = Statement::new(dialect, table);
+                    statement.push(&format!("INSERT INTO \"{table}\" VALUES ("));
+                    for value in 0..=position {
+                        if value > 0 {
+                            statement.push(", ");
+                        }
+                        statement
+                            .push_value(&Value::Integer(value as i64), Storage::Integer)
+                            .unwrap();
+                    }
+                    statement.push(")");
+                    statement
+                })
+                .collect::<Vec<_>>()
+        };
+        let postgres = Statement::batch(statements(Dialect::Postgres)).unwrap();
+        assert_eq!(
+            postgres.sql,
+            "WITH \"keel_step0\" AS (INSERT INTO \"a\" VALUES ($1)), \
+             \"keel_step1\" AS (INSERT INTO \"b\" VALUES ($2, $3)) \
+             INSERT INTO \"c\" VALUES ($4, $5, $6)"
+        );
+        let values = [0, 0, 1, 0, 1, 2].map(|value| Param::Integer(Some(value)));
+        assert_eq!(postgres.params, values);
+        let sqlite = Statement::batch(statements(Dialect::Sqlite)).unwrap();
+        assert_eq!(
+            sqlite.sql,
+            "INSERT INTO \"a\" VALUES (?); INSERT INTO \"b\" VALUES (?, ?); \
+             INSERT INTO \"c\" VALUES (?, ?, ?)"
+        );
+        assert_eq!(sqlite.params, values);
+        assert!(Statement::batch(Vec::new()).is_none());
     }
 
     #[test]

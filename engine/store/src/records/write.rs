@@ -14,10 +14,10 @@
 use keel_meta::{Object, Storage, Value};
 use sqlx::error::ErrorKind;
 
-use super::audit::{AuditEntry, write_audit};
+use super::audit::{AuditEntry, audit_insert_statements, write_audit};
 use super::columns::ObjectColumns;
 use super::duplicate_keys::{self, KeyMatch, KeyValue};
-use super::execute::{Shape, execute, fetch};
+use super::execute::{Shape, execute, fetch, fetch_raw};
 use super::select::{run_select, select_statement};
 use super::statement::Statement;
 use super::{Deleted, Row, SelectQuery, by_id};
@@ -66,59 +66,87 @@ impl RecordWrite {
     /// Inserts many records with multi-row INSERTs. The statement names every column any
     /// row has; a row without one of them gets NULL there (and version 1 without `version`).
     pub async fn insert_many(&mut self, object: &Object, rows: &[Row]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
         let columns = ObjectColumns::of(object);
-        let mut names: Vec<String> = Vec::new();
-        for row in rows {
-            for name in row.keys() {
-                if !names.contains(name) {
-                    names.push(name.clone());
-                }
-            }
-        }
-        if !names.iter().any(|name| name == "version") {
-            names.push("version".to_owned());
-        }
-        let storages: Vec<Storage> = names
-            .iter()
-            .map(|name| columns.storage(name))
-            .collect::<Result<_, _>>()?;
-        let rows_per_statement = (MAX_PARAMETERS_PER_STATEMENT / names.len()).max(1);
-        for chunk in rows.chunks(rows_per_statement) {
-            let mut statement = Statement::new(self.dialect, columns.table());
-            statement.push("INSERT INTO ");
-            statement.push_identifier(columns.table());
-            statement.push(" (");
-            for (index, name) in names.iter().enumerate() {
-                if index > 0 {
-                    statement.push(", ");
-                }
-                statement.push_identifier(name);
-            }
-            statement.push(") VALUES ");
-            for (row_index, row) in chunk.iter().enumerate() {
-                if row_index > 0 {
-                    statement.push(", ");
-                }
-                statement.push("(");
-                for (index, (name, storage)) in names.iter().zip(&storages).enumerate() {
-                    if index > 0 {
-                        statement.push(", ");
-                    }
-                    let value = match row.get(name) {
-                        Some(value) => value,
-                        None if name == "version" => &Value::Integer(1),
-                        None => &Value::Null,
-                    };
-                    statement.push_value(value, *storage)?;
-                }
-                statement.push(")");
-            }
+        for statement in insert_statements(self.dialect, &columns, rows)? {
             self.execute_write(&columns, &statement).await?;
         }
         duplicate_keys::insert_rows(&mut self.transaction.connection(), object, rows).await
+    }
+
+    /// Inserts one record with its `audit` rows and its duplicate keys, then returns the
+    /// other records holding any of `probes` (see [`duplicate_keys::find`]) — all in one
+    /// round trip ([`Statement::batch`]): the save path of a create. On PostgreSQL the
+    /// lookup reads the snapshot its statement started with, so the caller locks the
+    /// `block` values first ([`RecordWrite::lock_duplicate_keys`]); on SQLite the write
+    /// lock is already held. The caller rolls back when a match must refuse the save.
+    pub async fn insert_checked(
+        &mut self,
+        object: &Object,
+        row: &Row,
+        audit: &[AuditEntry],
+        probes: &[KeyValue],
+        per_key: u32,
+    ) -> Result<Vec<KeyMatch>, StoreError> {
+        let columns = ObjectColumns::of(object);
+        let rows = std::slice::from_ref(row);
+        let mut statements = insert_statements(self.dialect, &columns, rows)?;
+        statements.extend(duplicate_keys::insert_statements(
+            self.dialect,
+            object,
+            rows,
+        )?);
+        statements.extend(audit_insert_statements(self.dialect, audit)?);
+        let own_id = match row.get("id") {
+            Some(Value::Text(id)) => Some(id.as_str()),
+            _ => None,
+        };
+        let find =
+            duplicate_keys::find_statement(self.dialect, &object.name, probes, own_id, per_key)?;
+        let finds = find.is_some();
+        statements.extend(find);
+        let Some(batch) = Statement::batch(statements) else {
+            return Ok(Vec::new());
+        };
+        let shapes: &[Shape] = if finds {
+            &duplicate_keys::FIND_SHAPES
+        } else {
+            &[]
+        };
+        let rows = fetch_raw(&mut self.transaction.connection(), &batch, shapes)
+            .await?
+            .map_err(|error| write_error(&columns, &batch.sql, error))?;
+        Ok(duplicate_keys::matches(probes, rows))
+    }
+
+    /// Takes back an [`RecordWrite::insert_checked`] whose save was refused, so that the
+    /// rest of the transaction (a bulk call collecting every item's problems) does not see
+    /// the record, its keys or its audit rows. One round trip.
+    pub async fn undo_insert(&mut self, object: &Object, id: &str) -> Result<(), StoreError> {
+        let columns = ObjectColumns::of(object);
+        let mut statements = Vec::new();
+        for (table, column, object_column) in [
+            (duplicate_keys::KEYS_TABLE, "record_id", true),
+            (super::audit::TABLE, "record_id", true),
+            (columns.table(), "id", false),
+        ] {
+            let mut statement = Statement::new(self.dialect, table);
+            statement.push("DELETE FROM ");
+            statement.push_identifier(table);
+            statement.push(" WHERE ");
+            if object_column {
+                statement.push("\"object\" = ");
+                statement.push_value(&Value::Text(object.name.clone()), Storage::Text)?;
+                statement.push(" AND ");
+            }
+            statement.push_identifier(column);
+            statement.push(" = ");
+            statement.push_value(&Value::Text(id.to_owned()), Storage::Text)?;
+            statements.push(statement);
+        }
+        if let Some(batch) = Statement::batch(statements) {
+            self.execute_write(&columns, &batch).await?;
+        }
+        Ok(())
     }
 
     /// Applies `changes` to record `id` if it is still at `expected_version`, and bumps the
@@ -252,6 +280,65 @@ impl RecordWrite {
             .await?
             .map_err(|error| write_error(columns, &statement.sql, error))
     }
+}
+
+/// The multi-row INSERTs of `rows`: every column any row has; a row without one of them
+/// gets NULL there (and version 1 without `version`).
+fn insert_statements(
+    dialect: Dialect,
+    columns: &ObjectColumns,
+    rows: &[Row],
+) -> Result<Vec<Statement>, StoreError> {
+    let mut names: Vec<&str> = Vec::new();
+    for row in rows {
+        for name in row.keys() {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    if !names.contains(&"version") {
+        names.push("version");
+    }
+    let storages: Vec<Storage> = names
+        .iter()
+        .map(|name| columns.storage(name))
+        .collect::<Result<_, _>>()?;
+    let rows_per_statement = (MAX_PARAMETERS_PER_STATEMENT / names.len()).max(1);
+    let mut statements = Vec::new();
+    for chunk in rows.chunks(rows_per_statement) {
+        let mut statement = Statement::new(dialect, columns.table());
+        statement.push("INSERT INTO ");
+        statement.push_identifier(columns.table());
+        statement.push(" (");
+        for (index, name) in names.iter().enumerate() {
+            if index > 0 {
+                statement.push(", ");
+            }
+            statement.push_identifier(name);
+        }
+        statement.push(") VALUES ");
+        for (row_index, row) in chunk.iter().enumerate() {
+            if row_index > 0 {
+                statement.push(", ");
+            }
+            statement.push("(");
+            for (index, (name, storage)) in names.iter().zip(&storages).enumerate() {
+                if index > 0 {
+                    statement.push(", ");
+                }
+                let value = match row.get(*name) {
+                    Some(value) => value,
+                    None if *name == "version" => &Value::Integer(1),
+                    None => &Value::Null,
+                };
+                statement.push_value(value, *storage)?;
+            }
+            statement.push(")");
+        }
+        statements.push(statement);
+    }
+    Ok(statements)
 }
 
 /// `UPDATE "table" SET "a" = ?, …, "version" = "version" + 1`.

@@ -182,10 +182,10 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         indexes: &[&["ancestor_id", "descendant_id"]],
     },
     // Normalised duplicate keys (查重): one row per live record and duplicate key of its
-    // object whose parts are all filled, `id` = `<object>/<key>/<record_id>`. A duplicate
-    // check is one lookup of (object, key, value); the second index serves the upkeep of
-    // one record's keys. Plain text, not foreign keys: the object tables are not system
-    // tables. Kept by `records::duplicate_keys`.
+    // object whose parts are all filled, `id` = `<object>/<record_id>/<key>`. A duplicate
+    // check is one lookup of (object, key, value); the upkeep of one record's keys goes by
+    // `id`. Plain text, not foreign keys: the object tables are not system tables. Kept by
+    // `records::duplicate_keys`.
     SystemTable {
         name: "keel_duplicate_keys",
         columns: &[
@@ -196,7 +196,7 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
             column("value", Storage::Text).not_null(),
             column("record_id", Storage::Text).not_null(),
         ],
-        indexes: &[&["object", "key", "value"], &["object", "record_id"]],
+        indexes: &[&["object", "key", "value"]],
     },
     // Per object (`id` is the object's name): the fingerprint of the duplicate-key
     // definitions its rows in `keel_duplicate_keys` were built with. A metadata apply

@@ -163,8 +163,9 @@ fn fingerprint(object: &Object) -> String {
             serde_json::Value::from(parts)
         })
         .collect();
-    // Version 1 of the normalisation; bump it when `normalised_part` changes.
-    let text = serde_json::json!({"normalisation": 1, "keys": definition}).to_string();
+    // Version 2 of the normalisation and row ids; bump it when `normalised_part` or
+    // `row_id` changes, so that every stored key is rebuilt.
+    let text = serde_json::json!({"normalisation": 2, "keys": definition}).to_string();
     hex::encode(Sha256::digest(text))
 }
 
@@ -259,8 +260,8 @@ pub(crate) fn find_statement(
             statement.push(" AND \"record_id\" <> ");
             statement.push_value(&Value::Text(exclude.to_owned()), Storage::Text)?;
         }
-        // No ORDER BY: on SQLite it makes the planner walk the (object, record_id) index
-        // instead of looking the value up (a scan of the object's keys per check). Which
+        // No ORDER BY: on SQLite it made the planner walk an index in record order instead
+        // of looking the value up (a scan of the object's keys per check). Which
         // `per_key` of many matches are reported does not matter; they are sorted below.
         statement.push(" LIMIT ");
         statement.push_value(&Value::Integer(i64::from(per_key)), Storage::Integer)?;
@@ -344,9 +345,7 @@ pub(crate) fn insert_statements(
                 statement.push(", ");
             }
             statement.push("(");
-            // One row per record and key: the id says which, so a repeated fill cannot
-            // store a key twice.
-            let id = format!("{name}/{}/{record_id}", key.key);
+            let id = row_id(name, record_id, &key.key);
             for (column, value) in [id.as_str(), name, &key.key, &key.value, record_id]
                 .into_iter()
                 .enumerate()
@@ -364,6 +363,46 @@ pub(crate) fn insert_statements(
     Ok(statements)
 }
 
+/// The DELETEs of every key row of the records `ids` of `object`, by row id: the stored
+/// key names are the object's current ones (a change of them rebuilds every key, see
+/// [`sync`]).
+pub(crate) fn delete_statements(
+    dialect: Dialect,
+    object: &Object,
+    ids: &[String],
+) -> Result<Vec<Statement>, StoreError> {
+    let keys: Vec<String> = object.duplicates.iter().map(key_name).collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut statements = Vec::new();
+    for chunk in ids.chunks((IDS_PER_STATEMENT / keys.len()).max(1)) {
+        let mut statement = Statement::new(dialect, KEYS_TABLE);
+        statement.push("DELETE FROM \"keel_duplicate_keys\" WHERE \"id\" IN (");
+        let row_ids = chunk
+            .iter()
+            .flat_map(|record_id| keys.iter().map(|key| row_id(&object.name, record_id, key)));
+        for (position, row_id) in row_ids.enumerate() {
+            if position > 0 {
+                statement.push(", ");
+            }
+            statement.push_value(&Value::Text(row_id), Storage::Text)?;
+        }
+        statement.push(")");
+        statements.push(statement);
+    }
+    Ok(statements)
+}
+
+/// The `id` of the row of `record_id`'s key `key`: `<object>/<record_id>/<key>`. One row
+/// per record and key, so a repeated fill cannot store a key twice; the record comes first
+/// so that a new record's keys land together at the end of the primary key (record ids are
+/// time-ordered UUIDv7), and the rows of known records are deleted by id without an index
+/// of their own.
+fn row_id(object: &str, record_id: &str, key: &str) -> String {
+    format!("{object}/{record_id}/{key}")
+}
+
 /// Brings the keys of the records `ids` of `object` in line with their stored rows: deletes
 /// them, then inserts the keys of those still live.
 pub(crate) async fn refresh(
@@ -375,19 +414,10 @@ pub(crate) async fn refresh(
         return Ok(());
     }
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let values: Vec<Value> = chunk.iter().cloned().map(Value::Text).collect();
-        let mut statement = Statement::new(connection.dialect(), KEYS_TABLE);
-        statement.push("DELETE FROM \"keel_duplicate_keys\" WHERE \"object\" = ");
-        statement.push_value(&Value::Text(object.name.clone()), Storage::Text)?;
-        statement.push(" AND \"record_id\" IN (");
-        for (position, value) in values.iter().enumerate() {
-            if position > 0 {
-                statement.push(", ");
-            }
-            statement.push_value(value, Storage::Text)?;
+        for statement in delete_statements(connection.dialect(), object, chunk)? {
+            run(connection, &statement).await?;
         }
-        statement.push(")");
-        run(connection, &statement).await?;
+        let values: Vec<Value> = chunk.iter().cloned().map(Value::Text).collect();
         let query = SelectQuery {
             condition: Condition::In {
                 column: "id".to_owned(),

@@ -123,17 +123,14 @@ impl RecordWrite {
     /// the record, its keys or its audit rows. One round trip.
     pub async fn undo_insert(&mut self, object: &Object, id: &str) -> Result<(), StoreError> {
         let columns = ObjectColumns::of(object);
-        let mut statements = Vec::new();
-        for (table, column, object_column) in [
-            (duplicate_keys::KEYS_TABLE, "record_id", true),
-            (super::audit::TABLE, "record_id", true),
-            (columns.table(), "id", false),
-        ] {
+        let mut statements =
+            duplicate_keys::delete_statements(self.dialect, object, &[id.to_owned()])?;
+        for (table, column) in [(super::audit::TABLE, "record_id"), (columns.table(), "id")] {
             let mut statement = Statement::new(self.dialect, table);
             statement.push("DELETE FROM ");
             statement.push_identifier(table);
             statement.push(" WHERE ");
-            if object_column {
+            if table == super::audit::TABLE {
                 statement.push("\"object\" = ");
                 statement.push_value(&Value::Text(object.name.clone()), Storage::Text)?;
                 statement.push(" AND ");

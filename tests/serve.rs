@@ -191,6 +191,45 @@ keel_testkit::db_test!(
     }
 );
 
+/// The resident memory of a process, in KiB, from `/proc` (Linux).
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status")
+}
+
+keel_testkit::db_test!(
+    sign_ins_do_not_leave_their_password_hashing_memory_resident,
+    |db| async move {
+        // Each sign-in hashes with argon2 in 19 MiB. With glibc's default, adaptive mmap
+        // threshold every sign-in after the first kept those 19 MiB resident (three
+        // sign-ins: +39 MB); the server fixes the threshold (engine/cli/src/main.rs).
+        let app = app_v1();
+        let mut command = serve_command(&app, &db.url);
+        command.env("KEEL_ADMIN_PASSWORD", "s3cret-admin-pw");
+        let server = start_server(command);
+        assert_eq!(
+            login_status(&server.base_url, "admin", "s3cret-admin-pw").await,
+            200
+        );
+        let after_first = resident_kib(server.child.id());
+        for _ in 0..4 {
+            assert_eq!(
+                login_status(&server.base_url, "admin", "s3cret-admin-pw").await,
+                200
+            );
+        }
+        let after_five = resident_kib(server.child.id());
+        assert!(
+            after_five < after_first + 10 * 1024,
+            "resident memory grew from {after_first} KiB to {after_five} KiB over four sign-ins"
+        );
+    }
+);
+
 keel_testkit::db_test!(
     serve_refuses_to_start_when_the_metadata_needs_a_destructive_change,
     |db| async move {

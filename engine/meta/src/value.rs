@@ -42,6 +42,15 @@ impl Value {
             Value::List(items) => Json::Array(items.iter().cloned().map(Json::String).collect()),
         }
     }
+
+    /// [`Value::to_json`], moving text instead of copying it.
+    pub fn into_json(self) -> Json {
+        match self {
+            Value::Text(text) => Json::String(text),
+            Value::List(items) => Json::Array(items.into_iter().map(Json::String).collect()),
+            other => other.to_json(),
+        }
+    }
 }
 
 /// RFC 3339 in UTC with microseconds, fixed width: text order is time order.

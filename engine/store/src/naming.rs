@@ -26,7 +26,21 @@ const FOREIGN_KEY_SUFFIX: &str = "_fkey";
 /// `identifier` in double quotes, with any inner quote doubled. Identifiers come from
 /// validated metadata, so the escaping is a second line of defence, not the first.
 pub fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
+    let mut quoted = String::with_capacity(identifier.len() + 2);
+    push_quoted(&mut quoted, identifier);
+    quoted
+}
+
+/// Appends `identifier` to `sql` as [`quote`] writes it, without allocating.
+pub fn push_quoted(sql: &mut String, identifier: &str) {
+    sql.push('"');
+    for part in identifier.split_inclusive('"') {
+        sql.push_str(part);
+        if part.ends_with('"') {
+            sql.push('"');
+        }
+    }
+    sql.push('"');
 }
 
 /// Name of the plain index on `columns` of `table`: `<table>__<col1>__<col2>_idx`.

@@ -165,9 +165,16 @@ pub async fn export(
     State(state): State<AppState>,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
+    headers: HeaderMap,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
     let request = query::export_request(&pairs)?;
+    // Logged with a failure that cuts the stream (the request span is at debug level).
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let readable = state.records().readable_fields(&actor, &object)?;
     let columns = export_columns(&state, &object, readable, request.fields.as_deref())?;
     let records = state
@@ -176,7 +183,7 @@ pub async fn export(
         .await?;
     let failed_object = object.clone();
     let log_failure = move |error: keel_runtime::records::RecordError| {
-        tracing::error!(object = %failed_object, error = %error_chain(&error), "export stopped");
+        tracing::error!(%request_id, object = %failed_object, error = %error_chain(&error), "export stopped");
         std::io::Error::other("the export stopped")
     };
     let (body, content_type, extension) = match request.format {

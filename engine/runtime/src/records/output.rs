@@ -58,15 +58,16 @@ pub(super) fn output_fields(
 
 /// Builds the JSON records for `rows`, with `_refs` resolved in one query per lookup target.
 /// A lookup target the actor may not read gets no `_refs` entry: its title is not revealed.
+/// The rows are consumed: their names and values move into the JSON instead of being copied.
 pub(super) async fn render_rows(
     records: &Records,
     actor: &Actor,
     object: &Object,
     fields: &[String],
-    rows: &[Row],
+    rows: Vec<Row>,
 ) -> Result<Vec<Json>, RecordError> {
     let (db, schema) = (&records.db, &*records.schema);
-    let titles = lookup_titles(db, schema, actor, object, fields, rows).await?;
+    let titles = lookup_titles(db, schema, actor, object, fields, &rows).await?;
     // `owner`, `created_by`, `updated_by` and `user` fields are named in `_refs` too.
     let user_fields: Vec<&String> = fields
         .iter()
@@ -101,39 +102,30 @@ pub(super) async fn render_rows(
             (name, user_fields.contains(&name), target)
         })
         .collect();
-    static NULL: Value = Value::Null;
+    let user_ref = |name: &str, value: Option<&Value>, refs: &mut Map<String, Json>| {
+        if let Some(Value::Text(id)) = value
+            && let Some(title) = user_names.get(id)
+        {
+            refs.insert(
+                name.to_owned(),
+                serde_json::json!({ "id": id, "title": title }),
+            );
+        }
+    };
     Ok(rows
-        .iter()
-        .map(|row| {
-            let owner = row_owner(row);
-            let mut record = Map::new();
+        .into_iter()
+        .map(|mut row| {
             let mut refs = Map::new();
-            for name in &system {
-                if let Some(value) = row.get(*name) {
-                    record.insert((*name).to_owned(), value.to_json());
-                }
-            }
-            let user_ref = |name: &str, value: &Value, refs: &mut Map<String, Json>| {
-                if let Value::Text(id) = value
-                    && let Some(title) = user_names.get(id)
-                {
-                    refs.insert(
-                        name.to_owned(),
-                        serde_json::json!({ "id": id, "title": title }),
-                    );
-                }
-            };
             for name in &user_system {
-                if let Some(value) = row.get(*name) {
-                    user_ref(name, value, &mut refs);
-                }
+                user_ref(name, row.get(*name), &mut refs);
             }
+            let mut hidden = Vec::new();
             for (name, is_user, target) in &columns {
-                let value = row.get(*name).unwrap_or(&NULL);
+                let value = row.get(*name);
                 if *is_user {
                     user_ref(name, value, &mut refs);
                 }
-                if let (Some(target), Value::Text(id)) = (target, value)
+                if let (Some(target), Some(Value::Text(id))) = (target, value)
                     && let Some(title) = titles.get(&((*target).clone(), id.clone()))
                 {
                     refs.insert(
@@ -141,12 +133,24 @@ pub(super) async fn render_rows(
                         serde_json::json!({ "id": id, "title": title }),
                     );
                 }
-                let json = if masking.hides(name, owner) {
-                    masked_json(value)
+                hidden.push(masking.hides(name, row_owner(&row)));
+            }
+            let mut record = Map::with_capacity(system.len() + columns.len() + 1);
+            for name in &system {
+                if let Some((key, value)) = row.swap_remove_entry(*name) {
+                    record.insert(key, value.into_json());
+                }
+            }
+            for ((name, ..), hidden) in columns.iter().zip(hidden) {
+                let (key, value) = row
+                    .swap_remove_entry(name.as_str())
+                    .unwrap_or_else(|| ((*name).clone(), Value::Null));
+                let json = if hidden {
+                    masked_json(&value)
                 } else {
-                    value.to_json()
+                    value.into_json()
                 };
-                record.insert((*name).clone(), json);
+                record.insert(key, json);
             }
             if !refs.is_empty() {
                 record.insert("_refs".to_owned(), Json::Object(refs));

@@ -125,7 +125,7 @@ impl Records {
             .readable_row(actor, object, id, Deleted::Exclude)
             .await?;
         let fields = output_fields(&self.schema, actor, object, None)?;
-        let mut records = render_rows(self, actor, object, &fields, &[row]).await?;
+        let mut records = render_rows(self, actor, object, &fields, vec![row]).await?;
         records.pop().ok_or(RecordError::NotFound)
     }
 
@@ -184,7 +184,7 @@ impl Records {
         } else {
             None
         };
-        let data = render_rows(self, actor, object, &fields, &rows).await?;
+        let data = render_rows(self, actor, object, &fields, rows).await?;
         Ok(Page { data, next })
     }
 

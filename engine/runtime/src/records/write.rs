@@ -489,7 +489,7 @@ impl Records {
         write.commit().await?;
         self.record_lookups(&save.lookups).await;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
-        super::output::render_rows(self, actor, object, &fields, &rows).await
+        super::output::render_rows(self, actor, object, &fields, rows).await
     }
 
     /// Commits a successful save and renders it; on failure the transaction rolls back
@@ -606,8 +606,7 @@ impl Records {
         self.name_owners(&mut warnings).await;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
         let mut records =
-            super::output::render_rows(self, actor, object, &fields, std::slice::from_ref(&row))
-                .await?;
+            super::output::render_rows(self, actor, object, &fields, vec![row]).await?;
         Ok(Saved {
             record: records.pop().unwrap_or(Json::Null),
             warnings: Records::duplicate_warnings(warnings),

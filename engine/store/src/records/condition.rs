@@ -22,7 +22,7 @@ use crate::error::StoreError;
 /// Appends `condition` to `statement` as a parenthesised predicate.
 pub(crate) fn push_condition(
     statement: &mut Statement,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     condition: &Condition,
 ) -> Result<(), StoreError> {
     match condition {
@@ -103,7 +103,7 @@ pub(crate) fn push_condition(
 
 fn push_joined(
     statement: &mut Statement,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     parts: &[Condition],
     separator: &str,
     empty: &str,
@@ -125,7 +125,7 @@ fn push_joined(
 
 fn push_compare(
     statement: &mut Statement,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     column: &str,
     op: CompareOp,
     value: &Value,
@@ -183,7 +183,7 @@ fn push_is_null(statement: &mut Statement, column: &str, null: bool) {
 /// `column IN (values)`; a NULL among the values matches empty fields.
 fn push_in(
     statement: &mut Statement,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     column: &str,
     values: &[Value],
 ) -> Result<(), StoreError> {
@@ -226,7 +226,7 @@ fn push_in(
 /// Whether a list column holds any of `keys`.
 fn push_has_any(
     statement: &mut Statement,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     column: &str,
     keys: &[String],
 ) -> Result<(), StoreError> {

@@ -62,7 +62,7 @@ pub(crate) fn select_statement(
         .collect::<Result<_, StoreError>>()?;
 
     let mut names: Vec<String> = match &query.columns {
-        None => columns.all().iter().map(|(name, _)| name.clone()).collect(),
+        None => columns.names().map(str::to_owned).collect(),
         Some(requested) => requested.clone(),
     };
     for required in std::iter::once("id").chain(sort.iter().map(|term| term.column.as_str())) {
@@ -140,7 +140,7 @@ pub(crate) fn count_statement(
 /// ` FROM "table" WHERE <recycle bin> AND <condition>`.
 pub(crate) fn push_from_where(
     statement: &mut Statement,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     condition: &Condition,
     deleted: Deleted,
 ) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use crate::datetime::to_sqlite_text;
 use crate::db::Dialect;
 use crate::error::StoreError;
-use crate::naming::quote;
+use crate::naming::push_quoted;
 
 /// Decimals are stored with at most 18 significant digits on both databases.
 const DECIMAL_DIGITS: u32 = 18;
@@ -106,7 +106,7 @@ impl Statement {
 
     /// Appends a quoted identifier.
     pub(crate) fn push_identifier(&mut self, name: &str) {
-        self.sql.push_str(&quote(name));
+        push_quoted(&mut self.sql, name);
     }
 
     /// Appends a placeholder bound to `param`.

@@ -269,7 +269,7 @@ impl RecordWrite {
     /// Runs a write, mapping unique violations to [`StoreError::UniqueViolation`].
     async fn execute_write(
         &mut self,
-        columns: &ObjectColumns,
+        columns: &ObjectColumns<'_>,
         statement: &Statement,
     ) -> Result<u64, StoreError> {
         let mut connection = self.transaction.connection();
@@ -283,7 +283,7 @@ impl RecordWrite {
 /// gets NULL there (and version 1 without `version`).
 fn insert_statements(
     dialect: Dialect,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     rows: &[Row],
 ) -> Result<Vec<Statement>, StoreError> {
     let mut names: Vec<&str> = Vec::new();
@@ -341,7 +341,7 @@ fn insert_statements(
 /// `UPDATE "table" SET "a" = ?, …, "version" = "version" + 1`.
 fn update_head(
     dialect: Dialect,
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     changes: &Row,
 ) -> Result<Statement, StoreError> {
     let mut statement = Statement::new(dialect, columns.table());
@@ -363,7 +363,7 @@ fn update_head(
 }
 
 /// A failed write as a [`StoreError`]: unique violations by name, anything else with its SQL.
-fn write_error(columns: &ObjectColumns, sql: &str, error: sqlx::Error) -> StoreError {
+fn write_error(columns: &ObjectColumns<'_>, sql: &str, error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(database_error) = &error
         && database_error.kind() == ErrorKind::UniqueViolation
     {
@@ -386,7 +386,7 @@ fn write_error(columns: &ObjectColumns, sql: &str, error: sqlx::Error) -> StoreE
 /// names every unique index, see `naming`), from the message on SQLite ("UNIQUE constraint
 /// failed: lead.phone").
 fn unique_violation_column(
-    columns: &ObjectColumns,
+    columns: &ObjectColumns<'_>,
     constraint: Option<&str>,
     message: &str,
 ) -> Option<String> {
@@ -396,11 +396,9 @@ fn unique_violation_column(
             return Some("id".to_owned());
         }
         return columns
-            .all()
-            .iter()
-            .map(|(name, _)| name)
+            .names()
             .find(|name| unique_index_name(table, name) == constraint)
-            .cloned();
+            .map(str::to_owned);
     }
     let failed = message.strip_prefix("UNIQUE constraint failed: ")?;
     let first = failed.split(", ").next()?;
@@ -412,14 +410,10 @@ fn unique_violation_column(
 mod tests {
     use super::*;
 
-    fn lead_columns() -> ObjectColumns {
-        let object: Object = super::super::tests::fixture_object();
-        ObjectColumns::of(&object)
-    }
-
     #[test]
     fn unique_violations_name_their_column_on_both_databases() {
-        let columns = lead_columns();
+        let object: Object = super::super::tests::fixture_object();
+        let columns = ObjectColumns::of(&object);
         assert_eq!(
             unique_violation_column(&columns, None, "UNIQUE constraint failed: deal.code"),
             Some("code".to_owned())

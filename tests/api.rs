@@ -194,6 +194,22 @@ async fn json_ok(response: Response) -> Value {
 }
 
 keel_testkit::db_test!(
+    a_login_body_with_an_unknown_key_is_refused_and_names_it,
+    |db| async move {
+        let app = spawn_app(&db.url).await;
+        let response = app
+            .request(Method::POST, "/auth/login")
+            .json(&json!({ "username": "rep", "password": REP_PASSWORD, "remember": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: Value = response.json().await.unwrap();
+        assert!(body.to_string().contains("remember"), "{body}");
+    }
+);
+
+keel_testkit::db_test!(
     login_returns_a_token_and_a_cookie_and_either_one_authenticates,
     |db| async move {
         let app = spawn_app(&db.url).await;

@@ -18,8 +18,9 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddress, CurrentUser, SESSION_COOKIE, SessionToken};
 
-/// The body of `POST /auth/login`.
+/// The body of `POST /auth/login`; any other key is a 422, as in every other body.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginBody {
     pub username: String,
     pub password: String,

@@ -2440,6 +2440,7 @@ fn shared_schemas(schemas: &mut Map<String, Value>) {
                 "password": { "type": "string", "format": "password" },
             },
             "required": ["username", "password"],
+            "additionalProperties": false,
         }),
     );
     schemas.insert(

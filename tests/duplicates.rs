@@ -9,7 +9,7 @@ use keel_runtime::clock::{Clock as _, ManualClock, SystemClock};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::AppDir;
+use crate::support::{AppDir, send_json};
 
 const APP: &str = "name: { en: Duplicates }\nlanguage: en\ntimezone: Asia/Shanghai\n";
 
@@ -171,9 +171,7 @@ impl TestApp {
     }
 
     async fn send_ok(&self, request: RequestBuilder) -> Value {
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, body) = send_json(request).await;
         assert!(status.is_success(), "{status}: {body}");
         body
     }
@@ -299,18 +297,14 @@ keel_testkit::db_test!(
         );
         // A refused item is not there for the items after it: Gus is refused (Dee has his
         // phone), and Hal, who shares Gus's mobile, is not reported as Gus's duplicate.
-        let problems: Value = app
-            .as_user(&admin, Method::POST, "/records/lead/bulk")
-            .json(&json!([
-                { "name": "Gus", "phone": "010 1234 5678", "mobile": "13600000000" },
-                { "name": "Hal", "mobile": "136 0000 0000" },
-            ]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, problems) = send_json(
+            app.as_user(&admin, Method::POST, "/records/lead/bulk")
+                .json(&json!([
+                    { "name": "Gus", "phone": "010 1234 5678", "mobile": "13600000000" },
+                    { "name": "Hal", "mobile": "136 0000 0000" },
+                ])),
+        )
+        .await;
         let fields: Vec<&str> = problems["errors"]
             .as_array()
             .unwrap()

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{AppDir, keel_binary, run_keel, text};
+use crate::support::{AppDir, keel_binary, run_keel, send_json, text};
 
 const APP: &str = "name: Import test\n";
 const ROLES: &str = "\
@@ -535,15 +535,12 @@ keel_testkit::db_test!(
 
         let server = crate::serve::start_server(crate::serve::serve_command(&app, &db.url));
         let client = reqwest::Client::new();
-        let login: serde_json::Value = client
-            .post(format!("{}/api/v1/auth/login", server.base_url))
-            .json(&serde_json::json!({ "username": "admin", "password": password }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, login) = send_json(
+            client
+                .post(format!("{}/api/v1/auth/login", server.base_url))
+                .json(&serde_json::json!({ "username": "admin", "password": password })),
+        )
+        .await;
         let token = login["token"].as_str().unwrap();
         let api_csv = client
             .get(format!(

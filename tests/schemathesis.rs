@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{keel_binary, repository_root, text};
+use crate::support::{keel_binary, repository_root, send_json, text};
 
 const ADMIN_PASSWORD: &str = "schemathesis-admin-pw";
 
@@ -102,15 +102,12 @@ async fn fuzz(app: &Path, db_url: &str) {
     };
     let server = start_server(app, db_url);
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", server.base_url))
-        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, login) = send_json(
+        client
+            .post(format!("{}/api/v1/auth/login", server.base_url))
+            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD })),
+    )
+    .await;
     let token = login["token"].as_str().expect("a token").to_owned();
     // The document as the signed-in admin sees it, saved for the CLI.
     let document: Value = client

@@ -90,15 +90,12 @@ async fn serve(db_url: &str) -> Served {
     ));
     let client = reqwest::Client::new();
     let base_url = format!("http://{address}/api/v1");
-    let login: Value = client
-        .post(format!("{base_url}/auth/login"))
-        .json(&json!({ "username": "admin", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, login) = crate::support::send_json(
+        client
+            .post(format!("{base_url}/auth/login"))
+            .json(&json!({ "username": "admin", "password": PASSWORD })),
+    )
+    .await;
     Served {
         token: login["token"].as_str().unwrap().to_owned(),
         base_url,

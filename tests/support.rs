@@ -4,6 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Sends `request` and reads the answer: its status and its body as JSON (`null` when the
+/// body is not JSON).
+pub async fn send_json(
+    request: reqwest::RequestBuilder,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = request
+        .send()
+        .await
+        .expect("the request reaches the server");
+    let status = response.status();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
 /// The `keel` binary Cargo built for these tests.
 pub fn keel_binary() -> &'static str {
     env!("CARGO_BIN_EXE_keel")

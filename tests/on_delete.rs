@@ -192,3 +192,53 @@ keel_testkit::db_test!(
         assert_eq!(status, StatusCode::OK, "and came back with it: {body}");
     }
 );
+
+keel_testkit::db_test!(
+    a_delete_racing_saves_that_refer_to_it_never_leaves_a_live_reference_to_a_deleted_record,
+    |db| async move {
+        // Each round deletes an account while six saves of opportunities that refer to it run
+        // at the same time. Whichever goes first, the other must see it: either the delete
+        // went first and every save is refused (no such account), or a save went first and
+        // the delete is refused (`restrict`). On PostgreSQL the saves read the account
+        // `FOR SHARE`; before that, a delete could check for references, find none, and
+        // commit next to a save that had already found the account.
+        let api = spawn(&db.url).await;
+        for round in 0..15 {
+            let account = api
+                .create(
+                    "admin",
+                    "account",
+                    json!({ "name": format!("竞态 {round}") }),
+                )
+                .await;
+            let path = format!("/records/account/{account}");
+            let delete = api.call("admin", Method::DELETE, &path, None);
+            let saves = (0..6).map(|n| {
+                api.call(
+                    "admin",
+                    Method::POST,
+                    "/records/opportunity",
+                    Some(json!({ "name": format!("商机 {round}-{n}"), "account": account })),
+                )
+            });
+            let (deleted, saved) =
+                futures::future::join(delete, futures::future::join_all(saves)).await;
+            let created = saved
+                .iter()
+                .filter(|(status, _)| *status == StatusCode::CREATED)
+                .count();
+            match deleted.0 {
+                StatusCode::NO_CONTENT => assert_eq!(
+                    created, 0,
+                    "round {round}: the account was deleted and {created} saves referring to it were stored"
+                ),
+                StatusCode::CONFLICT => assert!(
+                    created > 0,
+                    "round {round}: the delete was refused though no save was stored: {}",
+                    deleted.1
+                ),
+                other => panic!("round {round}: the delete answered {other}: {}", deleted.1),
+            }
+        }
+    }
+);

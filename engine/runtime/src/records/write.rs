@@ -1086,7 +1086,10 @@ impl Records {
                     },
                     access::read_condition(&self.schema, actor, target),
                 ]);
-                let found = write.select(&one(target_object, condition)).await?;
+                // Shared-locked: a delete of the target running meanwhile either waits and
+                // then sees this reference (its `on_delete` applies), or commits first and
+                // the target is gone here.
+                let found = write.select_shared(&one(target_object, condition)).await?;
                 if found.is_empty() {
                     problems.push(FieldProblem {
                         field: field.name.clone(),

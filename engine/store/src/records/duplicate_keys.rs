@@ -24,7 +24,7 @@ use keel_meta::{DuplicateKey, FieldKind, Object, Schema, Storage, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::execute::{Shape, execute, fetch};
-use super::select::{run_select, select_statement};
+use super::select::{RowLock, run_select, select_statement};
 use super::statement::Statement;
 use super::{Condition, Row, SelectQuery, Sort};
 use crate::db::{Connection, Db, Dialect};
@@ -426,7 +426,7 @@ pub(crate) async fn refresh(
             columns: Some(key_columns(object)),
             ..SelectQuery::new(object)
         };
-        let plan = select_statement(connection.dialect(), &query, false)?;
+        let plan = select_statement(connection.dialect(), &query, RowLock::None)?;
         let rows = run_select(connection, &plan).await?;
         insert_rows(connection, object, &rows).await?;
     }
@@ -523,7 +523,7 @@ async fn fill(connection: &mut Connection<'_>, object: &Object) -> Result<(), St
             columns: Some(key_columns(object)),
             ..SelectQuery::new(object)
         };
-        let plan = select_statement(connection.dialect(), &query, false)?;
+        let plan = select_statement(connection.dialect(), &query, RowLock::None)?;
         let rows = run_select(connection, &plan).await?;
         insert_rows(connection, object, &rows).await?;
         match rows.last() {

@@ -39,7 +39,7 @@ pub use write::RecordWrite;
 
 use crate::db::Db;
 use crate::error::StoreError;
-use select::{count_statement, run_select, select_statement};
+use select::{RowLock, count_statement, run_select, select_statement};
 
 /// One record, or the selected part of it: column name → value, in select order.
 pub type Row = IndexMap<String, Value>;
@@ -184,7 +184,7 @@ impl<'a> SelectQuery<'a> {
 
 /// The records `query` selects, in its order.
 pub async fn select(db: &Db, query: &SelectQuery<'_>) -> Result<Vec<Row>, StoreError> {
-    let plan = select_statement(db.dialect(), query, false)?;
+    let plan = select_statement(db.dialect(), query, RowLock::None)?;
     let mut pooled = db.acquire().await?;
     run_select(&mut pooled.connection(), &plan).await
 }

@@ -43,11 +43,23 @@ pub(crate) fn effective_sort(sort: &[Sort]) -> Vec<Sort> {
     effective
 }
 
-/// The statement for `query`; `for_update` locks the selected rows on PostgreSQL.
+/// Which lock a select inside a write transaction takes on the rows it reads, on
+/// PostgreSQL (SQLite's `BEGIN IMMEDIATE` already serializes writers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowLock {
+    None,
+    /// `FOR SHARE`: the rows cannot be changed or deleted until the transaction ends (a
+    /// lookup target while a record that refers to it is saved).
+    Share,
+    /// `FOR UPDATE`: the rows are this transaction's to change.
+    Update,
+}
+
+/// The statement for `query`, locking the selected rows as `lock` says on PostgreSQL.
 pub(crate) fn select_statement(
     dialect: Dialect,
     query: &SelectQuery<'_>,
-    for_update: bool,
+    lock: RowLock,
 ) -> Result<SelectPlan, StoreError> {
     let columns = ObjectColumns::of(query.object);
     let sort = effective_sort(&query.sort);
@@ -113,8 +125,12 @@ pub(crate) fn select_statement(
         statement.push(" LIMIT ");
         statement.push_value(&Value::Integer(i64::from(limit)), Storage::Integer)?;
     }
-    if for_update && dialect == Dialect::Postgres {
-        statement.push(" FOR UPDATE");
+    if dialect == Dialect::Postgres {
+        match lock {
+            RowLock::None => {}
+            RowLock::Share => statement.push(" FOR SHARE"),
+            RowLock::Update => statement.push(" FOR UPDATE"),
+        }
     }
     Ok(SelectPlan {
         statement,

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rust_decimal::Decimal;
 
-use super::select::select_statement;
+use super::select::{RowLock, select_statement};
 use super::statement::Param;
 use super::*;
 use crate::db::Dialect;
@@ -83,7 +83,7 @@ fn a_keyset_cursor_expands_into_an_or_chain_honoring_direction_and_nulls() {
         columns: Some(vec!["name".into()]),
         ..SelectQuery::new(&object)
     };
-    let plan = select_statement(Dialect::Postgres, &query, false).unwrap();
+    let plan = select_statement(Dialect::Postgres, &query, RowLock::None).unwrap();
     assert_eq!(
         plan.statement.sql,
         "SELECT \"name\", \"id\", \"score\", \"stage\" FROM \"deal\" \
@@ -94,7 +94,7 @@ fn a_keyset_cursor_expands_into_an_or_chain_honoring_direction_and_nulls() {
          LIMIT $5"
     );
     assert_eq!(plan.names, ["name", "id", "score", "stage"]);
-    let sqlite = select_statement(Dialect::Sqlite, &query, false).unwrap();
+    let sqlite = select_statement(Dialect::Sqlite, &query, RowLock::None).unwrap();
     assert!(
         sqlite
             .statement
@@ -119,7 +119,7 @@ fn not_null_sort_columns_page_by_a_plain_index_range() {
         ]),
         ..SelectQuery::new(&object)
     };
-    let plan = select_statement(Dialect::Postgres, &newest_first, false).unwrap();
+    let plan = select_statement(Dialect::Postgres, &newest_first, RowLock::None).unwrap();
     assert!(
         plan.statement.sql.ends_with(
             "(\"created_at\" <= $1 AND ((\"created_at\" < $2) \
@@ -138,7 +138,7 @@ fn conditions_are_two_valued_so_not_is_a_complement() {
         condition: Condition::Not(Box::new(compare("score", CompareOp::Eq, Value::Integer(1)))),
         ..SelectQuery::new(&object)
     };
-    let plan = select_statement(Dialect::Sqlite, &query, false).unwrap();
+    let plan = select_statement(Dialect::Sqlite, &query, RowLock::None).unwrap();
     assert!(
         plan.statement
             .sql
@@ -159,7 +159,7 @@ fn unknown_columns_and_wrong_cursors_are_refused_before_any_sql_runs() {
         ..SelectQuery::new(&object)
     };
     assert!(matches!(
-        select_statement(Dialect::Sqlite, &unknown, false),
+        select_statement(Dialect::Sqlite, &unknown, RowLock::None),
         Err(StoreError::UnknownColumn { column, .. }) if column == "nope"
     ));
     let short_cursor = SelectQuery {
@@ -167,7 +167,7 @@ fn unknown_columns_and_wrong_cursors_are_refused_before_any_sql_runs() {
         ..SelectQuery::new(&object)
     };
     assert!(matches!(
-        select_statement(Dialect::Postgres, &short_cursor, false),
+        select_statement(Dialect::Postgres, &short_cursor, RowLock::None),
         Err(StoreError::InvalidRecordQuery { .. })
     ));
     let ordered_list = SelectQuery {
@@ -175,7 +175,7 @@ fn unknown_columns_and_wrong_cursors_are_refused_before_any_sql_runs() {
         ..SelectQuery::new(&object)
     };
     assert!(matches!(
-        select_statement(Dialect::Postgres, &ordered_list, false),
+        select_statement(Dialect::Postgres, &ordered_list, RowLock::None),
         Err(StoreError::InvalidRecordQuery { .. })
     ));
 }
@@ -487,7 +487,7 @@ async fn check_one(
         limit: Some(7),
         ..SelectQuery::new(object)
     };
-    let plan = select_statement(db.dialect(), &query, false)
+    let plan = select_statement(db.dialect(), &query, RowLock::None)
         .map_err(|error| TestCaseError::fail(format!("building: {error}")))?;
     for text in texts.iter().filter(|text| text.starts_with(MARK)) {
         prop_assert!(

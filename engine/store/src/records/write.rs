@@ -18,7 +18,7 @@ use super::audit::{AuditEntry, audit_insert_statements, write_audit};
 use super::columns::ObjectColumns;
 use super::duplicate_keys::{self, KeyMatch, KeyValue};
 use super::execute::{Shape, execute, fetch, fetch_raw};
-use super::select::{run_select, select_statement};
+use super::select::{RowLock, run_select, select_statement};
 use super::statement::Statement;
 use super::{Deleted, Row, SelectQuery, by_id};
 use crate::db::{Db, Dialect, WriteTransaction};
@@ -52,7 +52,11 @@ impl RecordWrite {
         object: &Object,
         id: &str,
     ) -> Result<Option<Row>, StoreError> {
-        let plan = select_statement(self.dialect, &by_id(object, id, Deleted::Include), true)?;
+        let plan = select_statement(
+            self.dialect,
+            &by_id(object, id, Deleted::Include),
+            RowLock::Update,
+        )?;
         let rows = run_select(&mut self.transaction.connection(), &plan).await?;
         Ok(rows.into_iter().next())
     }
@@ -207,7 +211,16 @@ impl RecordWrite {
 
     /// [`super::select`] inside this transaction (it sees this transaction's writes).
     pub async fn select(&mut self, query: &SelectQuery<'_>) -> Result<Vec<Row>, StoreError> {
-        let plan = select_statement(self.dialect, query, false)?;
+        let plan = select_statement(self.dialect, query, RowLock::None)?;
+        run_select(&mut self.transaction.connection(), &plan).await
+    }
+
+    /// [`RecordWrite::select`], keeping the rows it finds from being changed or deleted by
+    /// anyone else until this transaction ends (`FOR SHARE` on PostgreSQL): for the target of
+    /// a lookup being saved, so a concurrent delete either waits and then sees the new
+    /// reference (a `restrict` refuses), or goes first and the save finds no target.
+    pub async fn select_shared(&mut self, query: &SelectQuery<'_>) -> Result<Vec<Row>, StoreError> {
+        let plan = select_statement(self.dialect, query, RowLock::Share)?;
         run_select(&mut self.transaction.connection(), &plan).await
     }
 

@@ -1,12 +1,33 @@
-//! Keel's Rhai sandbox: the one place that builds a Rhai engine and applies its limits.
+//! Keel's Rhai sandbox: the one crate that names `rhai`, and the one place that builds a Rhai
+//! engine and applies its limits.
 //!
-//! It compiles scripts and expressions so that `keel check` reports syntax errors with their
-//! line, and runs expressions (formula fields) in a [`sandbox::Sandbox`] with every limit set.
-//! Scripts with the data API (`find`, `update`, `notify`, …) and the wall-clock deadline are
-//! added with triggers. Only this crate names `rhai`.
+//! - [`check_script`] / [`check_expression`] compile scripts and expressions so that `keel
+//!   check` reports syntax errors with their line and column;
+//! - [`sandbox::Sandbox`] is the engine with every limit set: it evaluates expressions (formula
+//!   fields) and runs scripts over a [`ScriptHost`] with the script API of docs/scripts.md
+//!   (`record`, `old`, `user`, `event`, `find`, `update`, `notify`, `reject`, `now`, …);
+//! - [`ScriptRunner`] runs scripts on a bounded set of blocking threads for async callers.
+//!
+//! It does not know metadata, permissions or the database: the runtime implements
+//! [`ScriptHost`] and decides which scripts run when (triggers, rules).
 
 mod brackets;
+mod error;
+mod host;
+mod run;
+mod runner;
 pub mod sandbox;
+mod time;
+mod values;
+
+pub use error::{Limit, RunError};
+pub use host::{HostError, ScriptEvent, ScriptHost, ScriptUser};
+pub use run::{RunInput, RunOutput};
+pub use runner::ScriptRunner;
+pub use sandbox::{CompiledScript, Limits, Sandbox, ScriptMap, ScriptValue};
+
+/// The app timezone type of [`RunInput::timezone`].
+pub use chrono_tz::Tz;
 
 use std::sync::OnceLock;
 
@@ -24,14 +45,15 @@ pub struct SyntaxError {
     pub noticed: Option<(usize, usize)>,
 }
 
-/// The engine used for syntax checks. It is configured exactly as the sandbox will be
-/// (strict variables off at compile time, `eval` disabled), so whatever compiles here
-/// compiles there.
+/// The engine used for syntax checks, with the sandbox's syntax (`eval` and `import`
+/// disabled, the same expression depths). Strict variables are off here: the sandbox also
+/// refuses a variable that is never defined, when it compiles a script for running.
 fn checking_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut engine = Engine::new_raw();
         engine.disable_symbol("eval");
+        engine.disable_symbol("import");
         engine.set_max_expr_depths(64, 32);
         engine.set_max_string_size(64 * 1024);
         engine
@@ -41,7 +63,7 @@ fn checking_engine() -> &'static Engine {
 /// Turns Rhai's error into ours. When a closing bracket is missing, Rhai reports where it
 /// expected it (for a `{` never closed, the end of the source); the error is then moved to the
 /// opening bracket left open there, the construct to fix, keeping where Rhai noticed.
-fn syntax_error(source: &str, error: ParseError) -> SyntaxError {
+pub(crate) fn syntax_error(source: &str, error: ParseError) -> SyntaxError {
     let line = error.1.line().unwrap_or(1);
     let column = error.1.position().unwrap_or(1);
     let message = error.0.to_string();

@@ -211,6 +211,11 @@ impl Records {
             call_depth: limits.script_call_depth as usize,
             string_bytes: limits.script_string_bytes as usize,
             array_items: limits.script_array_items as usize,
+            map_entries: limits.script_array_items as usize,
+            reads: limits.script_reads,
+            writes: limits.script_writes,
+            wall_time: limits.script_wall_time.as_std(),
+            ..Limits::default()
         });
         Records {
             schema,

@@ -242,21 +242,7 @@ fn read<T>(
     object: &str,
     call: impl FnOnce(&dyn ScriptHost) -> Result<T, HostError>,
 ) -> Result<T, Box<EvalAltResult>> {
-    let state = state_for(function)?;
-    check_deadline(&state)?;
-    let reads = state.reads.get() + 1;
-    if reads > state.max_reads {
-        return Err(Abort::Limit(
-            Limit::Reads,
-            format!(
-                "{function}() would be data read number {reads}; at most {} are allowed (see the `reads` limit)",
-                state.max_reads
-            ),
-        )
-        .into_error());
-    }
-    state.reads.set(reads);
-    call(state.host.as_ref()).map_err(|error| host_failed(function, object, error))
+    data_call(function, object, Limit::Reads, call)
 }
 
 /// Counts a write against the budget, then asks the host.
@@ -265,20 +251,34 @@ fn write<T>(
     object: &str,
     call: impl FnOnce(&dyn ScriptHost) -> Result<T, HostError>,
 ) -> Result<T, Box<EvalAltResult>> {
+    data_call(function, object, Limit::Writes, call)
+}
+
+/// Checks the deadline, counts one call against `budget` (`Limit::Reads` or
+/// `Limit::Writes`), then asks the host.
+fn data_call<T>(
+    function: &str,
+    object: &str,
+    budget: Limit,
+    call: impl FnOnce(&dyn ScriptHost) -> Result<T, HostError>,
+) -> Result<T, Box<EvalAltResult>> {
     let state = state_for(function)?;
     check_deadline(&state)?;
-    let writes = state.writes.get() + 1;
-    if writes > state.max_writes {
+    let (counter, max, kind) = match budget {
+        Limit::Writes => (&state.writes, state.max_writes, "write"),
+        _ => (&state.reads, state.max_reads, "read"),
+    };
+    let used = counter.get() + 1;
+    if used > max {
         return Err(Abort::Limit(
-            Limit::Writes,
+            budget,
             format!(
-                "{function}() would be data write number {writes}; at most {} are allowed (see the `writes` limit)",
-                state.max_writes
+                "{function}() would be data {kind} number {used}; at most {max} are allowed (see the `{kind}s` limit)"
             ),
         )
         .into_error());
     }
-    state.writes.set(writes);
+    counter.set(used);
     call(state.host.as_ref()).map_err(|error| host_failed(function, object, error))
 }
 

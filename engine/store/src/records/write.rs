@@ -1,6 +1,7 @@
-//! The write transaction the runtime saves records through: lock-and-read, insert, versioned
-//! update, set-based update, selects for duplicate checks, gapless sequence numbers and audit
-//! rows, all committed or rolled back together. Every insert and every update that moves a
+//! The write transaction the runtime saves records through: lock-and-read, insert (a create
+//! with its audit rows, keys and duplicate lookup in one round trip, and its undo), versioned
+//! update, set-based update, selects for duplicate checks and share-locked selects of lookup
+//! targets, gapless sequence numbers and audit rows, all committed or rolled back together. Every insert and every update that moves a
 //! duplicate key field or `deleted_at` also brings the record's normalised duplicate keys
 //! (`duplicate_keys`) in line, in the same transaction.
 //!

@@ -542,6 +542,14 @@ impl Loader {
                     "a channel needs exactly one of `url` or `url_env`",
                 );
             }
+            if channel.secret_env.is_some() && !channel.kind.signs() {
+                self.value_error(
+                    file,
+                    &format!("/channels/{index}/secret_env"),
+                    "only `dingtalk` and `feishu` bots sign messages: this kind takes no \
+                     `secret_env`",
+                );
+            }
         }
         Some(app)
     }

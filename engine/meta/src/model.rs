@@ -90,21 +90,71 @@ impl Default for ScriptLimits {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `smtp:` in `app.yaml`: the server email notifications go through (docs/deliveries.md).
+/// The port and the TLS mode are resolved when the file is read: see [`SmtpTls`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RawSmtp")]
 pub struct Smtp {
     pub host: String,
-    #[serde(default = "default_smtp_port")]
     pub port: u16,
-    #[serde(default)]
+    pub tls: SmtpTls,
     pub username: Option<String>,
-    #[serde(default)]
+    /// The environment variable holding the password; the file never holds it.
     pub password_env: Option<String>,
+    /// The sender, `address` or `Name <address>`.
     pub from: String,
 }
 
-fn default_smtp_port() -> u16 {
-    587
+/// How the connection to the SMTP server is protected.
+///
+/// Without `tls:` the mode follows the port: 465 is implicit TLS, any other port STARTTLS.
+/// Without `port:` it follows the mode: 465 for `tls`, 25 for `none`, 587 for `starttls`.
+/// `none` sends in clear text and is meant for a relay on the same host or a test sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+/// `smtp:` as written, before the port and the TLS mode are resolved.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    tls: Option<SmtpTls>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    from: String,
+}
+
+impl From<RawSmtp> for Smtp {
+    fn from(raw: RawSmtp) -> Smtp {
+        let tls = match (raw.tls, raw.port) {
+            (Some(tls), _) => tls,
+            (None, Some(465)) => SmtpTls::Tls,
+            (None, _) => SmtpTls::Starttls,
+        };
+        let port = raw.port.unwrap_or(match tls {
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+        });
+        Smtp {
+            host: raw.host,
+            port,
+            tls,
+            username: raw.username,
+            password_env: raw.password_env,
+            from: raw.from,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +166,15 @@ pub enum ChannelKind {
     Slack,
 }
 
+impl ChannelKind {
+    /// Whether the service signs messages with a secret (钉钉's and 飞书's signing robots);
+    /// 企业微信 group bots and Slack incoming webhooks are authorised by their URL alone.
+    pub fn signs(self) -> bool {
+        matches!(self, ChannelKind::Dingtalk | ChannelKind::Feishu)
+    }
+}
+
+/// One chat group bot in `channels:` of `app.yaml` (docs/deliveries.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Channel {
@@ -125,6 +184,9 @@ pub struct Channel {
     pub url: Option<String>,
     #[serde(default)]
     pub url_env: Option<String>,
+    /// The environment variable holding the signing secret (钉钉 and 飞书 only).
+    #[serde(default)]
+    pub secret_env: Option<String>,
 }
 
 /// One business object (`metadata/objects/<name>.yaml`): one table.

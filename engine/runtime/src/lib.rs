@@ -3,9 +3,11 @@
 //!
 //! It holds the record write and read path (`records::Records`, with permissions), sign-in
 //! and sessions (`auth`), CSV import, the accounts (password hashing, the first `admin`,
-//! adding users), the demo loader and the clock. Pools, processes, rules and the scheduler
-//! join it as they are built. It knows nothing of HTTP and never writes SQL itself: storage
-//! goes through `keel-store`.
+//! adding users), the demo loader, the clock, and the deliveries that leave Keel (`deliver`:
+//! webhooks, chat bots, email and message templates). Pools, processes, rules and the scheduler
+//! join it as they are built. It serves no HTTP (that is `keel-web`): its only HTTP is the
+//! client side of outgoing deliveries. It never writes SQL itself: storage goes through
+//! `keel-store`.
 
 pub mod accounts;
 pub mod actor;
@@ -14,6 +16,7 @@ mod cache;
 pub mod clock;
 pub mod coerce;
 pub mod csv_format;
+pub mod deliver;
 pub mod demo;
 pub mod import;
 pub mod records;

@@ -16,3 +16,4 @@ mod serve;
 mod store_records;
 mod strict_input;
 mod support;
+mod workflow;

@@ -40,6 +40,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the process with SIGKILL (no chance to finish anything) and reaps it.
+    pub(crate) fn kill_hard(mut self) {
+        self.child.kill().expect("SIGKILL keel serve");
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -360,7 +368,7 @@ async fn login_status(base_url: &str, username: &str, password: &str) -> u16 {
 }
 
 /// Rows of text columns from `query`, on either database.
-async fn sql_rows(db_url: &str, query: &str) -> Vec<Vec<String>> {
+pub(crate) async fn sql_rows(db_url: &str, query: &str) -> Vec<Vec<String>> {
     fn texts<R: sqlx::Row>(rows: &[R]) -> Vec<Vec<String>>
     where
         for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,

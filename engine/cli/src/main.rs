@@ -804,6 +804,26 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
         }
     }
     let state = keel_web::AppState::new(schema, db);
-    keel_web::serve(listener, state).await?;
+    // The outbox worker of this process (docs/rules.md, "Delivery").
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut worker = keel_runtime::outbox::OutboxWorker::new(state.records().clone());
+    if let Some(base) = std::env::var("KEEL_OUTBOX_RETRY_BASE_MS")
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+    {
+        worker = worker.with_retry_base(std::time::Duration::from_millis(base));
+    }
+    // `KEEL_OUTBOX_WORKER=off` runs a process without one (an API-only node); the work
+    // waits for a process that has one.
+    let worker_on = std::env::var("KEEL_OUTBOX_WORKER").map_or(true, |value| value != "off");
+    let worker = tokio::spawn(async move {
+        if worker_on {
+            worker.run(stopped).await;
+        }
+    });
+    let served = keel_web::serve(listener, state).await;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    served?;
     Ok(())
 }

@@ -4,8 +4,9 @@
 //! It holds the record write and read path (`records::Records`, with permissions), sign-in
 //! and sessions (`auth`), CSV import, the accounts (password hashing, the first `admin`,
 //! adding users), the demo loader, the clock, and the deliveries that leave Keel (`deliver`:
-//! webhooks, chat bots, email and message templates). Pools, processes, rules and the scheduler
-//! join it as they are built. It serves no HTTP (that is `keel-web`): its only HTTP is the
+//! webhooks, chat bots, email and message templates), event rules and the transactional
+//! outbox with its worker (`records::effects`, `outbox`), and the in-app inbox
+//! (`notifications`). Pools, processes and the scheduler join it as they are built. It serves no HTTP (that is `keel-web`): its only HTTP is the
 //! client side of outgoing deliveries. It never writes SQL itself: storage goes through
 //! `keel-store`.
 
@@ -19,6 +20,8 @@ pub mod csv_format;
 pub mod deliver;
 pub mod demo;
 pub mod import;
+pub mod notifications;
+pub mod outbox;
 pub mod records;
 
 /// Errors of the runtime, each naming its cause.

@@ -66,7 +66,7 @@ pub struct ScriptUser {
 
 impl ScriptUser {
     /// The user as the map scripts see: `#{ id, username, roles, manager, department }`.
-    pub(crate) fn to_value(&self) -> ScriptValue {
+    pub fn to_value(&self) -> ScriptValue {
         let optional = |value: &Option<String>| {
             value
                 .as_ref()

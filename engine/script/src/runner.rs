@@ -6,9 +6,10 @@
 //! wall-time budget costs one of those slots, never an executor thread, and a burst of slow
 //! scripts queues instead of starving the server.
 //!
-//! A host that runs another script from inside one of its calls should call
-//! [`Sandbox::run`] on its own thread rather than this runner: waiting here for a free slot
-//! while holding one could deadlock once every slot waits.
+//! A run started while another run waits for it (a script's `create` whose before-save
+//! script runs first) goes through [`ScriptRunner::run_nested`], which takes no slot: waiting
+//! for a free slot while holding one could deadlock once every slot waits. Nesting is bounded
+//! by the runtime's chain depth.
 
 use std::sync::Arc;
 
@@ -55,13 +56,37 @@ impl ScriptRunner {
             .acquire_owned()
             .await
             .map_err(|_| internal(&script, "the script runner is shut down".to_owned()))?;
+        self.spawn(script, input, host, Some(slot)).await
+    }
+
+    /// Runs `script` on a blocking thread at once, without taking a slot: for a run that
+    /// another run (holding a slot) waits for.
+    pub async fn run_nested(
+        &self,
+        script: CompiledScript,
+        input: RunInput,
+        host: Arc<dyn ScriptHost>,
+    ) -> Result<RunOutput, RunError> {
+        self.spawn(script, input, host, None).await
+    }
+
+    async fn spawn(
+        &self,
+        script: CompiledScript,
+        input: RunInput,
+        host: Arc<dyn ScriptHost>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<RunOutput, RunError> {
         let sandbox = Arc::clone(&self.sandbox);
-        let name = script.clone();
+        let name = script.name().to_owned();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             sandbox.run(&script, &input, host)
         })
         .await
-        .map_err(|error| internal(&name, format!("the worker running it failed: {error}")))?
+        .map_err(|error| RunError::Internal {
+            script: name,
+            message: format!("the worker running it failed: {error}"),
+        })?
     }
 }

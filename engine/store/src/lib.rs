@@ -19,6 +19,7 @@ pub mod introspect;
 pub mod layout;
 pub mod migrate;
 pub mod naming;
+pub mod outbox;
 pub mod records;
 pub mod sessions;
 pub mod system_tables;

@@ -210,6 +210,47 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         columns: &[ID, column("fingerprint", Storage::Text).not_null()],
         indexes: &[],
     },
+    // The transactional outbox (docs/rules.md): work a save leaves for after its commit —
+    // event rules, after-save scripts, webhooks, emails, chat messages — written in the
+    // save's transaction. A worker in every `keel serve` process claims due rows with a lease
+    // (`claimed_by`, `claimed_until`); an expired lease is a crashed worker, and the row is
+    // taken again. `idempotency_key` makes writing the same work twice a no-op. `state` is
+    // `pending`, `done` or `dead` (out of retries, or failed for good: an admin may retry).
+    SystemTable {
+        name: "keel_outbox",
+        columns: &[
+            ID,
+            column("kind", Storage::Text).not_null(),
+            // The work, as a JSON document in text (read only by the runtime).
+            column("payload", Storage::Text).not_null(),
+            column("idempotency_key", Storage::Text).not_null().unique(),
+            column("state", Storage::Text).not_null(),
+            column("due_at", Storage::Datetime).not_null(),
+            column("attempts", Storage::Integer).not_null(),
+            column("claimed_by", Storage::Text),
+            column("claimed_until", Storage::Datetime),
+            column("last_error", Storage::Text),
+            column("created_at", Storage::Datetime).not_null(),
+            column("finished_at", Storage::Datetime),
+        ],
+        indexes: &[&["state", "due_at"]],
+    },
+    // The in-app inbox (docs/rules.md, "Notifications"): one row per message and recipient.
+    // `id` is a UUIDv7 (or, for a delivery that may be retried, derived from its outbox row),
+    // so ids sort by creation and a stream resumes after the last one a client saw.
+    SystemTable {
+        name: "keel_notifications",
+        columns: &[
+            ID,
+            column("user_id", Storage::Text).not_null(),
+            column("message", Storage::Text).not_null(),
+            column("object", Storage::Text),
+            column("record_id", Storage::Text),
+            column("created_at", Storage::Datetime).not_null(),
+            column("read_at", Storage::Datetime),
+        ],
+        indexes: &[&["user_id", "id"], &["created_at"]],
+    },
     SystemTable {
         name: "keel_sessions",
         columns: &[

@@ -64,6 +64,15 @@ pub enum ErrorCode {
     TooManyLoginAttempts,
     /// Too many duplicate lookups (查重) this minute; `Retry-After` says when to try again.
     TooManyDuplicateLookups,
+    /// A script refused the save with `reject(message)`: the message is for the user.
+    ScriptRejected,
+    /// A script (or a validation or rule expression) failed while running, or does not
+    /// compile: the problem names the script, line and column.
+    ScriptFailed,
+    /// A script broke a sandbox limit (operations, wall time, sizes, data reads or writes).
+    ScriptLimitBroken,
+    /// Rules and scripts caused each other's saves deeper than the chain limit.
+    ChainTooDeep,
     /// A fault on our side; the body says nothing more.
     Internal,
 }
@@ -161,6 +170,26 @@ impl ErrorCode {
                 "too_many_duplicate_lookups",
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many duplicate lookups",
+            ),
+            ScriptRejected => (
+                "script_rejected",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The save was refused",
+            ),
+            ScriptFailed => (
+                "script_failed",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "A script failed",
+            ),
+            ScriptLimitBroken => (
+                "script_limit_broken",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "A script broke a limit",
+            ),
+            ChainTooDeep => (
+                "chain_too_deep",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Rules and scripts triggered each other too deeply",
             ),
             Internal => (
                 "internal",
@@ -392,9 +421,52 @@ impl From<RecordError> for ApiError {
             RecordError::BadFilter { field, message } => {
                 ApiError::invalid_parameter(field, "invalid_filter", message)
             }
+            RecordError::Script(error) => script_error(error),
+            RecordError::ChainTooDeep { chain } => {
+                ApiError::new(ErrorCode::ChainTooDeep, detail).with_extra("chain", json!(chain))
+            }
             RecordError::Store(error) => ApiError::internal(error_chain(&error)),
         }
     }
+}
+
+/// A script's error: a `reject` shows its message; a fault or a broken limit names the
+/// script, line and column (also as `script`, `line`, `column` members).
+fn script_error(error: keel_script::RunError) -> ApiError {
+    use keel_script::RunError;
+    let detail = error.to_string();
+    let script = error.script().to_owned();
+    let (code, line, column, limit) = match &error {
+        RunError::Rejected { line, .. } => (ErrorCode::ScriptRejected, *line, 0, None),
+        RunError::Compile { line, column, .. } | RunError::Fault { line, column, .. } => {
+            (ErrorCode::ScriptFailed, *line, *column, None)
+        }
+        RunError::LimitBroken {
+            line,
+            column,
+            limit,
+            ..
+        } => (
+            ErrorCode::ScriptLimitBroken,
+            *line,
+            *column,
+            Some(limit.code()),
+        ),
+        RunError::Internal { .. } => return ApiError::internal(detail),
+    };
+    let mut api_error = ApiError::new(code, detail.clone())
+        .with_extra("script", json!(script))
+        .with_extra("line", json!(line))
+        .with_extra("column", json!(column))
+        .with_error(FieldError {
+            field: String::new(),
+            code: code.code().to_owned(),
+            message: detail,
+        });
+    if let Some(limit) = limit {
+        api_error = api_error.with_extra("limit", json!(limit));
+    }
+    api_error
 }
 
 impl From<AuthError> for ApiError {

@@ -19,6 +19,7 @@ mod extract;
 mod listener;
 mod meta;
 mod metrics;
+mod notifications;
 pub mod openapi;
 mod query;
 mod records;
@@ -33,6 +34,7 @@ use axum::{Json, Router};
 use keel_meta::Schema;
 use keel_runtime::auth::Auth;
 use keel_runtime::clock::{Clock, SystemClock};
+use keel_runtime::notifications::Inbox;
 use keel_runtime::records::Records;
 use keel_store::Db;
 use serde_json::json;
@@ -57,6 +59,7 @@ struct Inner {
     schema: Arc<Schema>,
     db: Db,
     records: Records,
+    inbox: Inbox,
     auth: Auth,
     metrics: metrics::Metrics,
 }
@@ -69,9 +72,11 @@ impl AppState {
 
     /// The state with a given clock (tests pass a `ManualClock`).
     pub fn with_clock(schema: Arc<Schema>, db: Db, clock: Arc<dyn Clock>) -> AppState {
+        let records = Records::new(schema.clone(), db.clone(), clock.clone());
         AppState {
             inner: Arc::new(Inner {
-                records: Records::new(schema.clone(), db.clone(), clock.clone()),
+                inbox: Inbox::new(records.clone()),
+                records,
                 auth: Auth::new(schema.clone(), db.clone(), clock),
                 metrics: metrics::Metrics::default(),
                 schema,
@@ -92,6 +97,10 @@ impl AppState {
         &self.inner.records
     }
 
+    pub fn inbox(&self) -> &Inbox {
+        &self.inner.inbox
+    }
+
     pub fn auth(&self) -> &Auth {
         &self.inner.auth
     }
@@ -110,6 +119,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/notifications/read", post(notifications::read_all))
+        .route("/api/v1/notifications/stream", get(notifications::stream))
+        .route("/api/v1/notifications/{id}/read", post(notifications::read))
+        .route("/api/v1/admin/outbox", get(notifications::outbox))
+        .route(
+            "/api/v1/admin/outbox/{id}/retry",
+            post(notifications::retry_outbox),
+        )
         .route("/api/v1/meta/objects", get(meta::objects))
         .route("/api/v1/meta/objects/{object}", get(meta::object))
         .route("/api/v1/meta/schema/{file}", get(meta::json_schema))

@@ -74,33 +74,10 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr()?
     );
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(keel_bench::shutdown_signal())
         .await?;
     pool.close().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {},
-            () = terminate => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }
 
 /// A failed call: a status and a JSON body. Database errors are logged and answer 500.

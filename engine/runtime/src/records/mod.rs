@@ -17,20 +17,24 @@
 pub mod access;
 mod budget;
 mod cursor;
+pub mod effects;
 mod explain;
 mod input;
 mod names;
 mod output;
 mod read;
+pub mod scripting;
 mod write;
 
 use std::sync::Arc;
 
 use keel_meta::{Filter, Object, OrderTerm, Schema};
 use keel_script::sandbox::{Limits, Sandbox};
+use keel_script::{RunError, ScriptRunner};
 use keel_store::Db;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
+use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::coerce::FieldProblem;
@@ -58,9 +62,23 @@ pub struct Records {
     db: Db,
     clock: Arc<dyn Clock>,
     sandbox: Arc<Sandbox>,
+    runner: ScriptRunner,
+    signals: Arc<Signals>,
     names: Arc<names::UserNames>,
     lookups: Arc<budget::LookupBudget>,
 }
+
+/// In-process wake-ups after a commit (other processes poll: see `crate::outbox`).
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// New outbox rows are due.
+    pub outbox: Notify,
+    /// New notifications were written.
+    pub notifications: Notify,
+}
+
+/// How many scripts run at once in one process (each on a blocking thread).
+const SCRIPT_WORKERS: usize = 16;
 
 /// A list request: the JSON filter (docs/app-format.md, "Filters") or the query-string filters, already parsed.
 #[derive(Debug, Clone, Default)]
@@ -198,6 +216,14 @@ pub enum RecordError {
     /// value that does not fit it (422, naming the field).
     #[error("{message}")]
     BadFilter { field: String, message: String },
+    /// A script refused the save (`reject`), failed, or broke a sandbox limit (422, naming
+    /// the script and line).
+    #[error("{0}")]
+    Script(RunError),
+    /// A chain of rules and scripts, each causing the next save, went deeper than
+    /// `scripting::MAX_CHAIN_DEPTH` (422, naming the chain).
+    #[error("a chain of rules and scripts went deeper than {} saves: {}", scripting::MAX_CHAIN_DEPTH, chain.join(" → "))]
+    ChainTooDeep { chain: Vec<String> },
     /// The database failed (500; the cause is logged, not shown).
     #[error(transparent)]
     Store(#[from] keel_store::StoreError),
@@ -217,11 +243,14 @@ impl Records {
             wall_time: limits.script_wall_time.as_std(),
             ..Limits::default()
         });
+        let sandbox = Arc::new(sandbox);
         Records {
             schema,
             db,
             clock,
-            sandbox: Arc::new(sandbox),
+            runner: ScriptRunner::new(Arc::clone(&sandbox), SCRIPT_WORKERS),
+            signals: Arc::new(Signals::default()),
+            sandbox,
             names: Arc::new(names::UserNames::default()),
             lookups: Arc::new(budget::LookupBudget::default()),
         }
@@ -233,6 +262,15 @@ impl Records {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The wake-ups the outbox worker and the notification stream wait on.
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.signals
     }
 
     fn object(&self, name: &str) -> Result<&Object, RecordError> {

@@ -652,7 +652,7 @@ impl Records {
         Ok(())
     }
 
-    fn list_condition(
+    pub(super) fn list_condition(
         &self,
         actor: &Actor,
         object: &Object,

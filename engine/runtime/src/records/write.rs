@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
-use keel_meta::{DuplicateAction, FieldKind, FormulaType, Object, OnDelete, Value};
+use keel_meta::{DuplicateAction, FieldKind, FormulaType, Object, OnDelete, RuleEvent, Value};
 use keel_script::sandbox::ScriptValue;
 use keel_store::StoreError;
 use keel_store::records::duplicate_keys;
@@ -20,6 +20,7 @@ use crate::coerce::{FieldProblem, Source, check_required};
 use crate::records::access::{self, Action};
 use crate::records::input::{Purpose, default_value, prepare};
 use crate::records::read::{MATCHES_PER_KEY, Reader, in_scope};
+use crate::records::scripting::Cause;
 use crate::records::{
     DuplicateMatch, Input, MAX_BULK_ITEMS, MAX_CASCADE_RECORDS, RecordError, Records, Referencing,
     ReferringRecord, Saved,
@@ -49,6 +50,46 @@ pub(super) struct SaveContext<'a> {
     pub lookups: Vec<AuditEntry>,
     /// Typed JSON (the API) or text cells (CSV import).
     pub source: Source,
+    /// The rules and scripts that led to this save (empty for a person's save).
+    pub cause: Cause,
+    /// The record a script's `notify` is about: the one being saved.
+    pub subject: Option<(String, String)>,
+    /// Whether the save wrote notifications or outbox rows: after the commit, the stream
+    /// hub and the outbox worker are woken.
+    pub notified: bool,
+    pub outboxed: bool,
+}
+
+impl<'a> SaveContext<'a> {
+    pub fn new(actor: &'a Actor, now: DateTime<Utc>, source: Source) -> SaveContext<'a> {
+        SaveContext {
+            actor,
+            now,
+            warnings: Vec::new(),
+            lookups: Vec::new(),
+            source,
+            cause: Cause::default(),
+            subject: None,
+            notified: false,
+            outboxed: false,
+        }
+    }
+
+    /// The context of a save that a rule or script makes while this one runs, in the same
+    /// transaction, as the same user.
+    pub fn nested(&self, cause: Cause) -> SaveContext<'a> {
+        SaveContext {
+            cause,
+            ..SaveContext::new(self.actor, self.now, Source::Json)
+        }
+    }
+
+    /// Takes in what a nested save noticed (its warnings are its own).
+    pub fn absorb(&mut self, nested: SaveContext<'_>) {
+        self.lookups.extend(nested.lookups);
+        self.notified |= nested.notified;
+        self.outboxed |= nested.outboxed;
+    }
 }
 
 impl Records {
@@ -62,13 +103,7 @@ impl Records {
         let object = self.object(object)?;
         let now = self.clock.now();
         let mut write = self.db.begin_records_write().await?;
-        let mut save = SaveContext {
-            actor,
-            now,
-            warnings: Vec::new(),
-            lookups: Vec::new(),
-            source: Source::Json,
-        };
+        let mut save = SaveContext::new(actor, now, Source::Json);
         let result = self
             .create_in(&mut write, &mut save, object, &input, None)
             .await;
@@ -87,13 +122,7 @@ impl Records {
         let object = self.object(object)?;
         let now = self.clock.now();
         let mut write = self.db.begin_records_write().await?;
-        let mut save = SaveContext {
-            actor,
-            now,
-            warnings: Vec::new(),
-            lookups: Vec::new(),
-            source: Source::Json,
-        };
+        let mut save = SaveContext::new(actor, now, Source::Json);
         let result = self
             .update_in(&mut write, &mut save, object, id, &input, if_match)
             .await;
@@ -113,11 +142,25 @@ impl Records {
         let current = self
             .writable_current(&mut write, actor, object, id, Action::Delete, false)
             .await?;
+        let mut save = SaveContext::new(actor, now, Source::Json);
+        save.subject = Some((object.name.clone(), id.to_owned()));
+        self.before_delete(&mut write, &mut save, object, &current)
+            .await?;
         let mut cascade = Cascade::new(object, current);
         while let Some((object, current)) = cascade.next(&mut write, false).await? {
-            let (_, id) = self
+            let before = current.clone();
+            let (deleted, id) = self
                 .set_deleted(&mut write, actor, object, current, true, now)
                 .await?;
+            self.enqueue_effects(
+                &mut write,
+                &mut save,
+                object,
+                RuleEvent::Delete,
+                &deleted,
+                Some(&before),
+            )
+            .await?;
             self.refuse_if_referenced(&mut write, actor, object, &id)
                 .await?;
             for (child, field, on_delete) in self.referring_lookups(object) {
@@ -145,7 +188,19 @@ impl Records {
             }
         }
         write.commit().await?;
+        self.after_commit(&save);
         Ok(())
+    }
+
+    /// Wakes whoever waits for what a committed save wrote: the outbox worker for outbox
+    /// rows, the stream hub for notifications.
+    fn after_commit(&self, save: &SaveContext<'_>) {
+        if save.outboxed {
+            self.signals.outbox.notify_one();
+        }
+        if save.notified {
+            self.signals.notifications.notify_one();
+        }
     }
 
     /// Brings a record back from the recycle bin, with its history, and with it the records
@@ -432,13 +487,7 @@ impl Records {
         let mut write = self.db.begin_records_write().await?;
         let mut rows = Vec::with_capacity(items.len());
         let mut problems: Vec<FieldProblem> = Vec::new();
-        let mut save = SaveContext {
-            actor,
-            now,
-            warnings: Vec::new(),
-            lookups: Vec::new(),
-            source: Source::Json,
-        };
+        let mut save = SaveContext::new(actor, now, Source::Json);
         for (index, mut item) in items.into_iter().enumerate() {
             let result = match item.remove("id") {
                 Some(Json::String(id)) => {
@@ -487,6 +536,7 @@ impl Records {
             return Err(RecordError::Invalid(problems));
         }
         write.commit().await?;
+        self.after_commit(&save);
         self.record_lookups(&save.lookups).await;
         let fields = super::output::output_fields(&self.schema, actor, object, None)?;
         super::output::render_rows(self, actor, object, &fields, rows).await
@@ -505,6 +555,7 @@ impl Records {
         match result {
             Ok(row) => {
                 write.commit().await?;
+                self.after_commit(&save);
                 self.record_lookups(&save.lookups).await;
                 self.saved(actor, object, row, save.warnings).await
             }
@@ -569,13 +620,7 @@ impl Records {
                 _ => None,
             })
             .collect();
-        let mut save = SaveContext {
-            actor,
-            now,
-            warnings: Vec::new(),
-            lookups: Vec::new(),
-            source: Source::Text,
-        };
+        let mut save = SaveContext::new(actor, now, Source::Text);
         let (mut created, mut skipped) = (0, 0);
         for (id, input) in rows {
             if existing.contains(&id) {
@@ -593,6 +638,7 @@ impl Records {
             created += 1;
         }
         write.commit().await?;
+        self.after_commit(&save);
         Ok((created, skipped))
     }
 
@@ -669,7 +715,7 @@ impl Records {
         Ok(())
     }
 
-    fn timezone(&self) -> Tz {
+    pub(super) fn timezone(&self) -> Tz {
         self.schema
             .app
             .timezone
@@ -735,8 +781,16 @@ impl Records {
             };
             row.insert(name.clone(), value);
         }
+        if save.subject.is_none()
+            && let Some(Value::Text(id)) = row.get("id")
+        {
+            save.subject = Some((object.name.clone(), id.clone()));
+        }
+        self.before_save(write, save, object, &mut row, None)
+            .await?;
         self.check_and_compute(write, actor, object, &mut row, None, now)
             .await?;
+        self.validate(actor, object, &row, None)?;
         let entries: Vec<AuditEntry> = object
             .fields
             .keys()
@@ -775,6 +829,8 @@ impl Records {
             }
             return Err(refused);
         }
+        self.enqueue_effects(write, save, object, RuleEvent::Create, &row, None)
+            .await?;
         Ok(row)
     }
 
@@ -823,8 +879,14 @@ impl Records {
         if let Some(pool) = &prepared.pool {
             merged.insert("pool".to_owned(), pool.clone());
         }
+        if save.subject.is_none() {
+            save.subject = Some((object.name.clone(), id.to_owned()));
+        }
+        self.before_save(write, save, object, &mut merged, Some(&current))
+            .await?;
         self.check_and_compute(write, actor, object, &mut merged, Some(&current), now)
             .await?;
+        self.validate(actor, object, &merged, Some(&current))?;
         let duplicate_key_changed = object
             .duplicates
             .iter()
@@ -871,6 +933,15 @@ impl Records {
             merged.insert(name, value);
         }
         merged.insert("version".to_owned(), Value::Integer(current_version + 1));
+        self.enqueue_effects(
+            write,
+            save,
+            object,
+            RuleEvent::Update,
+            &merged,
+            Some(&current),
+        )
+        .await?;
         Ok(merged)
     }
 

@@ -21,9 +21,9 @@ mod audit;
 mod columns;
 mod condition;
 pub mod duplicate_keys;
-mod execute;
+pub(crate) mod execute;
 mod select;
-mod statement;
+pub(crate) mod statement;
 mod write;
 
 #[cfg(test)]

@@ -47,6 +47,14 @@ impl Db {
 }
 
 impl RecordWrite {
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(crate) fn connection(&mut self) -> crate::db::Connection<'_> {
+        self.transaction.connection()
+    }
+
     /// The record `id`, deleted or not, locked until this transaction ends.
     pub async fn get_for_update(
         &mut self,
@@ -223,6 +231,25 @@ impl RecordWrite {
     pub async fn select_shared(&mut self, query: &SelectQuery<'_>) -> Result<Vec<Row>, StoreError> {
         let plan = select_statement(self.dialect, query, RowLock::Share)?;
         run_select(&mut self.transaction.connection(), &plan).await
+    }
+
+    /// How many records of `object` match `condition`, inside this transaction (a script's
+    /// `count`, which must see the save it runs in).
+    pub async fn count(
+        &mut self,
+        object: &Object,
+        condition: &super::Condition,
+        deleted: Deleted,
+    ) -> Result<i64, StoreError> {
+        let (statement, shapes) =
+            super::select::count_statement(self.dialect, object, condition, deleted)?;
+        let rows = fetch(&mut self.transaction.connection(), &statement, &shapes).await?;
+        match rows.first().and_then(|row| row.first()) {
+            Some(Value::Integer(count)) => Ok(*count),
+            _ => Err(StoreError::UnreadableValue {
+                what: format!("the count of `{}` records", object.name),
+            }),
+        }
     }
 
     /// The next number of the counter `key`, starting at 1. The counter row stays locked

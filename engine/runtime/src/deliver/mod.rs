@@ -71,7 +71,9 @@ impl Failure {
 /// every webhook and chat message, and the timeout every attempt gets.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
-    http: reqwest::Client,
+    /// The client, or why it could not be built (the TLS backend failed to start): then
+    /// every HTTP delivery fails with that reason instead of the process panicking.
+    http: Result<reqwest::Client, String>,
     timeout: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -91,9 +93,7 @@ impl Deliverer {
             .no_proxy()
             .user_agent(concat!("Keel/", env!("CARGO_PKG_VERSION")))
             .build()
-            // Building only fails when the TLS backend cannot start; a client without the
-            // extra settings still delivers, and every request keeps its own timeout.
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .map_err(|error| format!("the HTTP client cannot start: {error}"));
         Deliverer {
             http,
             timeout,
@@ -127,7 +127,7 @@ impl Deliverer {
             .map_err(|error| Failure::give_up(format!("the body is not JSON: {error}")))?;
         let timestamp = self.clock.now().timestamp();
         let mut request = self
-            .http
+            .client()?
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-Keel-Delivery", delivery_id)
@@ -163,7 +163,7 @@ impl Deliverer {
     ) -> Result<(), Failure> {
         let text = shorten(text, MAX_CHAT_BYTES);
         let now = self.clock.now();
-        let mut request = self.http.post(url);
+        let mut request = self.client()?.post(url);
         let body = match kind {
             ChannelKind::Wecom => json!({"msgtype": "text", "text": {"content": text}}),
             ChannelKind::Dingtalk => {
@@ -239,6 +239,12 @@ impl Deliverer {
             self.clock.now(),
         )
         .await
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, Failure> {
+        self.http
+            .as_ref()
+            .map_err(|message| Failure::give_up(message.clone()))
     }
 
     /// Sends a request and reads its answer (at most [`MAX_ANSWER_BYTES`]), all within the

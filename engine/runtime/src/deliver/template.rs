@@ -42,24 +42,38 @@ pub fn render_message(template: &str, context: &Value) -> Result<String, String>
     let compiled = env
         .template_from_str(template)
         .map_err(|error| describe(&error))?;
-    // Strict undefined refuses a missing name but its error does not say which one; a static
-    // look at the names the template reads can, for every name written out literally.
-    let mut names: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
-    names.sort();
-    for name in names {
-        let first = name.split('.').next().unwrap_or(&name);
-        if env.globals().any(|(global, _)| global == first) {
-            continue;
+    compiled.render(Serde(context)).map_err(|error| {
+        if error.kind() != minijinja::ErrorKind::UndefinedError {
+            return describe(&error);
         }
-        if let Some(missing) = missing_path(context, &name) {
-            return Err(format!(
-                "the template uses `{missing}`, which is not defined"
-            ));
+        // Strict undefined refuses a missing name but does not say which one. The names the
+        // template reads, where written out literally, can: those missing from the context
+        // are the suspects. (This runs only after a failure, so a name the template guards
+        // with `is defined` or `default` does not count against a template that renders.)
+        let mut names: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
+        names.sort();
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|name| {
+                let first = name.split('.').next().unwrap_or(name);
+                !env.globals().any(|(global, _)| global == first)
+            })
+            .filter_map(|name| missing_path(context, name))
+            .map(|name| format!("`{name}`"))
+            .collect();
+        let line = error
+            .line()
+            .map(|line| format!(" (line {line})"))
+            .unwrap_or_default();
+        match missing.as_slice() {
+            [] => describe(&error),
+            [one] => format!("the template uses {one}, which is not defined{line}"),
+            many => format!(
+                "the template uses {}, which are not defined{line}",
+                many.join(", ")
+            ),
         }
-    }
-    compiled
-        .render(Serde(context))
-        .map_err(|error| describe(&error))
+    })
 }
 
 /// The first prefix of the dotted `path` that `context` does not hold, if any. A path that

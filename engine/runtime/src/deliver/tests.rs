@@ -514,6 +514,13 @@ fn a_template_renders_the_record_fields_without_escaping() {
     )
     .unwrap();
     assert_eq!(text, "VIP, HOT");
+    // A template may guard a field that is not there.
+    let text = render_message(
+        "{{ record.phone | default('-') }}{% if record.email is defined %}{{ record.email }}{% endif %}",
+        &json!({"record": {}}),
+    )
+    .unwrap();
+    assert_eq!(text, "-");
 }
 
 #[test]
@@ -521,8 +528,10 @@ fn a_template_naming_an_unknown_variable_is_an_error_that_names_it() {
     let context = json!({"record": {"name": "x"}});
     let error = render_message("Hello {{ record.nmae }}", &context).unwrap_err();
     assert!(error.contains("`record.nmae`"), "{error}");
+    assert!(error.contains("line 1"), "{error}");
     let error = render_message("Hello {{ customer }}", &context).unwrap_err();
     assert!(error.contains("`customer`"), "{error}");
+    assert!(!error.contains("`record"), "{error}");
     // A name only known at render time (inside a loop) still fails, with its line.
     let error = render_message(
         "{% for item in record.items %}\n{{ item.missing }}{% endfor %}",

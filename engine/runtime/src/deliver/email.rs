@@ -30,28 +30,7 @@ pub(super) async fn send(
     timeout: Duration,
     now: DateTime<Utc>,
 ) -> Result<(), Failure> {
-    let from: Mailbox = smtp.from.parse().map_err(|error| {
-        Failure::give_up(format!(
-            "the sender `{}` is not an address: {error}",
-            smtp.from
-        ))
-    })?;
-    let to: Mailbox = letter.to.parse().map_err(|error| {
-        Failure::give_up(format!(
-            "the recipient `{}` is not an address: {error}",
-            letter.to
-        ))
-    })?;
-    let message = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(letter.subject)
-        .date(SystemTime::from(now))
-        // A Message-ID (random, at this host's name): spam filters expect one.
-        .message_id(None)
-        .header(ContentType::TEXT_PLAIN)
-        .body(letter.body.to_owned())
-        .map_err(|error| Failure::give_up(format!("the email cannot be built: {error}")))?;
+    let message = build_message(smtp, &letter, now)?;
 
     let builder = match smtp.tls {
         SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
@@ -88,4 +67,35 @@ pub(super) async fn send(
             })
         }
     }
+}
+
+/// The message itself. lettre encodes the headers (RFC 2047 for non-ASCII text), so a line
+/// break in a subject cannot start a header of its own.
+pub(super) fn build_message(
+    smtp: &Smtp,
+    letter: &Letter<'_>,
+    now: DateTime<Utc>,
+) -> Result<Message, Failure> {
+    let from: Mailbox = smtp.from.parse().map_err(|error| {
+        Failure::give_up(format!(
+            "the sender `{}` is not an address: {error}",
+            smtp.from
+        ))
+    })?;
+    let to: Mailbox = letter.to.parse().map_err(|error| {
+        Failure::give_up(format!(
+            "the recipient `{}` is not an address: {error}",
+            letter.to
+        ))
+    })?;
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(letter.subject)
+        .date(SystemTime::from(now))
+        // A Message-ID (random, at this host's name): spam filters expect one.
+        .message_id(None)
+        .header(ContentType::TEXT_PLAIN)
+        .body(letter.body.to_owned())
+        .map_err(|error| Failure::give_up(format!("the email cannot be built: {error}")))
 }

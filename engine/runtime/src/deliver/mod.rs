@@ -125,13 +125,15 @@ impl Deliverer {
     ) -> Result<(), Failure> {
         let bytes = serde_json::to_vec(body)
             .map_err(|error| Failure::give_up(format!("the body is not JSON: {error}")))?;
+        let delivery_header = header_value("delivery id", delivery_id)?;
+        let event_header = header_value("event", event)?;
         let timestamp = self.clock.now().timestamp();
         let mut request = self
             .client()?
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Keel-Delivery", delivery_id)
-            .header("X-Keel-Event", event)
+            .header("X-Keel-Delivery", delivery_header)
+            .header("X-Keel-Event", event_header)
             .header("X-Keel-Timestamp", timestamp.to_string());
         if let Some(secret) = secret {
             request = request.header(
@@ -270,10 +272,26 @@ impl Deliverer {
     }
 }
 
+/// `value` as an HTTP header value: visible ASCII and spaces only, so a line break cannot
+/// add a header of its own.
+fn header_value(what: &str, value: &str) -> Result<reqwest::header::HeaderValue, Failure> {
+    let printable = value
+        .bytes()
+        .all(|byte| byte == b' ' || byte.is_ascii_graphic());
+    match reqwest::header::HeaderValue::from_str(value) {
+        Ok(header) if printable => Ok(header),
+        _ => Err(Failure::give_up(format!(
+            "the {what} `{}` cannot be sent in a header: it must be printable ASCII",
+            value.escape_debug()
+        ))),
+    }
+}
+
 /// A failure to get an answer at all. The URL is left out of the message: chat URLs hold
 /// their access token.
 fn http_failure(error: &reqwest::Error) -> Failure {
     if error.is_builder() {
+        // The headers are checked before; what is left to refuse is the URL.
         return Failure::give_up("the URL is not a valid http(s) URL");
     }
     let what = if error.is_timeout() {

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::clock::ManualClock;
+use crate::clock::{Clock as _, ManualClock};
 
 /// Long enough for any loopback answer on a loaded CI machine; only the test of a receiver
 /// that never answers waits for it, and that one uses [`SHORT_TIMEOUT`].
@@ -314,6 +314,20 @@ async fn a_receiver_that_is_not_listening_is_retryable_and_a_bad_url_is_not() {
         .await
         .unwrap_err();
     assert!(!failure.retryable, "{failure:?}");
+    assert!(failure.message.contains("URL"), "{failure:?}");
+
+    // A line break in a header value would start a header of its own: refused, named.
+    let failure = deliverer()
+        .webhook(&url, None, "d", "lead.created\r\nX-Evil: 1", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(!failure.retryable, "{failure:?}");
+    assert!(
+        failure
+            .message
+            .starts_with("the event `lead.created\\r\\nX-Evil: 1`"),
+        "{failure:?}"
+    );
 }
 
 #[tokio::test]
@@ -626,7 +640,8 @@ async fn an_email_reaches_a_real_smtp_server_with_its_chinese_text_intact() {
         password_env: None,
         from: "CRM 通知 <crm@example.com>".to_owned(),
     };
-    let body = "您好，\n线索「张三」已分配给您，请在 24 小时内跟进。\n";
+    // A line holding only a full stop ends an SMTP message unless escaped: it must arrive.
+    let body = "您好，\n线索「张三」已分配给您，请在 24 小时内跟进。\n.\n谢谢\n";
     deliverer()
         .email(&smtp, None, "销售 <rep@example.com>", "新线索：张三", body)
         .await
@@ -671,4 +686,31 @@ async fn an_email_to_something_that_is_not_an_address_fails_without_retry() {
         .unwrap_err();
     assert!(!failure.retryable, "{failure:?}");
     assert!(failure.message.contains("not an address"), "{failure:?}");
+}
+
+#[test]
+fn a_line_break_in_an_email_subject_cannot_add_a_header() {
+    let smtp = Smtp {
+        host: "127.0.0.1".to_owned(),
+        port: 25,
+        tls: SmtpTls::None,
+        username: None,
+        password_env: None,
+        from: "crm@example.com".to_owned(),
+    };
+    let letter = email::Letter {
+        to: "rep@example.com",
+        subject: "Hello\r\nBcc: attacker@example.com",
+        body: "text",
+    };
+    let message = email::build_message(&smtp, &letter, clock().now()).unwrap();
+    let formatted = String::from_utf8(message.formatted()).unwrap();
+    let (head, _) = formatted.split_once("\r\n\r\n").unwrap();
+    assert!(
+        !head
+            .lines()
+            .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
+        "{formatted}"
+    );
+    assert_eq!(message.envelope().to().len(), 1);
 }

@@ -106,7 +106,30 @@ struct Loader {
     unreadable_objects: HashSet<String>,
     /// `roles.yaml` exists but could not be read (already reported).
     roles_unreadable: bool,
+    /// Each script named by a trigger, process or rule, with the object it runs over (`None`
+    /// when that object is unknown), for `analyze_scripts`.
+    script_uses: Vec<(String, Option<String>)>,
+    /// Each expression that compiled, for `analyze_expressions`.
+    expression_uses: Vec<ExpressionUse>,
 }
+
+/// An expression that compiled, waiting to be analysed once every object is known.
+struct ExpressionUse {
+    /// The YAML file it is in, and where.
+    file: String,
+    pointer: String,
+    expression: String,
+    /// The object `record` and `old` are records of.
+    object: Option<String>,
+    /// The variables it is given when it runs.
+    variables: &'static [&'static str],
+}
+
+/// A formula is evaluated over the record being saved, and nothing else.
+const FORMULA_VARIABLES: &[&str] = &["record"];
+
+/// Validations, rule and approval conditions may use what a script sees (docs/scripts.md).
+const EXPRESSION_VARIABLES: &[&str] = keel_script::analyze::SCRIPT_VARIABLES;
 
 impl Loader {
     fn new(dir: &Path) -> Loader {
@@ -116,6 +139,8 @@ impl Loader {
             hasher: Sha256::new(),
             unreadable_objects: HashSet::new(),
             roles_unreadable: false,
+            script_uses: Vec::new(),
+            expression_uses: Vec::new(),
         }
     }
 
@@ -268,6 +293,17 @@ impl Loader {
             }
         }
 
+        // Scripts and expressions name fields of any object, and an object's pool adds
+        // fields: they are analysed once all of that is known.
+        let catalog = self.catalog(&objects, &broken_objects);
+        self.analyze_scripts(&scripts, &objects, &catalog);
+        let yaml_files: Vec<&YamlFile> = object_files
+            .iter()
+            .chain(&process_files)
+            .chain(&rule_files)
+            .collect();
+        self.analyze_expressions(&yaml_files, &objects, &catalog);
+
         let fingerprint = hex::encode(std::mem::take(&mut self.hasher).finalize());
         Some(Schema {
             app: app?,
@@ -279,6 +315,99 @@ impl Loader {
             scripts,
             fingerprint,
         })
+    }
+
+    // ----- analysing scripts and expressions ------------------------------------------------
+
+    /// Every object with the fields a record of it carries (declared and system fields, pool
+    /// fields included); objects whose file failed are known by name only.
+    fn catalog(
+        &self,
+        objects: &IndexMap<String, Object>,
+        broken_objects: &IndexMap<String, Object>,
+    ) -> keel_script::analyze::Catalog {
+        let mut catalog = keel_script::analyze::Catalog::new();
+        for name in broken_objects.keys().chain(&self.unreadable_objects) {
+            catalog.add_unchecked_object(name);
+        }
+        for object in objects.values() {
+            let system = object.returned_system_fields().map(|field| field.name);
+            catalog.add_object(
+                &object.name,
+                object.fields.keys().map(String::as_str).chain(system),
+            );
+        }
+        catalog
+    }
+
+    /// Analyses every script against each object it runs over (a script used by several
+    /// objects is checked against each; one used by none, for its calls only), reporting
+    /// findings in the script's own file.
+    fn analyze_scripts(
+        &mut self,
+        scripts: &IndexMap<String, Script>,
+        objects: &IndexMap<String, Object>,
+        catalog: &keel_script::analyze::Catalog,
+    ) {
+        let uses = std::mem::take(&mut self.script_uses);
+        for script in scripts.values() {
+            let mut over: Vec<Option<&str>> = uses
+                .iter()
+                .filter(|(name, _)| *name == script.name)
+                // An object that did not load is not checked against.
+                .map(|(_, object)| object.as_deref().filter(|o| objects.contains_key(*o)))
+                .collect();
+            over.sort_unstable();
+            over.dedup();
+            if over.is_empty() {
+                over.push(None);
+            }
+            for object in over {
+                for finding in keel_script::analyze::analyze_script(&script.source, catalog, object)
+                {
+                    self.error_at(
+                        &script.path,
+                        Position {
+                            line: finding.line,
+                            column: finding.column,
+                        },
+                        format!("script `{}`: {}", script.name, finding.message),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Analyses every expression that compiled, reporting findings where they are in the
+    /// YAML file.
+    fn analyze_expressions(
+        &mut self,
+        files: &[&YamlFile],
+        objects: &IndexMap<String, Object>,
+        catalog: &keel_script::analyze::Catalog,
+    ) {
+        for expression in std::mem::take(&mut self.expression_uses) {
+            let Some(file) = files.iter().find(|file| file.path == expression.file) else {
+                continue;
+            };
+            let object = expression
+                .object
+                .as_deref()
+                .filter(|object| objects.contains_key(*object));
+            for finding in keel_script::analyze::analyze_expression(
+                &expression.expression,
+                catalog,
+                object,
+                expression.variables,
+            ) {
+                let position = file.document.position_in_text(
+                    &expression.pointer,
+                    finding.line,
+                    finding.column,
+                );
+                self.error_at(&file.path, position, finding.message);
+            }
+        }
     }
 
     // ----- reading files -------------------------------------------------------------------
@@ -659,6 +788,8 @@ impl Loader {
                 file,
                 &format!("/validations/{index}/when"),
                 &validation.when,
+                Some(&raw.name),
+                EXPRESSION_VARIABLES,
             );
             self.check_field_list(
                 file,
@@ -677,8 +808,15 @@ impl Loader {
             ("before_save", &raw.triggers.before_save),
             ("after_save", &raw.triggers.after_save),
             ("before_delete", &raw.triggers.before_delete),
+            ("after_delete", &raw.triggers.after_delete),
         ] {
-            self.check_scripts(file, &format!("/triggers/{event}"), names, scripts);
+            self.check_scripts(
+                file,
+                &format!("/triggers/{event}"),
+                names,
+                scripts,
+                Some(&raw.name),
+            );
         }
         let mut in_layout: HashMap<&str, usize> = HashMap::new();
         let mut layout = Vec::new();
@@ -742,6 +880,7 @@ impl Loader {
                 before_save: raw.triggers.before_save,
                 after_save: raw.triggers.after_save,
                 before_delete: raw.triggers.before_delete,
+                after_delete: raw.triggers.after_delete,
             },
             layout,
             list,
@@ -820,15 +959,21 @@ impl Loader {
         }
     }
 
+    /// Checks that each script exists, and notes that it runs over records of `object`, to be
+    /// analysed once every object is known (see `analyze_scripts`).
     fn check_scripts(
         &mut self,
         file: &YamlFile,
         pointer: &str,
         names: &[String],
         scripts: &IndexMap<String, Script>,
+        object: Option<&str>,
     ) {
         for (index, name) in names.iter().enumerate() {
-            if !scripts.contains_key(name) {
+            if scripts.contains_key(name) {
+                self.script_uses
+                    .push((name.clone(), object.map(str::to_owned)));
+            } else {
                 self.value_error(
                     file,
                     &format!("{pointer}/{index}"),
@@ -838,7 +983,16 @@ impl Loader {
         }
     }
 
-    fn check_expression(&mut self, file: &YamlFile, pointer: &str, expression: &str) {
+    /// Compiles an expression, reporting a syntax error; one that compiles is noted for the
+    /// analysis against `object` once every object is known (see `analyze_expressions`).
+    fn check_expression(
+        &mut self,
+        file: &YamlFile,
+        pointer: &str,
+        expression: &str,
+        object: Option<&str>,
+        variables: &'static [&'static str],
+    ) {
         if file.silenced(pointer) {
             return;
         }
@@ -858,6 +1012,14 @@ impl Loader {
                 position,
                 format!("expression does not compile: {}{noticed}", error.message),
             );
+        } else {
+            self.expression_uses.push(ExpressionUse {
+                file: file.path.clone(),
+                pointer: pointer.to_owned(),
+                expression: expression.to_owned(),
+                object: object.map(str::to_owned),
+                variables,
+            });
         }
     }
 
@@ -910,7 +1072,15 @@ impl Loader {
             }
             "formula" => {
                 let expr = raw.expr.clone().unwrap_or_default();
-                self.check_expression(file, &format!("{pointer}/expr"), &expr);
+                // An object's name is its file's name (a mismatch is reported, and the object
+                // is then not in the catalog, so nothing is checked against its fields).
+                self.check_expression(
+                    file,
+                    &format!("{pointer}/expr"),
+                    &expr,
+                    Some(&file.stem),
+                    FORMULA_VARIABLES,
+                );
                 FieldKind::Formula {
                     expr,
                     returns: raw.returns.unwrap_or_default(),
@@ -1431,10 +1601,17 @@ impl Loader {
                 &format!("{pointer}/on_enter"),
                 &raw_stage.on_enter,
                 scripts,
+                Some(&raw.object),
             );
             let approval = raw_stage.approval.as_ref().map(|raw_approval| {
                 if let Some(when) = &raw_approval.when {
-                    self.check_expression(file, &format!("{pointer}/approval/when"), when);
+                    self.check_expression(
+                        file,
+                        &format!("{pointer}/approval/when"),
+                        when,
+                        Some(&raw.object),
+                        EXPRESSION_VARIABLES,
+                    );
                 }
                 let steps = raw_approval
                     .steps
@@ -1567,7 +1744,13 @@ impl Loader {
                         );
                     }
                     if let Some(guard) = guard {
-                        self.check_scripts(file, &pointer, std::slice::from_ref(guard), scripts);
+                        self.check_scripts(
+                            file,
+                            &pointer,
+                            std::slice::from_ref(guard),
+                            scripts,
+                            Some(&raw.object),
+                        );
                     }
                     transitions.push(Transition {
                         from: (from != "*").then_some(from),
@@ -1635,7 +1818,7 @@ impl Loader {
             .as_ref()
             .and_then(|f| self.check_filter(file, "/where", f, object));
         if let Some(when) = &raw.when {
-            self.check_expression(file, "/when", when);
+            self.check_expression(file, "/when", when, Some(&raw.object), EXPRESSION_VARIABLES);
         }
         let raw_actions: Vec<(String, &RawAction)> = match (&raw.action, &raw.actions) {
             (Some(action), None) => vec![("/action".to_owned(), action)],
@@ -1761,7 +1944,13 @@ impl Loader {
             });
         }
         if let Some(script) = &raw.script {
-            self.check_scripts(file, pointer, std::slice::from_ref(script), scripts);
+            self.check_scripts(
+                file,
+                pointer,
+                std::slice::from_ref(script),
+                scripts,
+                object.map(|object| object.name.as_str()),
+            );
             return Some(Action::Script {
                 script: script.clone(),
             });
@@ -2346,6 +2535,8 @@ struct RawTriggers {
     after_save: Vec<String>,
     #[serde(default)]
     before_delete: Vec<String>,
+    #[serde(default)]
+    after_delete: Vec<String>,
 }
 
 #[derive(Deserialize)]

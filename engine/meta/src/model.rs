@@ -503,6 +503,8 @@ pub struct Triggers {
     pub before_save: Vec<String>,
     pub after_save: Vec<String>,
     pub before_delete: Vec<String>,
+    /// Run after a delete has committed, from the outbox (like `after_save`).
+    pub after_delete: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

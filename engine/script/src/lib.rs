@@ -11,6 +11,7 @@
 //! It does not know metadata, permissions or the database: the runtime implements
 //! [`ScriptHost`] and decides which scripts run when (triggers, rules).
 
+pub mod analyze;
 mod brackets;
 mod error;
 mod host;

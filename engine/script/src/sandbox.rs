@@ -118,7 +118,7 @@ impl std::fmt::Debug for Sandbox {
 /// Rhai's standard library without its time package (`timestamp()` reads the system clock)
 /// and without its language-core package (whose `sleep` would block a worker past the
 /// deadline, where the progress callback cannot see it).
-fn build_engine(limits: &Limits) -> Engine {
+pub(crate) fn build_engine(limits: &Limits) -> Engine {
     let mut engine = Engine::new_raw();
     ArithmeticPackage::new().register_into_engine(&mut engine);
     BasicStringPackage::new().register_into_engine(&mut engine);

@@ -319,8 +319,8 @@ impl Loader {
 
     // ----- analysing scripts and expressions ------------------------------------------------
 
-    /// Every object with the fields a record of it carries (declared and system fields, pool
-    /// fields included); objects whose file failed are known by name only.
+    /// Every object with its declared and system fields (pool fields included); objects whose
+    /// file failed are known by name only.
     fn catalog(
         &self,
         objects: &IndexMap<String, Object>,
@@ -331,7 +331,9 @@ impl Loader {
             catalog.add_unchecked_object(name);
         }
         for object in objects.values() {
-            let system = object.returned_system_fields().map(|field| field.name);
+            // Every system column, the recycle bin's too: a delete trigger may well read
+            // `deleted_at`, and none of them is a misspelt field.
+            let system = object.system_fields().map(|field| field.name);
             catalog.add_object(
                 &object.name,
                 object.fields.keys().map(String::as_str).chain(system),

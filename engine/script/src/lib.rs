@@ -2,7 +2,9 @@
 //! engine and applies its limits.
 //!
 //! - [`check_script`] / [`check_expression`] compile scripts and expressions so that `keel
-//!   check` reports syntax errors with their line and column;
+//!   check` reports syntax errors with their line and column, and [`analyze`] reads them for
+//!   unknown functions, undeclared variables and unknown fields (given an
+//!   [`analyze::Catalog`] of the app's objects);
 //! - [`sandbox::Sandbox`] is the engine with every limit set: it evaluates expressions (formula
 //!   fields) and runs scripts over a [`ScriptHost`] with the script API of docs/scripts.md
 //!   (`record`, `old`, `user`, `event`, `find`, `update`, `notify`, `reject`, `now`, …);

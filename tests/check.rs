@@ -423,3 +423,45 @@ fn an_expression_bracket_never_closed_is_reported_where_it_is_in_the_file() {
         )
     ));
 }
+
+#[test]
+fn a_script_calling_an_unknown_function_is_reported_at_the_call() {
+    insta::assert_snapshot!(broken(
+        "scripts/normalize.rhai",
+        "let name = record.name;\nlet others = fnd(\"lead\", #{ name: name });\nlet n = count(\"lead\");\nlet a = get(\"acount\", record.account);\n"
+    ));
+}
+
+#[test]
+fn a_script_reading_or_writing_a_field_the_object_does_not_have_is_reported() {
+    insta::assert_snapshot!(broken(
+        "scripts/normalize.rhai",
+        "if record.amout != () {\n  record.stauts = \"new\";\n}\nlet m = user.email;\ncreate(\"account\", #{ nme: record.name });\n"
+    ));
+}
+
+#[test]
+fn an_expression_naming_an_unknown_field_is_reported_where_it_is_in_the_file() {
+    insta::assert_snapshot!(broken(
+        "metadata/objects/deal.yaml",
+        &format!(
+            "{DEAL}  doubled: {{ type: formula, expr: 'record.amount * 2', returns: integer }}\nvalidations:\n  - when: |\n      record.name == \"x\" &&\n        record.stgae == \"won\"\n    message: bad\n"
+        )
+    ));
+}
+
+#[test]
+fn a_script_used_by_two_objects_is_checked_against_each() {
+    let app = valid_app();
+    app.write(
+        "metadata/objects/deal.yaml",
+        &format!("{DEAL}triggers:\n  after_delete: [normalize]\n"),
+    );
+    app.write(
+        "scripts/normalize.rhai",
+        "let name = record.name;\nif record.phone != () {\n  record.phone = record.phone.trim();\n}\n",
+    );
+    let (code, _, stderr) = check(&app);
+    assert_eq!(code, 1, "keel check should fail; stderr:\n{stderr}");
+    insta::assert_snapshot!(stderr);
+}

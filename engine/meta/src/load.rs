@@ -30,6 +30,7 @@ use crate::schedule::CronSchedule;
 use crate::schemas::FileKind;
 use crate::source::{Position, SourceDocument, escape_pointer};
 use crate::system::is_system_field;
+use keel_script::analyze::{CONDITION, ExpressionKind, FORMULA};
 
 /// The parts of an object file that other files refer to: when one of them fails its schema,
 /// references to the object are not checked.
@@ -121,15 +122,9 @@ struct ExpressionUse {
     expression: String,
     /// The object `record` and `old` are records of.
     object: Option<String>,
-    /// The variables it is given when it runs.
-    variables: &'static [&'static str],
+    /// A formula or a condition.
+    kind: ExpressionKind,
 }
-
-/// A formula is evaluated over the record being saved, and nothing else.
-const FORMULA_VARIABLES: &[&str] = &["record"];
-
-/// Validations, rule and approval conditions may use what a script sees (docs/scripts.md).
-const EXPRESSION_VARIABLES: &[&str] = keel_script::analyze::SCRIPT_VARIABLES;
 
 impl Loader {
     fn new(dir: &Path) -> Loader {
@@ -400,7 +395,7 @@ impl Loader {
                 &expression.expression,
                 catalog,
                 object,
-                expression.variables,
+                expression.kind,
             ) {
                 let position = file.document.position_in_text(
                     &expression.pointer,
@@ -791,7 +786,7 @@ impl Loader {
                 &format!("/validations/{index}/when"),
                 &validation.when,
                 Some(&raw.name),
-                EXPRESSION_VARIABLES,
+                CONDITION,
             );
             self.check_field_list(
                 file,
@@ -993,7 +988,7 @@ impl Loader {
         pointer: &str,
         expression: &str,
         object: Option<&str>,
-        variables: &'static [&'static str],
+        kind: ExpressionKind,
     ) {
         if file.silenced(pointer) {
             return;
@@ -1020,7 +1015,7 @@ impl Loader {
                 pointer: pointer.to_owned(),
                 expression: expression.to_owned(),
                 object: object.map(str::to_owned),
-                variables,
+                kind,
             });
         }
     }
@@ -1081,7 +1076,7 @@ impl Loader {
                     &format!("{pointer}/expr"),
                     &expr,
                     Some(&file.stem),
-                    FORMULA_VARIABLES,
+                    FORMULA,
                 );
                 FieldKind::Formula {
                     expr,
@@ -1612,7 +1607,7 @@ impl Loader {
                         &format!("{pointer}/approval/when"),
                         when,
                         Some(&raw.object),
-                        EXPRESSION_VARIABLES,
+                        CONDITION,
                     );
                 }
                 let steps = raw_approval
@@ -1820,7 +1815,7 @@ impl Loader {
             .as_ref()
             .and_then(|f| self.check_filter(file, "/where", f, object));
         if let Some(when) = &raw.when {
-            self.check_expression(file, "/when", when, Some(&raw.object), EXPRESSION_VARIABLES);
+            self.check_expression(file, "/when", when, Some(&raw.object), CONDITION);
         }
         let raw_actions: Vec<(String, &RawAction)> = match (&raw.action, &raw.actions) {
             (Some(action), None) => vec![("/action".to_owned(), action)],

@@ -38,6 +38,33 @@ pub const USER_FIELDS: &[&str] = &["id", "username", "roles", "manager", "depart
 /// The variables a script may use.
 pub const SCRIPT_VARIABLES: &[&str] = &["record", "old", "user", "event"];
 
+/// What an expression runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpressionKind {
+    /// The variables it is given.
+    pub variables: &'static [&'static str],
+    /// Whether it runs inside a script run, where the data functions, `log`, `now()` and
+    /// `today()` work; outside one they always fail.
+    pub in_a_run: bool,
+}
+
+/// A formula field: evaluated over the record being saved, outside a script run.
+pub const FORMULA: ExpressionKind = ExpressionKind {
+    variables: &["record"],
+    in_a_run: false,
+};
+
+/// A condition (a validation's, rule's or approval's `when`): it may use what a script sees.
+pub const CONDITION: ExpressionKind = ExpressionKind {
+    variables: SCRIPT_VARIABLES,
+    in_a_run: true,
+};
+
+/// The functions that need a script run (its host or its clock).
+const RUN_FUNCTIONS: &[&str] = &[
+    "find", "find_one", "get", "count", "create", "update", "notify", "log", "now", "today",
+];
+
 /// The functions of Keel's script API (docs/scripts.md), preferred when suggesting a name.
 const API: &[&str] = &[
     "find", "find_one", "get", "count", "create", "update", "notify", "log", "reject", "now",
@@ -128,14 +155,15 @@ pub fn analyze_script(source: &str, catalog: &Catalog, object: Option<&str>) -> 
     findings
 }
 
-/// Analyses an expression (a formula, a validation's or rule's `when`) that may use
-/// `variables`, with `record` and `old` records of `object`.
+/// Analyses an expression of `kind` (a formula, a validation's or rule's `when`), with
+/// `record` and `old` records of `object`.
 pub fn analyze_expression(
     source: &str,
     catalog: &Catalog,
     object: Option<&str>,
-    variables: &[&str],
+    kind: ExpressionKind,
 ) -> Vec<Finding> {
+    let variables = kind.variables;
     let Ok(ast) = engines().lax.compile_expression(source) else {
         return Vec::new();
     };
@@ -159,7 +187,9 @@ pub fn analyze_expression(
             format!("`{name}` is not available here; this expression may use {allowed}"),
         ));
     }
-    findings.extend(Analysis::new(catalog, object, variables).run(&ast));
+    let mut analysis = Analysis::new(catalog, object, variables);
+    analysis.outside_a_run = !kind.in_a_run;
+    findings.extend(analysis.run(&ast));
     findings.sort();
     findings.dedup();
     findings
@@ -227,6 +257,8 @@ struct Analysis<'a> {
     declared: HashSet<String>,
     /// What the variables of the body being walked hold, where that is known.
     holds: HashMap<String, Holds>,
+    /// Whether this runs outside a script run (a formula), where `RUN_FUNCTIONS` fail.
+    outside_a_run: bool,
     findings: Vec<Finding>,
 }
 
@@ -239,6 +271,7 @@ impl<'a> Analysis<'a> {
             defined: HashMap::new(),
             declared: HashSet::new(),
             holds: HashMap::new(),
+            outside_a_run: false,
             findings: Vec::new(),
         }
     }
@@ -480,6 +513,12 @@ impl<'a> Analysis<'a> {
         if defined.is_some_and(|arities| arities.contains(&arity))
             || native.is_some_and(|arities| arities.contains(&arity))
         {
+            if self.outside_a_run && defined.is_none() && RUN_FUNCTIONS.contains(&name) {
+                self.report(
+                    position,
+                    format!("`{name}()` works in scripts only, not in a formula"),
+                );
+            }
             self.data_call(name, call);
             return;
         }
@@ -806,7 +845,15 @@ mod tests {
     }
 
     fn expression(source: &str) -> Vec<Finding> {
-        analyze_expression(source, &catalog(), Some("lead"), &["record", "old"])
+        analyze_expression(
+            source,
+            &catalog(),
+            Some("lead"),
+            ExpressionKind {
+                variables: &["record", "old"],
+                in_a_run: true,
+            },
+        )
     }
 
     /// Each finding as `line:column: message`.
@@ -998,6 +1045,25 @@ mod tests {
             lines(&expression("user.id == record.owner")),
             ["1:1: `user` is not available here; this expression may use `record`, `old`"]
         );
+    }
+
+    #[test]
+    fn a_formula_may_not_call_what_needs_a_script_run() {
+        let found = analyze_expression(
+            "if record.name == () { today() + days(1) } else { get(\"account\", record.name) }",
+            &catalog(),
+            Some("lead"),
+            FORMULA,
+        );
+        assert_eq!(
+            lines(&found),
+            [
+                "1:24: `today()` works in scripts only, not in a formula",
+                "1:51: `get()` works in scripts only, not in a formula",
+            ]
+        );
+        let found = analyze_expression("today() + days(1)", &catalog(), Some("lead"), CONDITION);
+        assert_eq!(lines(&found), Vec::<String>::new());
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! - `find`/`find_one`/`count`/`get`/`create`/`update` with a literal object name: the object
 //!   must exist, and the keys of a literal map (a filter's fields at any level of `or` and
 //!   `not`, or the values of `create`/`update`) must be its fields; a variable holding the
-//!   result (`let opp = get("opportunity", id)`, or `for lead in find("lead", …)`) is
-//!   checked like `record`.
+//!   result (`let opp = get("opportunity", id)`, or `for lead in find("lead", …)`), and the
+//!   call itself (`get("opportunity", id).account`), are checked like `record`.
 //!
 //! Whatever is dynamic (an object name in a variable, `record[name]`, a variable assigned
 //! again) is left alone: a finding here is always a mistake, never a guess.
@@ -310,7 +310,7 @@ impl<'a> Analysis<'a> {
 
         // The main body: `record`, `old` and `user` are the run's.
         let body = ast_statements(ast);
-        self.holds = body_holds(&body, self.root_holds());
+        self.holds = body_holds(&body, self.root_holds(), &self.defined);
         for stmt in &body {
             self.stmt(stmt);
         }
@@ -330,7 +330,7 @@ impl<'a> Analysis<'a> {
                 }
                 true
             });
-            let mut holds = body_holds(&body, HashMap::new());
+            let mut holds = body_holds(&body, HashMap::new(), &self.defined);
             for param in &function.params {
                 holds.remove(param.as_str());
             }
@@ -469,17 +469,30 @@ impl<'a> Analysis<'a> {
     }
 
     /// `variable.name…`: the first property of a variable whose contents are known.
+    /// `variable.name…`, or `get("object", id).name…`: the first property of a value whose
+    /// contents are known.
     fn root_property(&mut self, dot: &BinaryExpr) {
-        let Expr::Variable(variable, ..) = &dot.lhs else {
+        let Some((name, position)) = first_property(&dot.rhs) else {
             return;
         };
-        if let Some((name, position)) = first_property(&dot.rhs) {
-            self.property(&variable.1, name, position);
+        match &dot.lhs {
+            Expr::Variable(variable, ..) => self.property(&variable.1, name, position),
+            call @ Expr::FnCall(..) => {
+                if let Some(holds) = record_of(call, false, &self.defined) {
+                    self.property_of(Some(&holds), name, position);
+                }
+            }
+            _ => {}
         }
     }
 
     fn property(&mut self, variable: &str, name: &str, position: Position) {
-        let message = match self.holds.get(variable) {
+        let holds = self.holds.get(variable).cloned();
+        self.property_of(holds.as_ref(), name, position);
+    }
+
+    fn property_of(&mut self, holds: Option<&Holds>, name: &str, position: Position) {
+        let message = match holds {
             Some(Holds::User) if !USER_FIELDS.contains(&name) => format!(
                 "`user` has no field `{name}`{}",
                 hint(name, USER_FIELDS.iter().copied())
@@ -662,7 +675,11 @@ fn ast_statements(ast: &AST) -> Vec<Stmt> {
 /// What the variables of a body hold: the run's (`start`), and each variable declared with
 /// the result of a data function over a literal object. A variable declared twice with
 /// different contents, or assigned again, is dropped: it is no longer known.
-fn body_holds(body: &[Stmt], start: HashMap<String, Holds>) -> HashMap<String, Holds> {
+fn body_holds(
+    body: &[Stmt],
+    start: HashMap<String, Holds>,
+    defined: &HashMap<String, BTreeSet<usize>>,
+) -> HashMap<String, Holds> {
     let mut found: HashMap<String, Option<Holds>> =
         start.into_iter().map(|(k, v)| (k, Some(v))).collect();
     for stmt in body {
@@ -670,10 +687,10 @@ fn body_holds(body: &[Stmt], start: HashMap<String, Holds>) -> HashMap<String, H
         stmt.walk(&mut path, &mut |path| {
             match path.last() {
                 Some(rhai::ASTNode::Stmt(Stmt::Var(x, ..))) => {
-                    seen(&x.0.name, record_of(&x.1, false), &mut found);
+                    seen(&x.0.name, record_of(&x.1, false, defined), &mut found);
                 }
                 Some(rhai::ASTNode::Stmt(Stmt::For(x, ..))) => {
-                    seen(&x.0.name, record_of(&x.2.expr, true), &mut found);
+                    seen(&x.0.name, record_of(&x.2.expr, true, defined), &mut found);
                     if let Some(counter) = &x.1 {
                         seen(&counter.name, None, &mut found);
                     }
@@ -702,10 +719,18 @@ fn body_holds(body: &[Stmt], start: HashMap<String, Holds>) -> HashMap<String, H
 /// The object whose record `expr` is, when it is a data call with a literal object name:
 /// `get`, `find_one`, `create` and `update` give one record; `find` (only when `iterated`,
 /// as in `for x in find(…)`) gives records.
-fn record_of(expr: &Expr, iterated: bool) -> Option<Holds> {
+fn record_of(
+    expr: &Expr,
+    iterated: bool,
+    defined: &HashMap<String, BTreeSet<usize>>,
+) -> Option<Holds> {
     let Expr::FnCall(call, ..) = expr else {
         return None;
     };
+    // A function of the script's own with the same name is not the API's.
+    if defined.contains_key(call.name.as_str()) {
+        return None;
+    }
     let single = matches!(call.name.as_str(), "get" | "find_one" | "create" | "update");
     let many = call.name.as_str() == "find";
     if !(single && !iterated || many && iterated) {
@@ -999,6 +1024,24 @@ mod tests {
                 "3:36: `nmae` is not a field of `lead`; did you mean `name`?",
             ]
         );
+    }
+
+    #[test]
+    fn a_property_of_a_data_call_is_checked() {
+        let source = "let a = get(\"opportunity\", \"x\").acount;\n\
+            let b = find_one(\"lead\", #{})?.name;\n\
+            let c = get(\"opportunity\", \"x\");\n\
+            let d = c.stge;\n\
+            fn get(a, b) { #{} }\n";
+        assert_eq!(
+            lines(&script(&source.replace("fn get(a, b) { #{} }\n", ""))),
+            [
+                "1:33: `acount` is not a field of `opportunity`; did you mean `account`?",
+                "4:11: `stge` is not a field of `opportunity`; did you mean `stage`?",
+            ]
+        );
+        // A function of the script's own named `get` is not the API's.
+        assert_eq!(lines(&script(source)), Vec::<String>::new());
     }
 
     #[test]

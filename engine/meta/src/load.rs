@@ -112,6 +112,9 @@ struct Loader {
     script_uses: Vec<(String, Option<String>)>,
     /// Each expression that compiled, for `analyze_expressions`.
     expression_uses: Vec<ExpressionUse>,
+    /// Objects with a declared field that did not resolve (already reported): scripts and
+    /// expressions are not checked against their fields, which would repeat that error.
+    partial_objects: HashSet<String>,
 }
 
 /// An expression that compiled, waiting to be analysed once every object is known.
@@ -136,6 +139,7 @@ impl Loader {
             roles_unreadable: false,
             script_uses: Vec::new(),
             expression_uses: Vec::new(),
+            partial_objects: HashSet::new(),
         }
     }
 
@@ -333,6 +337,9 @@ impl Loader {
                 &object.name,
                 object.fields.keys().map(String::as_str).chain(system),
             );
+        }
+        for name in &self.partial_objects {
+            catalog.add_unchecked_object(name);
         }
         catalog
     }
@@ -701,6 +708,9 @@ impl Loader {
             if let Some(field) = self.resolve_field(file, &pointer, name, raw_field) {
                 fields.insert(name.clone(), field);
             }
+        }
+        if fields.len() != raw.fields.len() {
+            self.partial_objects.insert(raw.name.clone());
         }
         for (name, field) in &fields {
             if let Some(old) = &field.renamed_from

@@ -168,3 +168,16 @@ transitions: [ { from: open, to: won, guard: may_win } ]
         ]
     );
 }
+
+#[test]
+fn a_field_that_failed_is_not_reported_again_by_the_expressions_naming_it() {
+    let deal = format!(
+        "{DEAL}  select: {{ type: text }}\nvalidations:\n  - when: 'record.select == ()'\n    message: bad\n"
+    );
+    let found = load(&[("metadata/objects/deal.yaml", &deal)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("metadata/objects/deal.yaml:7:3:"),
+        "{found:?}"
+    );
+}

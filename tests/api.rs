@@ -824,6 +824,189 @@ keel_testkit::db_test!(
 );
 
 keel_testkit::db_test!(
+    a_users_email_is_set_changed_and_cleared_by_admins_and_shown_only_to_admins_and_the_user,
+    |db| async move {
+        let app = spawn_app(&db.url).await;
+        let admin = app.token("admin", ADMIN_PASSWORD).await;
+        let create = |body: Value| {
+            app.as_user(&admin, Method::POST, "/admin/users")
+                .json(&body)
+                .send()
+        };
+        let patch =
+            |path: &str, body: Value| app.as_user(&admin, Method::PATCH, path).json(&body).send();
+
+        // Created with an address, trimmed.
+        let created = create(json!({
+            "username": "mia",
+            "password": "mia-password",
+            "roles": ["sales_rep"],
+            "email": " mia@example.com ",
+        }))
+        .await
+        .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let mia: Value = created.json().await.unwrap();
+        assert_eq!(mia["email"], "mia@example.com");
+
+        // A bad address is refused, naming `email`, and creates nobody.
+        let too_long = format!("{}@example.com", "a".repeat(250));
+        for bad in [
+            json!("mia at example.com"),
+            json!("mia@@example.com"),
+            json!("m ia@example.com"),
+            json!(""),
+            json!(too_long),
+        ] {
+            let refused = create(json!({
+                "username": "zed",
+                "password": "zed-password",
+                "email": bad,
+            }))
+            .await
+            .unwrap();
+            let body = problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+            assert_eq!(body["errors"][0]["field"], "email", "{bad}: {body}");
+        }
+        // Changed, left alone by a patch of something else, refused when bad, cleared by null.
+        let changed = json_ok(
+            patch(
+                "/admin/users/mia",
+                json!({ "email": "mia.wang@example.com" }),
+            )
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(changed["email"], "mia.wang@example.com");
+        let untouched = json_ok(
+            patch("/admin/users/mia", json!({ "display_name": "Mia" }))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(untouched["email"], "mia.wang@example.com");
+        let refused = patch("/admin/users/mia", json!({ "email": "mia@example" }))
+            .await
+            .unwrap();
+        let body = problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+        assert_eq!(body["errors"][0]["field"], "email", "{body}");
+        let users = json_ok(
+            app.as_user(&admin, Method::GET, "/admin/users")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let email_of = |users: &Value, name: &str| {
+            users["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|user| user["username"] == name)
+                .unwrap()["email"]
+                .clone()
+        };
+        assert_eq!(email_of(&users, "mia"), "mia.wang@example.com");
+        assert_eq!(email_of(&users, "rep"), Value::Null);
+        let cleared = json_ok(
+            patch("/admin/users/mia", json!({ "email": null }))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(cleared["email"], Value::Null);
+        let users = json_ok(
+            app.as_user(&admin, Method::GET, "/admin/users")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(email_of(&users, "mia"), Value::Null);
+
+        // Each user sees their own address when signing in and in /auth/me.
+        for (name, address) in [
+            ("admin", "admin@example.com"),
+            ("rep", "rep@example.com"),
+            ("mia", "mia@example.com"),
+        ] {
+            json_ok(
+                patch(&format!("/admin/users/{name}"), json!({ "email": address }))
+                    .await
+                    .unwrap(),
+            )
+            .await;
+        }
+        let signed_in = json_ok(app.login("rep", REP_PASSWORD).await).await;
+        assert_eq!(signed_in["user"]["email"], "rep@example.com");
+        let rep = signed_in["token"].as_str().unwrap().to_owned();
+        let me = json_ok(
+            app.as_user(&rep, Method::GET, "/auth/me")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(me["user"]["username"], "rep");
+        assert_eq!(me["user"]["email"], "rep@example.com");
+
+        // Nobody else's address reaches a non-admin: not the user list, not the names of the
+        // users a record refers to (admin created this lead for rep).
+        let refused = app
+            .as_user(&rep, Method::GET, "/admin/users")
+            .send()
+            .await
+            .unwrap();
+        problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
+        let rep_id = me["user"]["id"].as_str().unwrap().to_owned();
+        let lead = app
+            .create_lead(&admin, json!({ "name": "For rep", "owner": rep_id }))
+            .await;
+        assert_eq!(lead["created_by"], signed_in_id(&app, &admin).await);
+        let id = lead["id"].as_str().unwrap();
+        let seen_by_rep = [
+            json_ok(
+                app.as_user(&rep, Method::GET, &format!("/records/lead/{id}"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await,
+            json_ok(
+                app.as_user(&rep, Method::GET, "/records/lead")
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        ];
+        for body in &seen_by_rep {
+            assert!(body.to_string().contains("For rep"), "{body}");
+            for other in ["admin@example.com", "mia@example.com"] {
+                assert!(!body.to_string().contains(other), "{other} in {body}");
+            }
+        }
+        assert!(
+            !me.to_string().contains("admin@example.com")
+                && !signed_in.to_string().contains("admin@example.com")
+        );
+    }
+);
+
+/// The id of the user signed in with `token`.
+async fn signed_in_id(app: &TestApp, token: &str) -> Value {
+    let me = json_ok(
+        app.as_user(token, Method::GET, "/auth/me")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    me["user"]["id"].clone()
+}
+
+keel_testkit::db_test!(
     metadata_shows_each_user_only_the_fields_they_may_read,
     |db| async move {
         let app = spawn_app(&db.url).await;

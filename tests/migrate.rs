@@ -1189,6 +1189,7 @@ db_test!(
             manager: None,
             department: Some("sales".to_owned()),
             language: Some("zh".to_owned()),
+            email: None,
         };
         let boss_id = users::insert_at(&store, &boss, at(), None).await.unwrap();
         let rep = NewUser {
@@ -1252,6 +1253,107 @@ db_test!(
 );
 
 db_test!(
+    a_database_from_before_user_emails_gains_the_column_as_a_safe_step,
+    |db| async move {
+        use keel_store::users::{self, NewUser, UserChanges, UserUpdate};
+        let store = connect(&db).await;
+        let schema = load(&app(&[]));
+        migrate::apply(&store, &schema, false).await.unwrap();
+        let user = |name: &str, email: Option<&str>| NewUser {
+            username: name.to_owned(),
+            display_name: None,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+            roles: Vec::new(),
+            manager: None,
+            department: None,
+            language: None,
+            email: email.map(str::to_owned),
+        };
+        users::insert_at(&store, &user("old", None), at(), None)
+            .await
+            .unwrap();
+        // The database as it was before users had an email address.
+        execute(&store, "ALTER TABLE keel_users DROP COLUMN email").await;
+
+        let plan = migrate::plan(&store, &schema).await.unwrap();
+        assert_eq!(
+            kinds(&plan),
+            [(StepKind::AddColumn, Safety::Safe)],
+            "{}",
+            plan.render()
+        );
+        assert!(
+            plan.render().contains("keel_users.email"),
+            "{}",
+            plan.render()
+        );
+        migrate::apply(&store, &schema, false).await.unwrap();
+        assert!(migrate::plan(&store, &schema).await.unwrap().is_empty());
+        let old = users::find_by_username(&store, "old")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.email, None);
+
+        // Written and read on the migrated database: set, left alone, cleared.
+        let new_id = users::insert_at(&store, &user("new", Some("new@example.com")), at(), None)
+            .await
+            .unwrap();
+        let found = users::find_by_id(&store, &new_id).await.unwrap().unwrap();
+        assert_eq!(found.email.as_deref(), Some("new@example.com"));
+        let change = |changes: UserChanges| {
+            let store = store.clone();
+            async move {
+                match users::update_at(&store, "old", &changes, at(), None)
+                    .await
+                    .unwrap()
+                {
+                    UserUpdate::Updated(user) => user.email,
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let set = change(UserChanges {
+            email: Some(Some("old@example.com".to_owned())),
+            ..UserChanges::default()
+        })
+        .await;
+        assert_eq!(set.as_deref(), Some("old@example.com"));
+        let left = change(UserChanges {
+            language: Some(Some("en".to_owned())),
+            ..UserChanges::default()
+        })
+        .await;
+        assert_eq!(left.as_deref(), Some("old@example.com"));
+        let emails: Vec<(String, Option<String>)> = users::list(&store)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|user| (user.username, user.email))
+            .collect();
+        assert_eq!(
+            emails,
+            [
+                ("new".to_owned(), Some("new@example.com".to_owned())),
+                ("old".to_owned(), Some("old@example.com".to_owned())),
+            ]
+        );
+        let cleared = change(UserChanges {
+            email: Some(None),
+            ..UserChanges::default()
+        })
+        .await;
+        assert_eq!(cleared, None);
+        let old = users::find_by_username(&store, "old")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.email, None);
+        store.close().await;
+    }
+);
+
+db_test!(
     concurrent_org_changes_all_land_and_the_closure_tables_follow,
     |db| async move {
         use keel_store::users::{self, NewUser, UserChanges, UserUpdate};
@@ -1267,6 +1369,7 @@ db_test!(
             manager: manager.map(str::to_owned),
             department: None,
             language: None,
+            email: None,
         };
         users::insert_at(&store, &user("boss", None), at(), None)
             .await

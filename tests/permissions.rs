@@ -1192,6 +1192,7 @@ async fn setup(db_url: &str) -> World {
             manager: None,
             department: None,
             language: None,
+            email: None,
         },
     )
     .await

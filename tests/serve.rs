@@ -325,6 +325,58 @@ keel_testkit::db_test!(
     }
 );
 
+keel_testkit::db_test!(
+    user_add_stores_the_email_address_and_refuses_a_bad_one,
+    |db| async move {
+        let app = app_v1();
+        migrate_apply(&app, &db.url);
+        let app_dir = app.path().to_str().unwrap();
+        let add = |args: &[&str]| {
+            let mut all = vec!["user", "add"];
+            all.extend_from_slice(args);
+            all.extend_from_slice(&["--app", app_dir, "--db", &db.url]);
+            run_keel(&all, app.path())
+        };
+        let output = add(&[
+            "wang",
+            "--password",
+            "password-1",
+            "--email",
+            "wang@example.com",
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let output = add(&["li", "--password", "password-2"]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let output = add(&[
+            "zhao",
+            "--password",
+            "password-3",
+            "--email",
+            "zhao at example.com",
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).contains("`zhao at example.com` is not an email address"),
+            "{}",
+            text(&output.stderr)
+        );
+
+        let rows = sql_rows(
+            &db.url,
+            "SELECT username, COALESCE(email, '-') FROM keel_users ORDER BY username",
+        )
+        .await;
+        assert_eq!(
+            rows,
+            [
+                vec!["admin".to_owned(), "-".to_owned()],
+                vec!["li".to_owned(), "-".to_owned()],
+                vec!["wang".to_owned(), "wang@example.com".to_owned()],
+            ]
+        );
+    }
+);
+
 /// `keel` with `args`, no inherited KEEL_* settings and no `KEEL_LOG`: as a user runs it.
 fn keel_as_user(args: &[&str], cwd: &std::path::Path) -> Command {
     let mut command = Command::new(keel_binary());
@@ -617,7 +669,7 @@ keel_testkit::db_test!(
         let app = app_v1();
         app.write(
             "seed/users.csv",
-            "username,display_name,password,roles\nwang,王,demo1234,sales_rep\nli,李,demo1234,sales_rep\n",
+            "username,display_name,password,roles,email\nwang,王,demo1234,sales_rep,wang@example.com\nli,李,demo1234,sales_rep,\n",
         );
         app.write("seed/lead.csv", "name,owner\n无主线索,\n王的线索,wang\n");
         let demo = |app: &AppDir| {
@@ -654,6 +706,19 @@ keel_testkit::db_test!(
             [
                 vec!["无主线索".to_owned(), "admin".to_owned()],
                 vec!["王的线索".to_owned(), "wang".to_owned()]
+            ]
+        );
+        let emails = sql_rows(
+            &db.url,
+            "SELECT username, COALESCE(email, '-') FROM keel_users ORDER BY username",
+        )
+        .await;
+        assert_eq!(
+            emails,
+            [
+                vec!["admin".to_owned(), "-".to_owned()],
+                vec!["li".to_owned(), "-".to_owned()],
+                vec!["wang".to_owned(), "wang@example.com".to_owned()]
             ]
         );
 

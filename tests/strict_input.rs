@@ -76,6 +76,7 @@ async fn serve(db_url: &str) -> Served {
             manager: None,
             department: None,
             language: None,
+            email: None,
         },
     )
     .await

@@ -96,6 +96,7 @@ pub async fn add_users(
                 manager: None,
                 department: None,
                 language: None,
+                email: None,
             },
         )
         .await

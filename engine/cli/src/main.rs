@@ -181,6 +181,9 @@ enum UserCommand {
         /// The user's department (created if missing).
         #[arg(long)]
         department: Option<String>,
+        /// Where email notifications reach the user (one `@`, no spaces).
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
         #[command(flatten)]
         app: AppArgs,
         #[command(flatten)]
@@ -321,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     roles,
                     manager,
                     department,
+                    email,
                     app,
                     db,
                 },
@@ -335,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 manager,
                 department,
                 language: None,
+                email,
             };
             keel_runtime::accounts::add_user(&db, &schema, request).await?;
             println!("added user {name}");

@@ -24,6 +24,8 @@ pub struct NewUser {
     pub manager: Option<String>,
     pub department: Option<String>,
     pub language: Option<String>,
+    /// Where email notifications reach the user; see [`check_email`].
+    pub email: Option<String>,
 }
 
 /// The `admin` user created on first start.
@@ -36,6 +38,30 @@ pub struct CreatedAdmin {
 
 /// Passwords shorter than this are refused.
 pub const MIN_PASSWORD_LENGTH: usize = 8;
+
+/// The longest email address a user may have, in characters: the longest an SMTP path
+/// allows (RFC 5321's 256 octets less the angle brackets).
+pub const MAX_EMAIL_LENGTH: usize = 254;
+
+/// A user's email address with surrounding whitespace trimmed, or why it is not one. The
+/// check is deliberately simple, the rule of the `email` field type (one `@` with something
+/// on both sides and a dot in the domain, no whitespace), plus no control characters and at
+/// most [`MAX_EMAIL_LENGTH`] characters: whether the address exists only a mail server can
+/// tell.
+pub fn check_email(address: &str) -> Result<String, String> {
+    let address = address.trim();
+    if address.chars().count() > MAX_EMAIL_LENGTH {
+        return Err(format!(
+            "an email address has at most {MAX_EMAIL_LENGTH} characters"
+        ));
+    }
+    if address.chars().any(char::is_control) || !crate::coerce::email_pattern().is_match(address) {
+        return Err(format!(
+            "`{address}` is not an email address: use one `@`, no spaces, e.g. li@example.com"
+        ));
+    }
+    Ok(address.to_owned())
+}
 
 /// Hashes a password with argon2id and a random salt, on the blocking pool.
 pub async fn hash_password(password: String) -> Result<String, RuntimeError> {
@@ -86,6 +112,7 @@ pub async fn bootstrap_admin(
         manager: None,
         department: None,
         language: None,
+        email: None,
     };
     keel_store::users::insert_at(db, &user, SystemClock.now(), None).await?;
     Ok(Some(CreatedAdmin {
@@ -116,6 +143,12 @@ pub async fn add_user_by(
             "the password must have at least {MIN_PASSWORD_LENGTH} characters"
         )));
     }
+    let email = user
+        .email
+        .as_deref()
+        .map(check_email)
+        .transpose()
+        .map_err(RuntimeError::Invalid)?;
     for role in &user.roles {
         if !schema.roles.roles.contains_key(role) {
             let known: Vec<&str> = schema.roles.roles.keys().map(String::as_str).collect();
@@ -136,6 +169,7 @@ pub async fn add_user_by(
         manager: user.manager,
         department: user.department,
         language: user.language,
+        email,
     };
     Ok(keel_store::users::insert_at(db, &stored, now, by).await?)
 }
@@ -160,6 +194,33 @@ mod tests {
         assert!(verify_password("correct horse".to_owned(), hash.clone()).await);
         assert!(!verify_password("wrong horse".to_owned(), hash).await);
         assert!(!verify_password("x".to_owned(), "not a hash".to_owned()).await);
+    }
+
+    #[test]
+    fn an_email_address_needs_one_at_no_spaces_and_at_most_254_characters() {
+        assert_eq!(
+            check_email(" li@example.com "),
+            Ok("li@example.com".to_owned())
+        );
+        for bad in [
+            "",
+            "li",
+            "li@",
+            "@example.com",
+            "li@example",
+            "li@@example.com",
+            "l i@example.com",
+            "li@exa mple.com",
+            "li@example.com\r\nBcc: x@example.com",
+            "li\u{7}@example.com",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+        let longest = format!("{}@example.com", "a".repeat(MAX_EMAIL_LENGTH - 12));
+        assert_eq!(longest.chars().count(), MAX_EMAIL_LENGTH);
+        assert!(check_email(&longest).is_ok());
+        let too_long = format!("a{longest}");
+        assert!(check_email(&too_long).unwrap_err().contains("254"));
     }
 
     #[test]

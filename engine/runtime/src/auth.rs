@@ -40,7 +40,9 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::RuntimeError;
-use crate::accounts::{MIN_PASSWORD_LENGTH, NewUser, add_user_by, hash_password, verify_password};
+use crate::accounts::{
+    MIN_PASSWORD_LENGTH, NewUser, add_user_by, check_email, hash_password, verify_password,
+};
 use crate::actor::Actor;
 use crate::cache::TtlCache;
 use crate::clock::Clock;
@@ -86,7 +88,19 @@ pub struct SignedIn {
     /// The session token: give it to the client once; it is not stored.
     pub token: String,
     pub user: Actor,
+    /// The user's own email address: theirs to see, not part of the [`Actor`] that other
+    /// code passes around.
+    pub email: Option<String>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The signed-in user as they see themselves: who they act as, and their own email
+/// address, which nobody but they and the admins see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnView {
+    #[serde(flatten)]
+    pub actor: Actor,
+    pub email: Option<String>,
 }
 
 /// One recorded change of who may see what.
@@ -120,6 +134,8 @@ pub struct UserView {
     /// The department's name.
     pub department: Option<String>,
     pub language: Option<String>,
+    /// Personal data: only admins see other users' addresses.
+    pub email: Option<String>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -160,6 +176,8 @@ pub struct UserPatch {
     pub language: Option<Option<String>>,
     /// `false` deactivates the user: they cannot sign in and their sessions end.
     pub active: Option<bool>,
+    /// Checked like a new user's; `Some(None)` removes the address.
+    pub email: Option<Option<String>>,
 }
 
 /// Why an auth or people call did not happen.
@@ -296,6 +314,7 @@ impl Auth {
         Ok(SignedIn {
             token,
             user: self.actor_for(&user),
+            email: user.email,
             expires_at,
         })
     }
@@ -340,6 +359,18 @@ impl Auth {
         Ok(actor)
     }
 
+    /// The signed-in `actor` as they see themselves, with their own email address (read
+    /// afresh: the session cache does not carry it).
+    pub async fn own_view(&self, actor: &Actor) -> Result<OwnView, AuthError> {
+        let email = keel_store::users::find_by_id(&self.db, &actor.id)
+            .await?
+            .and_then(|user| user.email);
+        Ok(OwnView {
+            actor: actor.clone(),
+            email,
+        })
+    }
+
     /// Ends the session of `token` (ending an unknown session is not an error).
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let id = token_hash(token);
@@ -366,8 +397,13 @@ impl Auth {
 
     /// Adds a user (admins only). Roles must exist in the app; the manager and the
     /// department must exist.
-    pub async fn create_user(&self, actor: &Actor, user: NewUser) -> Result<UserView, AuthError> {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        mut user: NewUser,
+    ) -> Result<UserView, AuthError> {
         self.require_admin(actor)?;
+        user.email = user.email.as_deref().map(email_field).transpose()?;
         if let Some(department) = &user.department {
             self.require_department(department).await?;
         }
@@ -405,6 +441,10 @@ impl Auth {
         if let Some(Some(department)) = &patch.department {
             self.require_department(department).await?;
         }
+        let email = match &patch.email {
+            Some(Some(address)) => Some(Some(email_field(address)?)),
+            other => other.clone(),
+        };
         let password_hash = match &patch.password {
             Some(password) => {
                 check_password(password)?;
@@ -420,6 +460,7 @@ impl Auth {
             department: patch.department,
             language: patch.language,
             active: patch.active,
+            email,
         };
         let updated = match keel_store::users::update_at(
             &self.db,
@@ -658,6 +699,7 @@ impl Auth {
                     .map(|department| department.name.clone())
             }),
             language: user.language.clone(),
+            email: user.email.clone(),
             active: user.active,
             created_at: user.created_at,
             updated_at: user.updated_at,
@@ -701,6 +743,14 @@ fn department_view(department: &DepartmentRow, departments: &[DepartmentRow]) ->
         }),
         created_at: department.created_at,
     }
+}
+
+/// [`check_email`] with its failure pointed at the `email` field.
+fn email_field(address: &str) -> Result<String, AuthError> {
+    check_email(address).map_err(|message| AuthError::Invalid {
+        field: Some("email".to_owned()),
+        message,
+    })
 }
 
 fn check_password(password: &str) -> Result<(), AuthError> {

@@ -514,7 +514,7 @@ pub const EMAIL_PATTERN: &str = r"^[^\s@]+@[^\s@]+\.[^\s@]+$";
 /// An http(s) URL with a host and no whitespace.
 pub const URL_PATTERN: &str = r"^https?://[^\s/?#]+[^\s]*$";
 
-fn email_pattern() -> &'static Regex {
+pub(crate) fn email_pattern() -> &'static Regex {
     static PATTERN: OnceLock<Regex> = OnceLock::new();
     PATTERN.get_or_init(|| {
         Regex::new(EMAIL_PATTERN).unwrap_or_else(|error| panic!("email pattern: {error}"))

@@ -107,6 +107,7 @@ pub async fn load_demo_people(
                         manager,
                         department: Some(column(&row, "department")).filter(|d| !d.is_empty()),
                         language: Some(column(&row, "language")).filter(|l| !l.is_empty()),
+                        email: Some(column(&row, "email")).filter(|e| !e.is_empty()),
                     };
                     add_user_by(db, schema, user, None, now).await?;
                     true

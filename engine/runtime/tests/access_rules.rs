@@ -105,6 +105,7 @@ async fn fixture(db_url: &str) -> Fixture {
             manager: None,
             department: None,
             language: None,
+            email: None,
         };
         let id = keel_store::users::insert_at(&db, &user, SystemClock.now(), None)
             .await

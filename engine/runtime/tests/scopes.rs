@@ -140,6 +140,7 @@ async fn build(db: &Db, schema: &Schema, prefix: &str, org: &Org) -> (Vec<String
             manager: manager.map(|m| format!("{prefix}u{m}")),
             department: department.map(|d| format!("{prefix}d{d}")),
             language: None,
+            email: None,
         };
         user_ids.push(
             keel_store::users::insert_at(db, &user, SystemClock.now(), None)

@@ -117,6 +117,9 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
                 .default(ColumnDefault::Boolean(true)),
             column("created_at", Storage::Datetime).not_null(),
             column("updated_at", Storage::Datetime).not_null(),
+            // Where email notifications reach the user; optional. Last, so that a database
+            // from before it gains it in the same place as a new one.
+            column("email", Storage::Text),
         ],
         indexes: &[&["manager_id"], &["department_id"]],
     },

@@ -25,6 +25,8 @@ pub struct NewUser {
     /// The department's name.
     pub department: Option<String>,
     pub language: Option<String>,
+    /// Where email notifications reach the user; checked by the caller.
+    pub email: Option<String>,
 }
 
 /// A stored user.
@@ -41,6 +43,8 @@ pub struct UserRow {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Personal data: the runtime shows it only to admins and to the user.
+    pub email: Option<String>,
 }
 
 /// How many users exist (active or not).
@@ -100,8 +104,8 @@ pub async fn insert_at(
     let inserted = match &mut connection {
         Connection::Sqlite(connection) => sqlx::query(
             "INSERT INTO keel_users (id, username, display_name, password_hash, roles, \
-                 manager_id, department_id, language, active, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)",
+                 manager_id, department_id, language, active, created_at, updated_at, email) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10)",
         )
         .bind(&id)
         .bind(&user.username)
@@ -112,13 +116,14 @@ pub async fn insert_at(
         .bind(&department_id)
         .bind(&user.language)
         .bind(to_sqlite_text(now))
+        .bind(&user.email)
         .execute(&mut **connection)
         .await
         .map(|done| done.rows_affected()),
         Connection::Postgres(connection) => sqlx::query(
             "INSERT INTO keel_users (id, username, display_name, password_hash, roles, \
-                 manager_id, department_id, language, active, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, true, $9, $9)",
+                 manager_id, department_id, language, active, created_at, updated_at, email) \
+                 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, true, $9, $9, $10)",
         )
         .bind(&id)
         .bind(&user.username)
@@ -129,6 +134,7 @@ pub async fn insert_at(
         .bind(&department_id)
         .bind(&user.language)
         .bind(now)
+        .bind(&user.email)
         .execute(&mut **connection)
         .await
         .map(|done| done.rows_affected()),
@@ -166,6 +172,7 @@ pub async fn insert_at(
                     Json::Null,
                     name_json(user.department.as_deref()),
                 ),
+                ("email", Json::Null, name_json(user.email.as_deref())),
             ],
         )
         .await?;
@@ -252,7 +259,7 @@ pub async fn find_by_session(db: &Db, session_id: &str) -> Result<Option<Session
                 sqlx::query_as::<_, SessionUserColumns<String>>(
                     "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles, \
                      u.manager_id, u.department_id, u.language, u.active, u.created_at, \
-                     u.updated_at, s.expires_at, s.last_seen_at \
+                     u.updated_at, u.email, s.expires_at, s.last_seen_at \
                      FROM keel_sessions s JOIN keel_users u ON u.id = s.user_id WHERE s.id = ?1",
                 )
                 .bind(session_id)
@@ -275,7 +282,7 @@ pub async fn find_by_session(db: &Db, session_id: &str) -> Result<Option<Session
             let row = sqlx::query_as::<_, SessionUserColumns<DateTime<Utc>>>(
                 "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles::text, \
                  u.manager_id, u.department_id, u.language, u.active, u.created_at, \
-                 u.updated_at, s.expires_at, s.last_seen_at \
+                 u.updated_at, u.email, s.expires_at, s.last_seen_at \
                  FROM keel_sessions s JOIN keel_users u ON u.id = s.user_id WHERE s.id = $1",
             )
             .bind(session_id)
@@ -309,14 +316,16 @@ type SessionUserColumns<Time> = (
     bool,
     Time,
     Time,
+    Option<String>,
     Time,
     Time,
 );
 
 fn split_session_user<Time>(columns: SessionUserColumns<Time>) -> (UserColumns<Time>, Time, Time) {
-    let (a, b, c, d, e, f, g, h, i, created_at, updated_at, expires_at, last_seen_at) = columns;
+    let (a, b, c, d, e, f, g, h, i, created_at, updated_at, email, expires_at, last_seen_at) =
+        columns;
     (
-        (a, b, c, d, e, f, g, h, i, created_at, updated_at),
+        (a, b, c, d, e, f, g, h, i, created_at, updated_at, email),
         expires_at,
         last_seen_at,
     )
@@ -342,6 +351,7 @@ pub struct UserChanges {
     pub department: Option<Option<String>>,
     pub language: Option<Option<String>>,
     pub active: Option<bool>,
+    pub email: Option<Option<String>>,
 }
 
 /// The outcome of [`update_at`] when the database did its part.
@@ -356,8 +366,8 @@ pub enum UserUpdate {
 
 /// Changes the user called `username` at `now`, on behalf of the user with id `by` (`None`:
 /// the system). Fails, naming the cause, when the new manager or department does not exist.
-/// Changes to roles, manager, department, activity and password go to the audit trail in the
-/// same transaction.
+/// Changes to roles, manager, department, activity, password and email go to the audit
+/// trail in the same transaction.
 pub async fn update_at(
     db: &Db,
     username: &str,
@@ -411,6 +421,10 @@ pub async fn update_at(
         .password_hash
         .clone()
         .unwrap_or_else(|| current.password_hash.clone());
+    let email = changes
+        .email
+        .clone()
+        .unwrap_or_else(|| current.email.clone());
     let active = changes.active.unwrap_or(current.active);
     let roles = changes.roles.as_ref().unwrap_or(&current.roles);
     let roles = serde_json::to_string(roles).map_err(|source| StoreError::Json {
@@ -421,8 +435,8 @@ pub async fn update_at(
     match &mut connection {
         Connection::Sqlite(connection) => sqlx::query(
             "UPDATE keel_users SET display_name = ?2, password_hash = ?3, roles = ?4, \
-             manager_id = ?5, department_id = ?6, language = ?7, active = ?8, updated_at = ?9 \
-             WHERE id = ?1",
+             manager_id = ?5, department_id = ?6, language = ?7, active = ?8, updated_at = ?9, \
+             email = ?10 WHERE id = ?1",
         )
         .bind(&current.id)
         .bind(&display_name)
@@ -433,13 +447,14 @@ pub async fn update_at(
         .bind(&language)
         .bind(active)
         .bind(to_sqlite_text(now))
+        .bind(&email)
         .execute(&mut **connection)
         .await
         .map(drop),
         Connection::Postgres(connection) => sqlx::query(
             "UPDATE keel_users SET display_name = $2, password_hash = $3, roles = $4::jsonb, \
-             manager_id = $5, department_id = $6, language = $7, active = $8, updated_at = $9 \
-             WHERE id = $1",
+             manager_id = $5, department_id = $6, language = $7, active = $8, updated_at = $9, \
+             email = $10 WHERE id = $1",
         )
         .bind(&current.id)
         .bind(&display_name)
@@ -450,6 +465,7 @@ pub async fn update_at(
         .bind(&language)
         .bind(active)
         .bind(now)
+        .bind(&email)
         .execute(&mut **connection)
         .await
         .map(drop),
@@ -506,6 +522,12 @@ pub async fn update_at(
             } else {
                 Json::Null
             },
+        ),
+        // Notifications follow the address, so redirecting them is worth a trace.
+        (
+            "email",
+            name_json(current.email.as_deref()),
+            name_json(updated.email.as_deref()),
         ),
     ];
     AccessAudit {
@@ -584,17 +606,17 @@ async fn select_users(
             let sql = match selection {
                 UserSelection::Id(_) => {
                     "SELECT id, username, display_name, password_hash, roles, manager_id, \
-                     department_id, language, active, created_at, updated_at \
+                     department_id, language, active, created_at, updated_at, email \
                      FROM keel_users WHERE id = ?1"
                 }
                 UserSelection::Username(_) => {
                     "SELECT id, username, display_name, password_hash, roles, manager_id, \
-                     department_id, language, active, created_at, updated_at \
+                     department_id, language, active, created_at, updated_at, email \
                      FROM keel_users WHERE username = ?1"
                 }
                 UserSelection::All => {
                     "SELECT id, username, display_name, password_hash, roles, manager_id, \
-                     department_id, language, active, created_at, updated_at \
+                     department_id, language, active, created_at, updated_at, email \
                      FROM keel_users ORDER BY username"
                 }
             };
@@ -618,17 +640,17 @@ async fn select_users(
             let sql = match selection {
                 UserSelection::Id(_) => {
                     "SELECT id, username, display_name, password_hash, roles::text, manager_id, \
-                     department_id, language, active, created_at, updated_at \
+                     department_id, language, active, created_at, updated_at, email \
                      FROM keel_users WHERE id = $1"
                 }
                 UserSelection::Username(_) => {
                     "SELECT id, username, display_name, password_hash, roles::text, manager_id, \
-                     department_id, language, active, created_at, updated_at \
+                     department_id, language, active, created_at, updated_at, email \
                      FROM keel_users WHERE username = $1"
                 }
                 UserSelection::All => {
                     "SELECT id, username, display_name, password_hash, roles::text, manager_id, \
-                     department_id, language, active, created_at, updated_at \
+                     department_id, language, active, created_at, updated_at, email \
                      FROM keel_users ORDER BY username"
                 }
             };
@@ -664,6 +686,7 @@ type UserColumns<Time> = (
     bool,
     Time,
     Time,
+    Option<String>,
 );
 
 fn user_row<Time>(
@@ -683,6 +706,7 @@ fn user_row<Time>(
         active,
         _,
         _,
+        email,
     ) = columns;
     let roles: Vec<String> =
         serde_json::from_str(&roles).map_err(|error| StoreError::UnreadableValue {
@@ -700,6 +724,7 @@ fn user_row<Time>(
         active,
         created_at,
         updated_at,
+        email,
     })
 }
 

@@ -33,6 +33,7 @@ pub struct NewUserBody {
     /// The department's name.
     pub department: Option<String>,
     pub language: Option<String>,
+    pub email: Option<String>,
 }
 
 /// The body of `PATCH /admin/users/{name}`.
@@ -50,6 +51,8 @@ pub struct UserPatchBody {
     #[serde(default, deserialize_with = "present")]
     pub language: Option<Option<String>>,
     pub active: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<Option<String>>,
 }
 
 /// The body of `POST /admin/departments`.
@@ -85,6 +88,7 @@ pub async fn create_user(
         manager: body.manager,
         department: body.department,
         language: body.language,
+        email: body.email,
     };
     let created = state.auth().create_user(&actor, user).await?;
     let mut response = (StatusCode::CREATED, Json(&created)).into_response();
@@ -111,6 +115,7 @@ pub async fn update_user(
         department: body.department,
         language: body.language,
         active: body.active,
+        email: body.email,
     };
     let updated = state.auth().update_user(&actor, &username, patch).await?;
     Ok(Json(&updated).into_response())

@@ -1,4 +1,5 @@
-//! Sign-in routes: `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`.
+//! Sign-in routes: `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`. Both the
+//! sign-in's answer and `/auth/me` show the user their own email address.
 //!
 //! The session token goes to the client twice: in the JSON answer (for API clients, who
 //! send it back as `Authorization: Bearer <token>`) and as the `keel_session` cookie
@@ -42,9 +43,13 @@ pub async fn login(
         SESSION_LIFETIME.num_seconds(),
         over_https(&headers),
     );
+    let user = keel_runtime::auth::OwnView {
+        actor: signed_in.user,
+        email: signed_in.email,
+    };
     let mut response = Json(json!({
         "token": signed_in.token,
-        "user": signed_in.user,
+        "user": user,
         "expires_at": signed_in.expires_at,
     }))
     .into_response();
@@ -69,9 +74,13 @@ pub async fn logout(
     Ok(response)
 }
 
-/// `GET /auth/me`: the signed-in user.
-pub async fn me(CurrentUser(actor): CurrentUser) -> Json<serde_json::Value> {
-    Json(json!({ "user": actor }))
+/// `GET /auth/me`: the signed-in user, with their own email address.
+pub async fn me(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let user = state.auth().own_view(&actor).await?;
+    Ok(Json(json!({ "user": user })))
 }
 
 fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> String {

@@ -2474,6 +2474,10 @@ fn shared_schemas(schemas: &mut Map<String, Value>) {
                 "manager": { "description": "The manager's username.", "type": ["string", "null"] },
                 "department": { "description": "The department's name.", "type": ["string", "null"] },
                 "language": { "type": ["string", "null"] },
+                "email": {
+                    "description": "The user's own email address, where email notifications reach them. Personal data: only the user and admins see it.",
+                    "type": ["string", "null"],
+                },
             },
             "required": ["id", "username"],
         }),

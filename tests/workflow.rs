@@ -72,7 +72,7 @@ switch record.note {
     "reads" => { for i in 0..101 { get("deal", "nothing"); } }
     "writes" => { for i in 0..151 { notify(user.id, "x"); } }
     "bad value" => { record.counter = "many"; }
-    "unknown field" => { record["nonsense"] = 1; }
+    "unknown field" => { let name = "non" + "sense"; record[name] = 1; }
     "peek" => {
         let other = find_one("deal", #{ name: "someone else's" });
         record.seen = if other == () { "nothing" } else { "something" };

@@ -268,8 +268,7 @@ impl Records {
         old: Option<&Row>,
     ) -> Result<(), RecordError> {
         let scripts: &[String] = match event {
-            // After-delete scripts join when the metadata declares them.
-            RuleEvent::Delete => &[],
+            RuleEvent::Delete => &object.triggers.after_delete,
             _ => &object.triggers.after_save,
         };
         let rules = self.firing_rules(save.actor, object, event, row, old)?;

@@ -586,6 +586,14 @@ impl Records {
             ScriptValue::Map(script_map(current))
         });
         let user = expression_user(actor);
+        let event = ScriptValue::Text(
+            if current.is_some() {
+                "update"
+            } else {
+                "create"
+            }
+            .to_owned(),
+        );
         let language = actor
             .language
             .clone()
@@ -599,6 +607,7 @@ impl Records {
                     ("record", record.clone()),
                     ("old", old.clone()),
                     ("user", user.clone()),
+                    ("event", event.clone()),
                 ],
             );
             match holds {

@@ -5,6 +5,7 @@
 
 mod api;
 mod check;
+mod deliveries;
 mod duplicates;
 mod import;
 mod migrate;

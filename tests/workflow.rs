@@ -103,6 +103,8 @@ actions:
   - notify: owner
     message: { en: 'Big deal {{ record.name }} ({{ record.phone }})', zh: '大单 {{ record.name }}（{{ record.phone }}）' }
   - { create: { object: task, values: { subject: follow up } } }
+  - notify: { user: rep2 }
+    message: 'FYI {{ record.name }} ({{ record.phone }})'
 ";
 
 const BOUNCE: &str = "\
@@ -460,6 +462,20 @@ keel_testkit::db_test!(
         assert_eq!(tasks["data"].as_array().unwrap().len(), 1, "{tasks}");
         assert_eq!(tasks["data"][0]["subject"], "follow up");
 
+        // Someone else gets the phone masked.
+        let rep2 = app.login("rep2").await;
+        let theirs = app
+            .eventually(&rep2, "/notifications", |inbox| {
+                inbox["data"]
+                    .as_array()
+                    .is_some_and(|data| !data.is_empty())
+            })
+            .await;
+        assert_eq!(
+            theirs["data"][0]["message"], "FYI Big one (138****8000)",
+            "{theirs}"
+        );
+
         // Read one, then all.
         let notification = data[0]["id"].as_str().unwrap();
         let (status, _) = send_json(app.request(
@@ -471,7 +487,6 @@ keel_testkit::db_test!(
         assert_eq!(status, StatusCode::NO_CONTENT);
         let (_, unread) = app.get(&rep, "/notifications?unread=true").await;
         assert_eq!(unread["data"], json!([]));
-        let rep2 = app.login("rep2").await;
         let (status, _) = send_json(app.request(
             &rep2,
             Method::POST,
@@ -479,6 +494,12 @@ keel_testkit::db_test!(
         ))
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "not rep2's notification");
+        let (status, marked) =
+            send_json(app.request(&rep2, Method::POST, "/notifications/read")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(marked["marked"], 1);
+        let (_, unread) = app.get(&rep2, "/notifications?unread=true").await;
+        assert_eq!(unread["data"], json!([]));
     }
 );
 

@@ -248,9 +248,7 @@ impl OutboxWorker {
                         message: error.to_string(),
                         retryable: true,
                     })?;
-                let Some(address) = user.map(|user| user.username)
-                /* MERGE: email */
-                else {
+                let Some(address) = user.and_then(|user| user.email) else {
                     // Nobody to write to is not a failure to retry.
                     return Ok(());
                 };

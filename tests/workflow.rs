@@ -850,3 +850,23 @@ keel_testkit::db_test!(
         assert_eq!(deal["flag"], true, "{deal}");
     }
 );
+
+#[test]
+fn a_script_reaching_for_eval_imports_files_or_the_network_does_not_load() {
+    for (source, expected) in [
+        ("let x = eval(\"1 + 1\");", "eval"),
+        ("import \"secrets\" as s;", "import"),
+        ("let text = open_file(\"/etc/passwd\");", "open_file"),
+        ("let page = http_get(\"http://127.0.0.1/\");", "http_get"),
+        ("system(\"rm -rf /\");", "system"),
+    ] {
+        let app = app_files();
+        app.write("scripts/deal_before.rhai", source);
+        let errors = keel_meta::load_app(app.path())
+            .err()
+            .unwrap_or_else(|| panic!("`{source}` loaded"))
+            .to_string();
+        assert!(errors.contains("scripts/deal_before.rhai:1:"), "{errors}");
+        assert!(errors.contains(expected), "{source}: {errors}");
+    }
+}

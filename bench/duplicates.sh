@@ -19,6 +19,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 DB_KIND=sqlite
 ROWS=1000000
 IMPORT_ROWS=100000
@@ -65,39 +67,15 @@ done
 if [[ $DB_KIND == sqlite ]]; then KEEL_PORT=18082; else KEEL_PORT=18083; fi
 ((ROWS >= 1 && ROWS <= 99999999)) || { echo "--rows is 1 to 99,999,999" >&2; exit 2; }
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 WORK=$(mktemp -d -t keel-dup-bench.XXXXXX)
 KEEL_PID=
 PGTMP=
 
-stop_process() { # PID: TERM, wait up to 10 s, then KILL.
-    local pid=$1 waited=0
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((waited < 100)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-as_postgres() {
-    if ((EUID == 0)); then
-        (cd "$PGTMP" && runuser -u postgres -- "$@")
-    else
-        (cd "$PGTMP" && "$@")
-    fi
-}
-
 cleanup() {
     local status=$?
     stop_process "$KEEL_PID"
-    if [[ -n $PGTMP && -d $PGTMP ]]; then
-        as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" stop -m fast >/dev/null 2>&1 || true
-        rm -rf "$PGTMP"
-    fi
+    stop_postgres
     if ((KEEP)); then
         echo "kept $WORK" >&2
     else
@@ -137,17 +115,8 @@ grep -q '^duplicates:' "$NODUP/metadata/objects/lead.yaml" && { echo "could not 
 if [[ $DB_KIND == sqlite ]]; then
     DB_URL="sqlite://$WORK/bench.db"
 else
-    [[ -x $PGBIN/initdb ]] || { echo "PostgreSQL 15 is missing: apt-get install postgresql-15" >&2; exit 1; }
-    log "starting a throwaway PostgreSQL 15 on 127.0.0.1:$PGPORT"
-    PGTMP=$(mktemp -d -t keel-dup-bench-pg.XXXXXX)
-    ((EUID == 0)) && chown postgres:postgres "$PGTMP"
-    as_postgres "$PGBIN/initdb" -D "$PGTMP/data" -U postgres -A trust -E UTF8 \
-        --locale=C.UTF-8 --no-sync >/dev/null
-    # As in bench/run.sh: the durability of SQLite's WAL with synchronous=NORMAL.
-    as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/log" -w -t 60 -o \
-        "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGTMP -c synchronous_commit=off" \
-        start >/dev/null || { cat "$PGTMP/log" >&2; exit 1; }
-    as_postgres "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qAtc 'CREATE DATABASE keel_bench' postgres
+    start_postgres "$PGPORT"
+    create_database "$PGPORT" keel_bench
     DB_URL="postgres://postgres@127.0.0.1:$PGPORT/keel_bench"
 fi
 

@@ -16,6 +16,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 DB_KIND=sqlite
 ROWS=100000
 DURATION=10
@@ -59,7 +61,6 @@ done
 # Bounded by construction: wrk stops after its duration; cap it anyway.
 ((DURATION <= 120 && WARMUP <= 60)) || { echo "--duration ≤ 120 and --warmup ≤ 60" >&2; exit 2; }
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # ---------------------------------------------------------------------------------------
 # Everything started here is stopped by `cleanup`, on success, failure or a signal.
@@ -69,35 +70,12 @@ BASELINE_PID=
 SAMPLER_PID=
 PGTMP=
 
-stop_process() { # PID: TERM, wait up to 10 s, then KILL.
-    local pid=$1 waited=0
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((waited < 100)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-as_postgres() {
-    if ((EUID == 0)); then
-        (cd "$PGTMP" && runuser -u postgres -- "$@")
-    else
-        (cd "$PGTMP" && "$@")
-    fi
-}
-
 cleanup() {
     local status=$?
     stop_process "$SAMPLER_PID"
     stop_process "$KEEL_PID"
     stop_process "$BASELINE_PID"
-    if [[ -n $PGTMP && -d $PGTMP ]]; then
-        as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" stop -m fast >/dev/null 2>&1 || true
-        rm -rf "$PGTMP"
-    fi
+    stop_postgres
     if ((KEEP)); then
         echo "kept $WORK" >&2
     else
@@ -110,15 +88,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------
-if ! command -v wrk >/dev/null; then
-    if ((EUID == 0)); then
-        log "installing wrk (Debian package)"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-    else
-        echo "wrk is missing: apt-get install wrk" >&2
-        exit 1
-    fi
-fi
+ensure_wrk
 
 cd "$ROOT"
 if ((BUILD)); then
@@ -137,18 +107,8 @@ APP=$ROOT/bench/app
 if [[ $DB_KIND == sqlite ]]; then
     DB_URL="sqlite://$WORK/bench.db"
 else
-    [[ -x $PGBIN/initdb ]] || { echo "PostgreSQL 15 is missing: apt-get install postgresql-15" >&2; exit 1; }
-    log "starting a throwaway PostgreSQL 15 on 127.0.0.1:$PGPORT"
-    PGTMP=$(mktemp -d -t keel-bench-pg.XXXXXX)
-    ((EUID == 0)) && chown postgres:postgres "$PGTMP"
-    as_postgres "$PGBIN/initdb" -D "$PGTMP/data" -U postgres -A trust -E UTF8 \
-        --locale=C.UTF-8 --no-sync >/dev/null
-    # synchronous_commit=off gives PostgreSQL the durability of SQLite's WAL with
-    # synchronous=NORMAL (a crash may lose the last commits, never corrupts): like for like.
-    as_postgres "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/log" -w -t 60 -o \
-        "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGTMP -c synchronous_commit=off" \
-        start >/dev/null || { cat "$PGTMP/log" >&2; exit 1; }
-    as_postgres "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qAtc 'CREATE DATABASE keel_bench' postgres
+    start_postgres "$PGPORT"
+    create_database "$PGPORT" keel_bench
     DB_URL="postgres://postgres@127.0.0.1:$PGPORT/keel_bench"
 fi
 
@@ -186,19 +146,6 @@ KEEL_PID=$!
     >"$WORK/baseline.log" 2>&1 &
 BASELINE_PID=$!
 
-wait_ready() { # URL PID LOG: up to 30 s.
-    local attempt
-    for attempt in $(seq 1 300); do
-        if curl -fsS -o /dev/null --max-time 1 "$1"; then
-            return 0
-        fi
-        kill -0 "$2" 2>/dev/null || { echo "server exited:" >&2; cat "$3" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "not ready after 30 s: $1" >&2
-    cat "$3" >&2
-    return 1
-}
 wait_ready "http://127.0.0.1:$KEEL_PORT/api/v1/healthz" "$KEEL_PID" "$WORK/keel.log"
 wait_ready "http://127.0.0.1:$BASELINE_PORT/healthz" "$BASELINE_PID" "$WORK/baseline.log"
 

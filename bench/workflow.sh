@@ -205,7 +205,7 @@ DRAIN_START=$(date +%s.%N)
 serve "$DRAIN" "$DRAIN_URL" "$DRAIN_PORT" drain KEEL_OUTBOX_WORKER=on
 received=0
 for attempt in $(seq 1 6000); do # at most 600 s
-    read -r received distinct < <(curl -fsS --max-time 2 "http://127.0.0.1:$SINK_PORT/count" || echo "0 0")
+    read -r received distinct span_ms < <(curl -fsS --max-time 2 "http://127.0.0.1:$SINK_PORT/count" || echo "0 0 0")
     ((received >= DELIVERIES)) && break
     sleep 0.1
 done
@@ -239,7 +239,10 @@ report() {
     ' "$WORK/results.txt"
     echo
     echo "Outbox drain: $received webhook deliveries ($distinct distinct delivery ids) reached the sink" \
-        "$DRAIN_SECONDS s after a worker process started (start-up included): **$(awk -v n="$received" -v s="$DRAIN_SECONDS" 'BEGIN { printf "%.0f", n / s }') deliveries/s**" \
+        "$DRAIN_SECONDS s after a worker process started (start-up included):" \
+        "$(awk -v n="$received" -v s="$DRAIN_SECONDS" 'BEGIN { printf "%.0f", n / s }') deliveries/s;" \
+        "from the first delivery to the last, $(awk -v ms="$span_ms" 'BEGIN { printf "%.2f", ms / 1000 }') s:" \
+        "**$(awk -v n="$received" -v ms="$span_ms" 'BEGIN { printf "%.0f", (ms > 0) ? n * 1000 / ms : 0 }') deliveries/s**" \
         "(each one a rule row and a webhook row)."
 }
 REPORT=$(report)

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt as _;
 use keel_store::outbox::{self, Claimed};
 use serde_json::Value as Json;
 use tokio::sync::watch;
@@ -36,6 +37,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub const BATCH: u32 = 100;
 /// Attempts of a delivery that leaves the database before it is dead.
 pub const MAX_ATTEMPTS: i64 = 8;
+/// Records whose rules and scripts run side by side, per worker (PostgreSQL only).
+pub const LOCAL_CONCURRENCY: usize = 4;
+/// Deliveries that leave the database under way at once, per worker.
+pub const DELIVERY_CONCURRENCY: usize = 16;
 /// How long a webhook or chat message may take.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -102,9 +107,35 @@ impl OutboxWorker {
         let lease_until = now + TimeDelta::from_std(LEASE).unwrap_or(TimeDelta::MAX);
         let claimed = outbox::claim(self.records.db(), &self.id, now, lease_until, BATCH).await?;
         let count = claimed.len();
-        for row in claimed {
-            self.work(row).await;
+        // Work in this database runs in the order it was written for each record (a
+        // record's rules in the order of its saves); different records' work runs side by
+        // side on PostgreSQL (SQLite has one writer at a time anyway). Deliveries that leave
+        // the database wait on the network, so up to DELIVERY_CONCURRENCY are under way.
+        let (local, external): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|row| matches!(row.kind.as_str(), KIND_RULE | KIND_SCRIPT));
+        let mut by_record: Vec<(String, Vec<Claimed>)> = Vec::new();
+        for row in local {
+            let key = record_key(&row.payload);
+            match by_record.iter_mut().find(|(other, _)| *other == key) {
+                Some((_, rows)) => rows.push(row),
+                None => by_record.push((key, vec![row])),
+            }
         }
+        let side_by_side = match self.records.db().dialect() {
+            keel_store::Dialect::Postgres => LOCAL_CONCURRENCY,
+            keel_store::Dialect::Sqlite => 1,
+        };
+        futures::stream::iter(by_record)
+            .for_each_concurrent(side_by_side, |(_, rows)| async move {
+                for row in rows {
+                    self.work(row).await;
+                }
+            })
+            .await;
+        futures::stream::iter(external)
+            .for_each_concurrent(DELIVERY_CONCURRENCY, |row| self.work(row))
+            .await;
         Ok(count)
     }
 
@@ -265,6 +296,20 @@ impl OutboxWorker {
             }
         }
     }
+}
+
+/// The record a `rule` or `script` row is about (its work keeps that record's order).
+fn record_key(payload: &str) -> String {
+    serde_json::from_str::<Json>(payload)
+        .ok()
+        .and_then(|work| {
+            Some(format!(
+                "{}/{}",
+                work.get("object")?.as_str()?,
+                work.get("record_id")?.as_str()?
+            ))
+        })
+        .unwrap_or_default()
 }
 
 fn permanent(message: &str) -> Failure {

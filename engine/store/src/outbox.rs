@@ -99,34 +99,10 @@ impl RecordWrite {
     /// Writes outbox rows in this transaction; a row whose idempotency key exists already is
     /// left out.
     pub async fn insert_outbox(&mut self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
+        match insert_statement(self.dialect(), entries)? {
+            Some(statement) => self.run(&statement).await.map(drop),
+            None => Ok(()),
         }
-        let mut statement = Statement::new(self.dialect(), OUTBOX);
-        statement.push(
-            "INSERT INTO keel_outbox (id, kind, payload, idempotency_key, state, due_at, \
-             attempts, created_at) VALUES ",
-        );
-        for (index, entry) in entries.iter().enumerate() {
-            if index > 0 {
-                statement.push(", ");
-            }
-            statement.push("(");
-            statement.push_value(&text(&entry.id), Storage::Text)?;
-            statement.push(", ");
-            statement.push_value(&text(&entry.kind), Storage::Text)?;
-            statement.push(", ");
-            statement.push_value(&text(&entry.payload), Storage::Text)?;
-            statement.push(", ");
-            statement.push_value(&text(&entry.idempotency_key), Storage::Text)?;
-            statement.push(", 'pending', ");
-            statement.push_value(&Value::Datetime(entry.due_at), Storage::Datetime)?;
-            statement.push(", 0, ");
-            statement.push_value(&Value::Datetime(entry.created_at), Storage::Datetime)?;
-            statement.push(")");
-        }
-        statement.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-        self.run(&statement).await.map(drop)
     }
 
     /// Marks the claimed row `id` done in this transaction, so it commits with the work's
@@ -162,29 +138,93 @@ impl RecordWrite {
             if index > 0 {
                 statement.push(", ");
             }
-            statement.push("(");
-            statement.push_value(&text(&notification.id), Storage::Text)?;
-            statement.push(", ");
-            statement.push_value(&text(&notification.user_id), Storage::Text)?;
-            statement.push(", ");
-            statement.push_value(&text(&notification.message), Storage::Text)?;
-            statement.push(", ");
-            statement.push_value(
-                &optional_text(notification.object.as_deref()),
-                Storage::Text,
+            push_row(
+                &mut statement,
+                &[
+                    (text(&notification.id), Storage::Text),
+                    (text(&notification.user_id), Storage::Text),
+                    (text(&notification.message), Storage::Text),
+                    (optional_text(notification.object.as_deref()), Storage::Text),
+                    (
+                        optional_text(notification.record_id.as_deref()),
+                        Storage::Text,
+                    ),
+                    (Value::Datetime(notification.created_at), Storage::Datetime),
+                ],
             )?;
-            statement.push(", ");
-            statement.push_value(
-                &optional_text(notification.record_id.as_deref()),
-                Storage::Text,
-            )?;
-            statement.push(", ");
-            statement.push_value(&Value::Datetime(notification.created_at), Storage::Datetime)?;
-            statement.push(")");
         }
         statement.push(" ON CONFLICT (id) DO NOTHING");
         self.run(&statement).await.map(drop)
     }
+}
+
+/// The INSERT of `entries` (a row whose idempotency key exists already is left out), to run
+/// alone or in a batch with the save that writes them; `None` for no entries.
+pub(crate) fn insert_statement(
+    dialect: Dialect,
+    entries: &[NewEntry],
+) -> Result<Option<Statement>, StoreError> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut statement = Statement::new(dialect, OUTBOX);
+    statement.push(
+        "INSERT INTO keel_outbox (id, kind, payload, idempotency_key, state, due_at, \
+         attempts, created_at) VALUES ",
+    );
+    for (index, entry) in entries.iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        push_row(
+            &mut statement,
+            &[
+                (text(&entry.id), Storage::Text),
+                (text(&entry.kind), Storage::Text),
+                (text(&entry.payload), Storage::Text),
+                (text(&entry.idempotency_key), Storage::Text),
+                (text("pending"), Storage::Text),
+                (Value::Datetime(entry.due_at), Storage::Datetime),
+                (Value::Integer(0), Storage::Integer),
+                (Value::Datetime(entry.created_at), Storage::Datetime),
+            ],
+        )?;
+    }
+    statement.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+    Ok(Some(statement))
+}
+
+/// The DELETE of the outbox rows `ids` (taking back a refused save's rows).
+pub(crate) fn delete_statement(
+    dialect: Dialect,
+    ids: &[String],
+) -> Result<Option<Statement>, StoreError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let mut statement = Statement::new(dialect, OUTBOX);
+    statement.push("DELETE FROM keel_outbox WHERE id IN (");
+    for (index, id) in ids.iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.push_value(&text(id), Storage::Text)?;
+    }
+    statement.push(")");
+    Ok(Some(statement))
+}
+
+/// Appends `(?, ?, …)`, each value bound as stored in a column of its storage.
+fn push_row(statement: &mut Statement, values: &[(Value, Storage)]) -> Result<(), StoreError> {
+    statement.push("(");
+    for (index, (value, storage)) in values.iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.push_value(value, *storage)?;
+    }
+    statement.push(")");
+    Ok(())
 }
 
 fn finish_statement(

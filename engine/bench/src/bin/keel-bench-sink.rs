@@ -1,7 +1,8 @@
 //! `keel-bench-sink`: a local receiver for webhook deliveries, for the outbox drain benchmark
 //! (bench/workflow.sh). It answers every `POST` with `200` and counts it; `GET /count` says
-//! how many it received and how many distinct `X-Keel-Delivery` ids among them (a delivery
-//! sent twice counts once there). It stops on Ctrl-C or SIGTERM.
+//! how many it received, how many distinct `X-Keel-Delivery` ids among them (a delivery
+//! sent twice counts once there), and the milliseconds from the first to the last. It stops
+//! on Ctrl-C or SIGTERM.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,8 @@ const USAGE: &str = "usage: keel-bench-sink [--listen 127.0.0.1:8092]";
 struct Received {
     posts: u64,
     ids: HashSet<String>,
+    first: Option<std::time::Instant>,
+    last: Option<std::time::Instant>,
 }
 
 type Shared = Arc<Mutex<Received>>;
@@ -29,16 +32,25 @@ async fn receive(State(received): State<Shared>, headers: HeaderMap) -> &'static
         .unwrap_or_default()
         .to_owned();
     if let Ok(mut received) = received.lock() {
+        let now = std::time::Instant::now();
         received.posts += 1;
         received.ids.insert(id);
+        received.first.get_or_insert(now);
+        received.last = Some(now);
     }
     "ok"
 }
 
 async fn count(State(received): State<Shared>) -> String {
     match received.lock() {
-        Ok(received) => format!("{} {}\n", received.posts, received.ids.len()),
-        Err(_) => "0 0\n".to_owned(),
+        Ok(received) => {
+            let span = match (received.first, received.last) {
+                (Some(first), Some(last)) => last.duration_since(first).as_millis(),
+                _ => 0,
+            };
+            format!("{} {} {span}\n", received.posts, received.ids.len())
+        }
+        Err(_) => "0 0 0\n".to_owned(),
     }
 }
 

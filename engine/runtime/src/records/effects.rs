@@ -267,6 +267,24 @@ impl Records {
         row: &Row,
         old: Option<&Row>,
     ) -> Result<(), RecordError> {
+        let entries = self.effect_entries(save, object, event, row, old)?;
+        if !entries.is_empty() {
+            write.insert_outbox(&entries).await?;
+            save.outboxed = true;
+        }
+        Ok(())
+    }
+
+    /// The outbox rows a save of `row` leaves (see [`Records::enqueue_effects`]), for the
+    /// caller to write in its transaction.
+    pub(super) fn effect_entries(
+        &self,
+        save: &SaveContext<'_>,
+        object: &Object,
+        event: RuleEvent,
+        row: &Row,
+        old: Option<&Row>,
+    ) -> Result<Vec<NewEntry>, RecordError> {
         let scripts: &[String] = match event {
             RuleEvent::Delete => &object.triggers.after_delete,
             _ => &object.triggers.after_save,
@@ -274,10 +292,10 @@ impl Records {
         let rules = self.firing_rules(save.actor, object, event, row, old)?;
         let entered = self.entered_stage_scripts(object, event, row, old);
         if rules.is_empty() && scripts.is_empty() && entered.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let Some(Value::Text(record_id)) = row.get("id") else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let version = match row.get("version") {
             Some(Value::Integer(version)) => *version,
@@ -312,9 +330,7 @@ impl Records {
             entry = payload.entry(KIND_SCRIPT, save.now, version)?;
             entries.push(entry);
         }
-        write.insert_outbox(&entries).await?;
-        save.outboxed = true;
-        Ok(())
+        Ok(entries)
     }
 
     /// Queues the deliveries of in-app notifications that leave the database: one email per
@@ -399,17 +415,52 @@ impl Records {
             ));
         };
         let now = self.clock.now();
-        let causing = match self.actor_by_id(&work.user).await? {
-            Some(actor) => actor,
-            None => Actor::system(),
+        // Only scripts act as the user who saved; a rule without one acts as the engine.
+        let runs_script = kind == KIND_SCRIPT
+            || self.schema.rules.get(&work.name).is_some_and(|rule| {
+                rule.actions
+                    .iter()
+                    .any(|action| matches!(action, Action::Script { .. }))
+            });
+        let causing = if runs_script {
+            self.actor_by_id(&work.user)
+                .await?
+                .unwrap_or_else(Actor::system)
+        } else {
+            Actor::system()
         };
         let system = Actor::system();
+        let record = row_from_json(object, &work.record);
+        let old = work.old.as_ref().map(|old| row_from_json(object, old));
+        // Everything a rule's notifications need is read before the transaction opens: on
+        // SQLite a read from the pool while holding the write lock could wait for a
+        // connection held by a writer waiting for that lock.
+        let rule = (kind != KIND_SCRIPT)
+            .then(|| self.schema.rules.get(&work.name))
+            .flatten();
+        let messages = match rule {
+            Some(rule) => match self
+                .prepare_notifications(rule, object, &record, &work, now)
+                .await
+            {
+                Ok(messages) => messages,
+                Err(RecordError::Store(error)) => {
+                    return Ok((Performed::Retry(error.to_string()), false, false));
+                }
+                Err(error) => {
+                    return Ok((
+                        Performed::Dead(format!("rule `{}`: {}", work.name, describe(&error))),
+                        false,
+                        false,
+                    ));
+                }
+            },
+            None => Vec::new(),
+        };
         let mut write = self.db.begin_records_write().await?;
         if !write.finish_outbox(id, worker, now).await? {
             return Ok((Performed::Done, false, false));
         }
-        let record = row_from_json(object, &work.record);
-        let old = work.old.as_ref().map(|old| row_from_json(object, old));
         let cause = Cause {
             chain: work.chain.clone(),
         };
@@ -430,7 +481,7 @@ impl Records {
                 )
                 .await
                 .map(drop),
-            _ => match self.schema.rules.get(&work.name) {
+            _ => match rule {
                 None => Err(RecordError::BadRequest(format!(
                     "there is no rule `{}` any more",
                     work.name
@@ -446,10 +497,10 @@ impl Records {
                             &mut system_save,
                             rule,
                             object,
-                            &record,
                             old.as_ref(),
                             &work,
                             id,
+                            messages,
                         )
                         .await;
                     save.notified |= system_save.notified;
@@ -491,30 +542,20 @@ impl Records {
         system_save: &mut SaveContext<'_>,
         rule: &Rule,
         object: &Object,
-        record: &Row,
         old: Option<&Row>,
         work: &AfterSave,
         outbox_id: &str,
+        messages: Vec<Vec<NewNotification>>,
     ) -> Result<(), RecordError> {
+        let record = &row_from_json(object, &work.record);
         let cause = save.cause.then(&rule.name)?;
         system_save.cause = cause.clone();
+        let mut messages = messages.into_iter();
         for (index, action) in rule.actions.iter().enumerate() {
             let step = index.to_string();
+            let notifications = messages.next().unwrap_or_default();
             match action {
-                Action::Notify { to, message } => {
-                    let recipients = self.recipients(to, record).await?;
-                    let mut notifications = Vec::new();
-                    for recipient in recipients {
-                        let text = self.render_for(&recipient, object, record, message).await?;
-                        notifications.push(NewNotification {
-                            id: uuid::Uuid::now_v7().to_string(),
-                            user_id: recipient.id.clone(),
-                            message: text,
-                            object: Some(object.name.clone()),
-                            record_id: Some(work.record_id.clone()),
-                            created_at: save.now,
-                        });
-                    }
+                Action::Notify { .. } => {
                     let key = format!("{outbox_id}/{step}");
                     self.notify_users(write, system_save, notifications, Some(&key))
                         .await?;
@@ -606,6 +647,37 @@ impl Records {
             }
         }
         Ok(())
+    }
+
+    /// The notifications of each of a rule's actions (empty for actions that notify
+    /// nobody), each recipient's message rendered over the record as they may see it.
+    async fn prepare_notifications(
+        &self,
+        rule: &Rule,
+        object: &Object,
+        record: &Row,
+        work: &AfterSave,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Vec<NewNotification>>, RecordError> {
+        let mut all = Vec::with_capacity(rule.actions.len());
+        for action in &rule.actions {
+            let mut notifications = Vec::new();
+            if let Action::Notify { to, message } = action {
+                for recipient in self.recipients(to, record).await? {
+                    let text = self.render_for(&recipient, object, record, message).await?;
+                    notifications.push(NewNotification {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        user_id: recipient.id.clone(),
+                        message: text,
+                        object: Some(object.name.clone()),
+                        record_id: Some(work.record_id.clone()),
+                        created_at: now,
+                    });
+                }
+            }
+            all.push(notifications);
+        }
+        Ok(all)
     }
 
     /// Who a `notify` action reaches: active users only.

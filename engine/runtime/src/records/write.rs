@@ -816,8 +816,10 @@ impl Records {
         // holding them go in one round trip; a `block` match then takes it all back.
         lock_blocking_keys(write, object, &row).await?;
         let probes = duplicate_keys::key_values(object, &row);
+        // What the save leaves for after its commit travels in the same round trip.
+        let outbox = self.effect_entries(save, object, RuleEvent::Create, &row, None)?;
         let found = write
-            .insert_checked(object, &row, &entries, &probes, MATCHES_PER_KEY)
+            .insert_checked(object, &row, &entries, &outbox, &probes, MATCHES_PER_KEY)
             .await
             .map_err(|error| unique_conflict(object, error))?;
         let matches = self
@@ -825,12 +827,12 @@ impl Records {
             .await?;
         if let Err(refused) = self.decide_duplicates(write, save, object, matches).await {
             if let Some(Value::Text(id)) = row.get("id") {
-                write.undo_insert(object, id).await?;
+                let outbox_ids: Vec<String> = outbox.iter().map(|entry| entry.id.clone()).collect();
+                write.undo_insert(object, id, &outbox_ids).await?;
             }
             return Err(refused);
         }
-        self.enqueue_effects(write, save, object, RuleEvent::Create, &row, None)
-            .await?;
+        save.outboxed |= !outbox.is_empty();
         Ok(row)
     }
 

@@ -1,5 +1,6 @@
 //! The write transaction the runtime saves records through: lock-and-read, insert (a create
-//! with its audit rows, keys and duplicate lookup in one round trip, and its undo), versioned
+//! with its audit rows, keys, outbox rows and duplicate lookup in one round trip, and its
+//! undo), versioned
 //! update, set-based update, selects for duplicate checks and share-locked selects of lookup
 //! targets, gapless sequence numbers and audit rows, all committed or rolled back together. Every insert and every update that moves a
 //! duplicate key field or `deleted_at` also brings the record's normalised duplicate keys
@@ -86,7 +87,8 @@ impl RecordWrite {
         duplicate_keys::insert_rows(&mut self.transaction.connection(), object, rows).await
     }
 
-    /// Inserts one record with its `audit` rows and its duplicate keys, then returns the
+    /// Inserts one record with its `audit` rows, its duplicate keys and the `outbox` rows its
+    /// save leaves for after the commit, then returns the
     /// other records holding any of `probes` (see [`duplicate_keys::find`]) — all in one
     /// round trip ([`Statement::batch`]): the save path of a create. On PostgreSQL the
     /// lookup reads the snapshot its statement started with, so the caller locks the
@@ -97,6 +99,7 @@ impl RecordWrite {
         object: &Object,
         row: &Row,
         audit: &[AuditEntry],
+        outbox: &[crate::outbox::NewEntry],
         probes: &[KeyValue],
         per_key: u32,
     ) -> Result<Vec<KeyMatch>, StoreError> {
@@ -109,6 +112,7 @@ impl RecordWrite {
             rows,
         )?);
         statements.extend(audit_insert_statements(self.dialect, audit)?);
+        statements.extend(crate::outbox::insert_statement(self.dialect, outbox)?);
         let own_id = match row.get("id") {
             Some(Value::Text(id)) => Some(id.as_str()),
             _ => None,
@@ -133,11 +137,18 @@ impl RecordWrite {
 
     /// Takes back an [`RecordWrite::insert_checked`] whose save was refused, so that the
     /// rest of the transaction (a bulk call collecting every item's problems) does not see
-    /// the record, its keys or its audit rows. One round trip.
-    pub async fn undo_insert(&mut self, object: &Object, id: &str) -> Result<(), StoreError> {
+    /// the record, its keys, its audit rows or its outbox rows (`outbox_ids`). One round
+    /// trip.
+    pub async fn undo_insert(
+        &mut self,
+        object: &Object,
+        id: &str,
+        outbox_ids: &[String],
+    ) -> Result<(), StoreError> {
         let columns = ObjectColumns::of(object);
         let mut statements =
             duplicate_keys::delete_statements(self.dialect, object, &[id.to_owned()])?;
+        statements.extend(crate::outbox::delete_statement(self.dialect, outbox_ids)?);
         for (table, column) in [(super::audit::TABLE, "record_id"), (columns.table(), "id")] {
             let mut statement = Statement::new(self.dialect, table);
             statement.push("DELETE FROM ");

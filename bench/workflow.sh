@@ -32,7 +32,9 @@ PLAIN_PORT=18181
 FLOW_PORT=18182
 DRAIN_PORT=18183
 SINK_PORT=18184
-PGPORT=55434
+# Outside Linux's default ephemeral range (32768–60999), so a client socket left in
+# TIME-WAIT by the POST runs cannot hold the port.
+PGPORT=61434
 PGBIN=/usr/lib/postgresql/15/bin
 PGTMP=
 USER_NAME=bench

@@ -470,7 +470,7 @@ impl Records {
         let result = match kind {
             KIND_SCRIPT => self
                 .run_script_in(
-                    &mut write,
+                    Some(&mut write),
                     &mut save,
                     &work.name,
                     script_map(&record),
@@ -601,7 +601,7 @@ impl Records {
                     let step = format!("{}:{script}", rule.name);
                     let result = self
                         .run_script_in(
-                            write,
+                            Some(&mut *write),
                             &mut scripted,
                             script,
                             script_map(record),

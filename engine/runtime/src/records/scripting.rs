@@ -278,7 +278,7 @@ impl Records {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_script_in(
         &self,
-        write: &mut RecordWrite,
+        mut write: Option<&mut RecordWrite>,
         save: &mut SaveContext<'_>,
         name: &str,
         record: ScriptMap,
@@ -323,11 +323,14 @@ impl Records {
             tokio::select! {
                 biased;
                 Some((call, reply)) = incoming.recv() => {
-                    let answer = match &cause {
-                        Ok(cause) => {
+                    let answer = match (&cause, write.as_deref_mut()) {
+                        (Ok(cause), Some(write)) => {
                             Box::pin(self.serve_call(write, save, cause, call)).await
                         }
-                        Err(error) => Err(HostError::from(error.to_string())),
+                        (Err(error), _) => Err(HostError::from(error.to_string())),
+                        (Ok(_), None) => Err(HostError::from(
+                            "this script runs before the save's transaction and reads no records",
+                        )),
                     };
                     // The script may have stopped meanwhile (its deadline): nobody to answer.
                     let _ = reply.send(answer);
@@ -459,12 +462,35 @@ impl Records {
             .collect()
     }
 
+    /// Whether the object has before-save scripts and none of them can read or write
+    /// records, send a notification or call a function by name (`call`, `Fn`, `curry`), as
+    /// far as their text shows: such scripts may run before a create's transaction opens.
+    /// A false "may touch the database" only keeps a script inside the transaction.
+    pub(super) fn before_save_reads_nothing(&self, object: &Object) -> bool {
+        static DATA_CALL: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+        let Some(data_call) = DATA_CALL.get_or_init(|| {
+            regex::Regex::new(
+                r"\b(find|find_one|get|count|create|update|notify|call|Fn|curry)\s*\(",
+            )
+            .ok()
+        }) else {
+            return false;
+        };
+        !object.triggers.before_save.is_empty()
+            && object.triggers.before_save.iter().all(|name| {
+                self.schema
+                    .scripts
+                    .get(name)
+                    .is_some_and(|script| !data_call.is_match(&script.source))
+            })
+    }
+
     /// Runs the object's `before_save` scripts over `row` (the record about to be saved;
     /// `current` the stored one on update) and takes in what they changed, coerced and
     /// checked like input: a script may set declared fields that are not computed.
     pub(super) async fn before_save(
         &self,
-        write: &mut RecordWrite,
+        mut write: Option<&mut RecordWrite>,
         save: &mut SaveContext<'_>,
         object: &Object,
         row: &mut Row,
@@ -487,7 +513,7 @@ impl Records {
             let before = script_map(row);
             let output = self
                 .run_script_in(
-                    write,
+                    write.as_deref_mut(),
                     save,
                     name,
                     before.clone(),
@@ -555,7 +581,7 @@ impl Records {
     ) -> Result<(), RecordError> {
         for name in &object.triggers.before_delete {
             self.run_script_in(
-                write,
+                Some(&mut *write),
                 save,
                 name,
                 script_map(current),

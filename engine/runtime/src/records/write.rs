@@ -102,8 +102,18 @@ impl Records {
     ) -> Result<Saved, RecordError> {
         let object = self.object(object)?;
         let now = self.clock.now();
-        let mut write = self.db.begin_records_write().await?;
         let mut save = SaveContext::new(actor, now, Source::Json);
+        if self.before_save_reads_nothing(object) {
+            // Scripts that cannot touch the database run before the transaction opens, so
+            // the write lock (SQLite has one) is not held while they run on another thread.
+            let mut row = self.new_row(&mut save, object, &input, None)?;
+            self.before_save(None, &mut save, object, &mut row, None)
+                .await?;
+            let mut write = self.db.begin_records_write().await?;
+            let result = self.insert_new(&mut write, &mut save, object, row).await;
+            return self.finish_save(write, result, actor, object, save).await;
+        }
+        let mut write = self.db.begin_records_write().await?;
         let result = self
             .create_in(&mut write, &mut save, object, &input, None)
             .await;
@@ -731,6 +741,21 @@ impl Records {
         input: &Input,
         preassigned_id: Option<String>,
     ) -> Result<Row, RecordError> {
+        let mut row = self.new_row(save, object, input, preassigned_id)?;
+        self.before_save(Some(&mut *write), save, object, &mut row, None)
+            .await?;
+        self.insert_new(write, save, object, row).await
+    }
+
+    /// The record a create would save, before its scripts: the input read and typed, system
+    /// fields and defaults filled in. Reads nothing from the database.
+    fn new_row(
+        &self,
+        save: &mut SaveContext<'_>,
+        object: &Object,
+        input: &Input,
+        preassigned_id: Option<String>,
+    ) -> Result<Row, RecordError> {
         let (actor, now) = (save.actor, save.now);
         if !access::can_create(&self.schema, actor, &object.name) {
             return Err(RecordError::Forbidden {
@@ -786,8 +811,19 @@ impl Records {
         {
             save.subject = Some((object.name.clone(), id.clone()));
         }
-        self.before_save(write, save, object, &mut row, None)
-            .await?;
+        Ok(row)
+    }
+
+    /// The rest of a create, after its before-save scripts: checks, computed fields,
+    /// validations, the insert with its audit rows, keys and outbox rows.
+    async fn insert_new(
+        &self,
+        write: &mut RecordWrite,
+        save: &mut SaveContext<'_>,
+        object: &Object,
+        mut row: Row,
+    ) -> Result<Row, RecordError> {
+        let (actor, now) = (save.actor, save.now);
         self.check_and_compute(write, actor, object, &mut row, None, now)
             .await?;
         self.validate(actor, object, &row, None)?;
@@ -884,7 +920,7 @@ impl Records {
         if save.subject.is_none() {
             save.subject = Some((object.name.clone(), id.to_owned()));
         }
-        self.before_save(write, save, object, &mut merged, Some(&current))
+        self.before_save(Some(&mut *write), save, object, &mut merged, Some(&current))
             .await?;
         self.check_and_compute(write, actor, object, &mut merged, Some(&current), now)
             .await?;

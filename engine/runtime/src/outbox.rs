@@ -22,11 +22,11 @@ use serde_json::Value as Json;
 use tokio::sync::watch;
 
 use crate::deliver::{Deliverer, Failure};
-use crate::records::Records;
 use crate::records::effects::{
     ChatDelivery, EmailDelivery, KIND_CHAT, KIND_EMAIL, KIND_RULE, KIND_SCRIPT, KIND_WEBHOOK,
     Performed, WebhookDelivery,
 };
+use crate::records::{RecordError, Records};
 
 /// How long a claim holds a row; a worker that has not finished by then is taken for
 /// crashed, and the row is claimed again.
@@ -324,6 +324,61 @@ fn permanent(message: &str) -> Failure {
 fn env(name: &str) -> Result<String, Failure> {
     std::env::var(name)
         .map_err(|_| permanent(&format!("the environment variable {name} is not set")))
+}
+
+pub use keel_store::outbox::ListState;
+
+fn admins_only(records: &Records, actor: &crate::actor::Actor) -> Result<(), RecordError> {
+    if crate::records::access::is_admin(records.schema(), actor) {
+        Ok(())
+    } else {
+        Err(RecordError::Forbidden {
+            message: "only admins may see and retry the outbox".to_owned(),
+            fields: Vec::new(),
+        })
+    }
+}
+
+/// `GET /admin/outbox` (admins only): up to `limit` rows in `state`, newest first, before
+/// the row `before` → `{data, counts: {pending, dead}, next}`.
+pub async fn admin_list(
+    records: &Records,
+    actor: &crate::actor::Actor,
+    state: ListState,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Json, RecordError> {
+    admins_only(records, actor)?;
+    let rows = outbox::list(records.db(), state, before, limit).await?;
+    let (pending, dead) = outbox::counts(records.db()).await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|last| last.id.clone()))
+        .flatten();
+    let data: Vec<Json> = rows.iter().map(entry_json).collect();
+    Ok(serde_json::json!({
+        "data": data,
+        "counts": { "pending": pending, "dead": dead },
+        "next": next,
+    }))
+}
+
+/// `POST /admin/outbox/{id}/retry` (admins only): the dead row `id` is due again now, its
+/// attempts counted from zero → the row; `NotFound` when there is no dead row `id`.
+pub async fn admin_retry(
+    records: &Records,
+    actor: &crate::actor::Actor,
+    id: &str,
+) -> Result<Json, RecordError> {
+    admins_only(records, actor)?;
+    let now = records.clock().now();
+    if !outbox::retry(records.db(), id, now).await? {
+        return Err(RecordError::NotFound);
+    }
+    records.signals().outbox.notify_one();
+    let row = outbox::get(records.db(), id)
+        .await?
+        .ok_or(RecordError::NotFound)?;
+    Ok(entry_json(&row))
 }
 
 /// An outbox row as `GET /admin/outbox` shows it.

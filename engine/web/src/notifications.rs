@@ -16,13 +16,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use keel_runtime::notifications::NotificationView;
-use keel_runtime::records::access;
-use keel_store::outbox::ListState;
+use keel_runtime::outbox::ListState;
 use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::extract::{CurrentUser, QueryPairs};
 
 fn unknown(other: &str, known: &str) -> ApiError {
@@ -180,7 +179,6 @@ pub async fn outbox(
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    admin_only(&state, &actor)?;
     let (mut list_state, mut before, mut limit) = (ListState::Dead, None, 100);
     for (key, value) in pairs {
         match key.as_str() {
@@ -204,23 +202,15 @@ pub async fn outbox(
             other => return Err(unknown(other, "state, before and limit")),
         }
     }
-    let db = state.db();
-    let rows = keel_store::outbox::list(db, list_state, before.as_deref(), limit)
-        .await
-        .map_err(ApiError::internal)?;
-    let (pending, dead) = keel_store::outbox::counts(db)
-        .await
-        .map_err(ApiError::internal)?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|last| last.id.clone()))
-        .flatten();
-    let data: Vec<_> = rows.iter().map(keel_runtime::outbox::entry_json).collect();
-    Ok(Json(json!({
-        "data": data,
-        "counts": { "pending": pending, "dead": dead },
-        "next": next,
-    }))
-    .into_response())
+    let answer = keel_runtime::outbox::admin_list(
+        state.records(),
+        &actor,
+        list_state,
+        before.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(answer).into_response())
 }
 
 /// `POST /admin/outbox/{id}/retry` (admins): a dead row is due again now → 200 with the row;
@@ -230,33 +220,6 @@ pub async fn retry_outbox(
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin_only(&state, &actor)?;
-    let now = state.records().clock().now();
-    let db = state.db();
-    if !keel_store::outbox::retry(db, &id, now)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("there is no dead outbox row `{id}`"),
-        ));
-    }
-    state.records().signals().outbox.notify_one();
-    let row = keel_store::outbox::get(db, &id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such outbox row"))?;
-    Ok(Json(keel_runtime::outbox::entry_json(&row)).into_response())
-}
-
-fn admin_only(state: &AppState, actor: &keel_runtime::actor::Actor) -> Result<(), ApiError> {
-    if access::is_admin(state.schema(), actor) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only admins may see and retry the outbox",
-        ))
-    }
+    let row = keel_runtime::outbox::admin_retry(state.records(), &actor, &id).await?;
+    Ok(Json(row).into_response())
 }

@@ -63,6 +63,8 @@ pub struct Records {
     clock: Arc<dyn Clock>,
     sandbox: Arc<Sandbox>,
     runner: ScriptRunner,
+    /// Objects whose before-save scripts run before a create's transaction opens.
+    pure_before_save: Arc<std::collections::HashSet<String>>,
     signals: Arc<Signals>,
     names: Arc<names::UserNames>,
     lookups: Arc<budget::LookupBudget>,
@@ -244,11 +246,13 @@ impl Records {
             ..Limits::default()
         });
         let sandbox = Arc::new(sandbox);
+        let pure_before_save = Arc::new(scripting::reads_nothing(&schema));
         Records {
             schema,
             db,
             clock,
             runner: ScriptRunner::new(Arc::clone(&sandbox), SCRIPT_WORKERS),
+            pure_before_save,
             signals: Arc::new(Signals::default()),
             sandbox,
             names: Arc::new(names::UserNames::default()),

@@ -462,27 +462,10 @@ impl Records {
             .collect()
     }
 
-    /// Whether the object has before-save scripts and none of them can read or write
-    /// records, send a notification or call a function by name (`call`, `Fn`, `curry`), as
-    /// far as their text shows: such scripts may run before a create's transaction opens.
-    /// A false "may touch the database" only keeps a script inside the transaction.
+    /// Whether the object has before-save scripts and none of them can touch the database
+    /// (decided once per app: see [`reads_nothing`]).
     pub(super) fn before_save_reads_nothing(&self, object: &Object) -> bool {
-        static DATA_CALL: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-        let Some(data_call) = DATA_CALL.get_or_init(|| {
-            regex::Regex::new(
-                r"\b(find|find_one|get|count|create|update|notify|call|Fn|curry)\s*\(",
-            )
-            .ok()
-        }) else {
-            return false;
-        };
-        !object.triggers.before_save.is_empty()
-            && object.triggers.before_save.iter().all(|name| {
-                self.schema
-                    .scripts
-                    .get(name)
-                    .is_some_and(|script| !data_call.is_match(&script.source))
-            })
+        self.pure_before_save.contains(&object.name)
     }
 
     /// Runs the object's `before_save` scripts over `row` (the record about to be saved;
@@ -697,4 +680,30 @@ impl Records {
 /// The user as expressions see it (`user`), the same map scripts get.
 pub(crate) fn expression_user(actor: &Actor) -> ScriptValue {
     script_user(actor).to_value()
+}
+
+/// The objects whose before-save scripts may run before a create's transaction opens: they
+/// have some, and none of them can read or write records, send a notification or call a
+/// function by name (`call`, `Fn`, `curry`), as far as their text shows. A false "may touch
+/// the database" only keeps a script inside the transaction.
+pub(super) fn reads_nothing(schema: &keel_meta::Schema) -> std::collections::HashSet<String> {
+    let Ok(data_call) =
+        regex::Regex::new(r"\b(find|find_one|get|count|create|update|notify|call|Fn|curry)\s*\(")
+    else {
+        return std::collections::HashSet::new();
+    };
+    schema
+        .objects
+        .values()
+        .filter(|object| {
+            !object.triggers.before_save.is_empty()
+                && object.triggers.before_save.iter().all(|name| {
+                    schema
+                        .scripts
+                        .get(name)
+                        .is_some_and(|script| !data_call.is_match(&script.source))
+                })
+        })
+        .map(|object| object.name.clone())
+        .collect()
 }

@@ -195,6 +195,7 @@ pub fn document_for_user(schema: &Schema, access: &UserAccess<'_>) -> Value {
         json!({ "name": "Auth", "description": "Logging in and out." }),
         json!({ "name": "Metadata", "description": "The app's objects and this API's description." }),
         json!({ "name": "Operations", "description": "Health checks." }),
+        json!({ "name": "Notifications", "description": "The user's in-app notifications." }),
     ];
     for view in &views {
         tags.push(json!({ "name": view.object.name, "description": english(&view.object.label) }));
@@ -566,6 +567,103 @@ fn general_paths(schema: &Schema, paths: &mut Map<String, Value>) {
                         },
                     }),
                     &[401],
+                ),
+            },
+        }),
+    );
+    let notification = json!({
+        "type": "object",
+        "properties": {
+            "id": { "type": "string" },
+            "message": { "type": "string" },
+            "object": { "type": ["string", "null"] },
+            "record_id": { "type": ["string", "null"] },
+            "read": { "type": "boolean" },
+            "created_at": { "type": "string", "format": "date-time" },
+        },
+        "required": ["id", "message", "object", "record_id", "read", "created_at"],
+        "additionalProperties": false,
+    });
+    paths.insert(
+        "/notifications".to_owned(),
+        json!({
+            "get": {
+                "tags": ["Notifications"],
+                "summary": "My notifications",
+                "description": "The user's notifications, newest first (docs/rules.md, \"Notifications\"). The live stream, `GET /notifications/stream` (server-sent events), is described there rather than here.",
+                "operationId": "notifications_list",
+                "parameters": [
+                    { "name": "unread", "in": "query", "description": "Only unread ones.", "schema": { "type": "string", "enum": ["true", "false"] } },
+                    { "name": "before", "in": "query", "description": "The `next` of the previous page: notifications older than this id.", "schema": { "type": "string", "pattern": "^[^\\x00]*$" } },
+                    { "name": "limit", "in": "query", "description": "At most this many (default 50).", "schema": { "type": "integer", "minimum": 1, "maximum": keel_runtime::notifications::MAX_PAGE } },
+                ],
+                "responses": with_problems(
+                    json!({
+                        "200": {
+                            "description": "A page of notifications.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "data": { "type": "array", "items": notification },
+                                            "next": { "type": ["string", "null"] },
+                                        },
+                                        "required": ["data", "next"],
+                                        "additionalProperties": false,
+                                    },
+                                },
+                            },
+                        },
+                    }),
+                    &[401, 422],
+                ),
+            },
+        }),
+    );
+    paths.insert(
+        "/notifications/read".to_owned(),
+        json!({
+            "post": {
+                "tags": ["Notifications"],
+                "summary": "Mark all read",
+                "description": "Marks every unread notification of the user read.",
+                "operationId": "notifications_read_all",
+                "responses": with_problems(
+                    json!({
+                        "200": {
+                            "description": "How many were unread.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": { "marked": { "type": "integer", "minimum": 0 } },
+                                        "required": ["marked"],
+                                        "additionalProperties": false,
+                                    },
+                                },
+                            },
+                        },
+                    }),
+                    &[401],
+                ),
+            },
+        }),
+    );
+    paths.insert(
+        "/notifications/{id}/read".to_owned(),
+        json!({
+            "post": {
+                "tags": ["Notifications"],
+                "summary": "Mark one read",
+                "description": "Marks one of the user's notifications read; another user's is not found.",
+                "operationId": "notifications_read",
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                ],
+                "responses": with_problems(
+                    json!({ "204": { "description": "Read." } }),
+                    &[401, 404],
                 ),
             },
         }),

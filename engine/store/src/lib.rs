@@ -2,8 +2,8 @@
 //!
 //! It connects ([`Db`]), knows the SQL of each [`Dialect`], lays out one table per object plus
 //! Keel's `keel_` system tables, introspects the live database and plans and applies
-//! migrations ([`migrate`]), and keeps the small user and department registry the CLI needs
-//! ([`users`]). It is the only crate that names `sqlx`; SQL text is built only from
+//! migrations ([`migrate`]), keeps the small user and department registry the CLI needs
+//! ([`users`]), and the outbox and the in-app inbox ([`outbox`]). It is the only crate that names `sqlx`; SQL text is built only from
 //! validated identifiers, and every value is a bound parameter.
 //!
 //! Deliberately not here: permissions, validation, scripts and triggers (the runtime's

@@ -1,9 +1,10 @@
 //! `Records`: the one write path and the one read path for object records.
 //!
 //! API, forms, bulk, CSV import, scripts, pools, processes and rules all save through here:
-//! authorise → coerce and validate every field → computed fields (formula, autonumber) →
-//! uniqueness and duplicate keys → persist with version + 1, `updated_*` and one audit row per
-//! changed field, in one transaction. Every read goes through one query builder that adds
+//! authorise → coerce and validate every field → before-save scripts (`scripting`) →
+//! computed fields (formula, autonumber) → validations → uniqueness and duplicate keys →
+//! persist with version + 1, `updated_*` and one audit row per changed field → the outbox rows
+//! of event rules and after-save scripts (`effects`), in one transaction. See docs/rules.md. Every read goes through one query builder that adds
 //! the actor's record scope as a SQL predicate.
 //!
 //! Permissions come from [`access`]: the roles of `roles.yaml` compile, per object and

@@ -13,8 +13,9 @@
 //! of text on PostgreSQL only, consistently between ORDER BY and keyset cursors.
 //!
 //! Deliberately not here: *whether* a read or write is allowed, what a value must look like,
-//! defaults, triggers, the outbox, and turning filters into conditions — the runtime does all
-//! of that before calling in. Nothing here reads the clock or makes ids for records.
+//! defaults, triggers, what goes into the outbox (a create only carries the rows the runtime
+//! made, in its round trip), and turning filters into conditions — the runtime does all of
+//! that before calling in. Nothing here reads the clock or makes ids for records.
 
 mod aggregate;
 mod audit;

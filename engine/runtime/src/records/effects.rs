@@ -497,6 +497,7 @@ impl Records {
                             &mut system_save,
                             rule,
                             object,
+                            &record,
                             old.as_ref(),
                             &work,
                             id,
@@ -542,12 +543,12 @@ impl Records {
         system_save: &mut SaveContext<'_>,
         rule: &Rule,
         object: &Object,
+        record: &Row,
         old: Option<&Row>,
         work: &AfterSave,
         outbox_id: &str,
         messages: Vec<Vec<NewNotification>>,
     ) -> Result<(), RecordError> {
-        let record = &row_from_json(object, &work.record);
         let cause = save.cause.then(&rule.name)?;
         system_save.cause = cause.clone();
         let mut messages = messages.into_iter();

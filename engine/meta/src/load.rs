@@ -868,7 +868,18 @@ impl Loader {
             if !known(&calendar_title) {
                 self.value_error(file, "/calendar/title", unknown_field(&calendar_title, &raw.name));
             }
-            CalendarView { start: calendar.start.clone(), end: calendar.end.clone(), title: calendar_title }
+            let open = calendar.open.as_ref().and_then(|open| {
+                let filter = self.check_filter(file, "/calendar/open", open, None)?;
+                let mut keys = Vec::new();
+                filter_field_keys(open, "/calendar/open", &mut keys);
+                for (name, key_pointer) in keys {
+                    if !known(&name) {
+                        self.key_error(file, &key_pointer, unknown_field(&name, &raw.name));
+                    }
+                }
+                Some(filter)
+            });
+            CalendarView { start: calendar.start.clone(), end: calendar.end.clone(), title: calendar_title, open }
         });
 
         Some(Object {
@@ -2570,6 +2581,7 @@ struct RawCalendar {
     start: String,
     end: Option<String>,
     title: Option<String>,
+    open: Option<Value>,
 }
 
 #[derive(Deserialize)]

@@ -530,6 +530,9 @@ pub struct CalendarView {
     pub start: String,
     pub end: Option<String>,
     pub title: String,
+    /// Which entries are still open (a task not done): the home page lists only these as
+    /// due. Every entry counts as open when absent.
+    pub open: Option<Filter>,
 }
 
 /// `metadata/roles.yaml`.

@@ -83,14 +83,14 @@ pub async fn me(
     Ok(Json(json!({ "user": user })))
 }
 
-fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> String {
+pub(crate) fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_seconds}{secure}"
     )
 }
 
-fn over_https(headers: &HeaderMap) -> bool {
+pub(crate) fn over_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())

@@ -314,6 +314,31 @@ impl ApiError {
         self.0.code
     }
 
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.0.code.status()
+    }
+
+    /// The sentence that explains the error.
+    pub fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
+    /// The bad fields, each with a code and a message (pages show them next to the field).
+    pub fn errors(&self) -> &[FieldError] {
+        &self.0.errors
+    }
+
+    /// A further member of the problem object (e.g. `matches` of a duplicate conflict).
+    pub fn extra(&self, key: &str) -> Option<&Json> {
+        self.0.extra.get(key)
+    }
+
+    /// The cause of a server fault, for the log (never shown to the user).
+    pub fn cause(&self) -> Option<&str> {
+        self.0.cause.as_deref()
+    }
+
     /// The problem+json body of this error.
     pub fn body_text(&self) -> String {
         let problem = &self.0;

@@ -1,5 +1,6 @@
 //! `keel-web`: the HTTP surface of Keel (axum): the `/api/v1` routes (docs/api.md), sessions
-//! and sign-in, problem+json errors, OpenAPI, metrics, and later the server-rendered pages.
+//! and sign-in, problem+json errors, OpenAPI, metrics, and the server-rendered pages
+//! (`pages`, docs/ui.md).
 //!
 //! Only this crate knows HTTP. Handlers are thin: extract, call the runtime (`Records`,
 //! `Auth`), map the result; no SQL and no permission decisions here.
@@ -8,8 +9,11 @@
 //! (`x-request-id`, kept when the client sends one, echoed in the answer) → a tracing span
 //! at debug level (`KEEL_LOG=debug` puts method, path and request id on every line a
 //! request logs; at the default `info` it costs nothing, and a server fault names its
-//! request id anyway) → metrics and server-fault logging → panic catching (a panic answers a 500 problem) →
-//! a 10 MiB body limit (413). Requests hyper itself refuses before any route (a URI over
+//! request id anyway) → metrics and server-fault logging → cross-site request refusal
+//! (tower-http's `CsrfLayer`: a state-changing request whose `Sec-Fetch-Site`/`Origin` says
+//! it comes from another site is a 403; `KEEL_TRUSTED_ORIGINS` lists extra origins, e.g. a
+//! proxy's) → panic catching (a panic answers a 500 problem) → a 10 MiB body limit (413).
+//! Pages add their own layer (security headers, error pages). Requests hyper itself refuses before any route (a URI over
 //! 64 KiB: 414) are answered as problem+json too (`listener`).
 
 mod admin;
@@ -21,6 +25,7 @@ mod meta;
 mod metrics;
 mod notifications;
 pub mod openapi;
+pub mod pages;
 mod query;
 mod records;
 
@@ -62,6 +67,7 @@ struct Inner {
     inbox: Inbox,
     auth: Auth,
     metrics: metrics::Metrics,
+    ui: pages::Ui,
 }
 
 impl AppState {
@@ -79,6 +85,7 @@ impl AppState {
                 records,
                 auth: Auth::new(schema.clone(), db.clone(), clock),
                 metrics: metrics::Metrics::default(),
+                ui: pages::Ui::new(),
                 schema,
                 db,
             }),
@@ -107,6 +114,11 @@ impl AppState {
 
     fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// The pages' templates, catalogs and assets.
+    pub fn ui(&self) -> &pages::Ui {
+        &self.inner.ui
     }
 }
 
@@ -169,6 +181,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/departments",
             get(admin::list_departments).post(admin::create_department),
         )
+        .merge(pages::routes().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::page_layer,
+        )))
         // Before any handler (and before sign-in): no NUL character reaches SQL.
         .route_layer(axum::middleware::from_fn(query::refuse_nul))
         .fallback(route_not_found)
@@ -183,6 +199,7 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(csrf_layer())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe,
@@ -265,11 +282,46 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn route_not_found() -> ApiError {
-    ApiError::new(
-        ErrorCode::RouteNotFound,
-        "there is no such route; the API lives under /api/v1",
-    )
+/// An unknown path: problem+json under `/api/`, the 404 page elsewhere.
+async fn route_not_found(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if uri.path().starts_with("/api/") || uri.path() == "/api" {
+        return ApiError::new(
+            ErrorCode::RouteNotFound,
+            "there is no such route; the API lives under /api/v1",
+        )
+        .into_response();
+    }
+    pages::not_found_page(&state, &headers).await
+}
+
+/// Refuses cross-site state-changing requests (see the crate docs). Extra trusted origins
+/// (`https://crm.example.com`) come from `KEEL_TRUSTED_ORIGINS`, comma-separated; one that
+/// does not parse is logged and skipped.
+fn csrf_layer()
+-> tower_http::csrf::CsrfLayer<impl FnMut(tower_http::csrf::ProtectionError) -> Response + Clone> {
+    let mut layer = tower_http::csrf::CsrfLayer::new();
+    if let Ok(origins) = std::env::var("KEEL_TRUSTED_ORIGINS") {
+        for origin in origins.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            layer = match layer.clone().add_trusted_origin(origin) {
+                Ok(layer) => layer,
+                Err(error) => {
+                    tracing::error!(origin, ?error, "KEEL_TRUSTED_ORIGINS: not an origin");
+                    layer
+                }
+            };
+        }
+    }
+    layer.with_rejection_response(|_error| {
+        ApiError::new(
+            ErrorCode::Forbidden,
+            "a state-changing request from another site is refused (cross-site request forgery protection)",
+        )
+        .into_response()
+    })
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -197,7 +197,11 @@ fn is_bare(response: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|value: &HeaderValue| value.to_str().ok())
         .unwrap_or("");
-    content_type != PROBLEM_JSON && !content_type.starts_with("application/json")
+    // Pages answer errors as HTML of their own; only an empty or plain-text body (axum's
+    // rejections, tower-http's layers) is bare.
+    content_type != PROBLEM_JSON
+        && !content_type.starts_with("application/json")
+        && !content_type.starts_with("text/html")
 }
 
 /// (open, idle) connections of the pool.

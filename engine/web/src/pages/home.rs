@@ -1,0 +1,158 @@
+//! `/`: the home page — what is due (entries of the objects that declare a `calendar`, the
+//! user's own, up to the end of today) and the latest notifications, with the bell kept
+//! live over the notification stream by `app.js`; and the form that marks them all read.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use keel_meta::Filter;
+use keel_runtime::records::ListRequest;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Frame, PageError, PageForm, Viewer, render};
+use crate::AppState;
+
+/// How many entries each "due" list and the notification list show.
+const SHOWN: u32 = 10;
+
+#[derive(Debug, Serialize)]
+struct HomePage {
+    due: Vec<DueList>,
+    notifications: Vec<NotificationItem>,
+}
+
+#[derive(Debug, Serialize)]
+struct DueList {
+    object: String,
+    label: String,
+    entries: Vec<DueEntry>,
+}
+
+#[derive(Debug, Serialize)]
+struct DueEntry {
+    url: String,
+    title: String,
+    when: String,
+    overdue: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct NotificationItem {
+    id: String,
+    message: String,
+    url: Option<String>,
+    read: bool,
+    created_at: String,
+}
+
+/// `GET /`.
+pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+    let frame = Frame::new(&state, &viewer).await?;
+    let formatter = frame.formatter(&state);
+    let schema = state.schema().clone();
+    let now = state.records().clock().now();
+    let mut due = Vec::new();
+    for object in schema.objects.values() {
+        let Some(calendar) = &object.calendar else {
+            continue;
+        };
+        if state
+            .records()
+            .readable_fields(&viewer.actor, &object.name)
+            .map(|fields| !fields.iter().any(|field| field == &calendar.start))
+            .unwrap_or(true)
+        {
+            continue;
+        }
+        let Ok(mine_and_due) = Filter::from_json(&json!({
+            "owner": viewer.actor.id,
+            calendar.start.clone(): { "lte": "@today+1d" },
+        })) else {
+            continue;
+        };
+        let filter = match &calendar.open {
+            Some(open) => Filter::And {
+                all: vec![mine_and_due, open.clone()],
+            },
+            None => mine_and_due,
+        };
+        let page = state
+            .records()
+            .list(
+                &viewer.actor,
+                &object.name,
+                ListRequest {
+                    filter: Some(filter),
+                    order: vec![keel_meta::OrderTerm {
+                        field: calendar.start.clone(),
+                        descending: false,
+                    }],
+                    limit: Some(SHOWN),
+                    ..ListRequest::default()
+                },
+            )
+            .await?;
+        if page.data.is_empty() {
+            continue;
+        }
+        let entries = page
+            .data
+            .iter()
+            .map(|record| {
+                let id = record.get("id").and_then(|id| id.as_str()).unwrap_or("");
+                let title = record
+                    .get(&calendar.title)
+                    .and_then(|title| title.as_str())
+                    .unwrap_or(id)
+                    .to_owned();
+                let start = record
+                    .get(&calendar.start)
+                    .and_then(|start| start.as_str())
+                    .unwrap_or("");
+                let overdue = chrono::DateTime::parse_from_rfc3339(start)
+                    .map(|start| start < now)
+                    .unwrap_or(false);
+                DueEntry {
+                    url: format!("/app/{}/{id}", object.name),
+                    title,
+                    when: formatter.datetime(start),
+                    overdue,
+                }
+            })
+            .collect();
+        due.push(DueList {
+            object: object.name.clone(),
+            label: object
+                .label
+                .text(&frame.lang, &schema.app.language)
+                .to_owned(),
+            entries,
+        });
+    }
+    let notifications = state
+        .inbox()
+        .list(&viewer.actor, false, None, SHOWN)
+        .await?
+        .into_iter()
+        .map(|notification| NotificationItem {
+            url: match (&notification.object, &notification.record_id) {
+                (Some(object), Some(id)) => Some(format!("/app/{object}/{id}")),
+                _ => None,
+            },
+            id: notification.id,
+            message: notification.message,
+            read: notification.read,
+            created_at: notification.created_at,
+        })
+        .collect();
+    render(&state, &frame, "home.html", HomePage { due, notifications })
+}
+
+/// `POST /notifications/read` (form): marks every notification read, back to the home page.
+pub async fn mark_all_read(
+    State(state): State<AppState>,
+    form: PageForm,
+) -> Result<Response, PageError> {
+    state.inbox().mark_all_read(&form.viewer.actor).await?;
+    Ok(Redirect::to("/#notifications").into_response())
+}

@@ -11,6 +11,7 @@ mod import;
 mod migrate;
 mod on_delete;
 mod openapi;
+mod pages;
 mod permissions;
 mod schemathesis;
 mod serve;

@@ -1,5 +1,5 @@
-//! The pages' message catalogs (`admin-ui/i18n/<language>.yaml`, one per language) and the
-//! choice of a page's language.
+//! The pages' message catalogs (`admin-ui/i18n/<language>/*.yaml`: one directory per
+//! language, one file per area of the UI, merged) and the choice of a page's language.
 //!
 //! A catalog is YAML with nested keys (`list: { new: 新建 }` is the key `list.new`); a text
 //! may name arguments in braces (`{count} 条`). Labels that come from the app's metadata are
@@ -23,22 +23,31 @@ pub struct Catalogs {
 }
 
 impl Catalogs {
-    /// Reads `i18n/<language>.yaml` for each language through `read`.
-    pub fn load(read: impl Fn(&str) -> Option<Cow<'static, [u8]>>) -> Catalogs {
+    /// Reads every `i18n/<language>/<area>.yaml` of `files` through `read`. A key given in
+    /// two files of one language is logged, and the later file wins.
+    pub fn load(files: &[String], read: impl Fn(&str) -> Option<Cow<'static, [u8]>>) -> Catalogs {
         let mut by_language = BTreeMap::new();
         for language in LANGUAGES {
-            let path = format!("i18n/{language}.yaml");
-            let catalog = match read(&path).map(|bytes| parse(&bytes)) {
-                Some(Ok(catalog)) => catalog,
-                Some(Err(error)) => {
-                    tracing::error!(%error, path, "a message catalog does not parse");
-                    BTreeMap::new()
+            let prefix = format!("i18n/{language}/");
+            let mut catalog = BTreeMap::new();
+            for path in files
+                .iter()
+                .filter(|path| path.starts_with(&prefix) && path.ends_with(".yaml"))
+            {
+                match read(path).map(|bytes| parse(&bytes)) {
+                    Some(Ok(area)) => {
+                        for (key, text) in area {
+                            if catalog.insert(key.clone(), text).is_some() {
+                                tracing::error!(path, key, "a message key is given twice");
+                            }
+                        }
+                    }
+                    Some(Err(error)) => {
+                        tracing::error!(%error, path, "a message catalog does not parse");
+                    }
+                    None => tracing::error!(path, "a message catalog is missing"),
                 }
-                None => {
-                    tracing::error!(path, "a message catalog is missing");
-                    BTreeMap::new()
-                }
-            };
+            }
             by_language.insert(language.to_owned(), catalog);
         }
         Catalogs { by_language }
@@ -203,8 +212,9 @@ mod tests {
 
     #[test]
     fn arguments_fill_their_braces_and_missing_keys_are_marked() {
-        let catalogs = Catalogs::load(|path| {
-            (path == "i18n/en.yaml")
+        let files = vec!["i18n/en/list.yaml".to_owned()];
+        let catalogs = Catalogs::load(&files, |path| {
+            (path == "i18n/en/list.yaml")
                 .then(|| Cow::Borrowed(&b"list:\n  count: \"{count} records\"\n"[..]))
         });
         let count = |name: &str| (name == "count").then(|| "3".to_owned());

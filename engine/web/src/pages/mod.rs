@@ -16,8 +16,12 @@ mod i18n;
 mod session;
 mod ui;
 
+mod admin;
+mod form;
 mod home;
+mod list;
 mod login;
+mod record;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -51,6 +55,10 @@ pub fn routes() -> Router<AppState> {
             "/notifications/read",
             axum::routing::post(home::mark_all_read),
         )
+        .merge(list::routes())
+        .merge(record::routes())
+        .merge(form::routes())
+        .merge(admin::routes())
 }
 
 /// Security headers on every page answer, and the error page for a failed one.

@@ -50,7 +50,8 @@ impl Ui {
     /// Loads the message catalogs and prepares the templates. A catalog that does not
     /// parse is logged and left empty (the test suite parses both, so that is a build bug).
     pub fn new() -> Ui {
-        let catalogs = Arc::new(Catalogs::load(read));
+        let files: Vec<String> = Files::iter().map(|path| path.into_owned()).collect();
+        let catalogs = Arc::new(Catalogs::load(&files, read));
         let assets = if cfg!(debug_assertions) {
             HashMap::new()
         } else {

@@ -1,0 +1,10 @@
+//! The forms `/app/{object}/new` and `/app/{object}/{id}/edit` (being built).
+
+use axum::Router;
+
+use crate::AppState;
+
+/// The routes of this module; [`super::routes`] merges them.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

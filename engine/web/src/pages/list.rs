@@ -1,0 +1,10 @@
+//! The list pages `/app/{object}` and the global search `/search` (being built).
+
+use axum::Router;
+
+use crate::AppState;
+
+/// The routes of this module; [`super::routes`] merges them.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,1 @@
+//! Page tests: see issue 10 (being written).

@@ -1,0 +1,282 @@
+//! Tests of the generated pages over real HTTP: a real `keel serve` (the standard app with
+//! its demo data, or a fixture app), a cookie session signed in through `/login`, forms
+//! posted with their CSRF token, and the HTML parsed (and checked well formed) with scraper.
+//!
+//! `browser` drives the same pages in headless Chromium.
+
+mod admin;
+mod form;
+mod frame;
+mod list;
+mod record;
+
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
+
+use crate::serve::{Server, start_server};
+use crate::support::{AppDir, keel_binary, repository_root};
+
+/// The admin's password in every site these tests start.
+pub const ADMIN_PASSWORD: &str = "admin-pass-1234";
+/// The demo users' password (seed/users.csv of the standard app).
+pub const DEMO_PASSWORD: &str = "demo1234";
+
+/// A running `keel serve` for page tests; killed when dropped.
+pub struct Site {
+    server: Server,
+    _app: Option<AppDir>,
+}
+
+impl Site {
+    /// The standard app (the repository root) with its demo data, on `db_url`.
+    pub fn standard(db_url: &str) -> Site {
+        Site::start(&repository_root(), db_url, None)
+    }
+
+    /// A fixture app with `--demo` (loads its `seed/` when it has one).
+    #[allow(dead_code)] // for the page tests of fixture apps (templates/education, …)
+    pub fn app(app: AppDir, db_url: &str) -> Site {
+        let path = app.path().to_owned();
+        Site::start(&path, db_url, Some(app))
+    }
+
+    fn start(app_dir: &std::path::Path, db_url: &str, app: Option<AppDir>) -> Site {
+        let mut command = Command::new(keel_binary());
+        command
+            .args([
+                "serve",
+                "--app",
+                app_dir.to_str().unwrap(),
+                "--db",
+                db_url,
+                "--listen",
+                "127.0.0.1:0",
+                "--demo",
+            ])
+            .current_dir(app_dir)
+            .env("KEEL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("KEEL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Site {
+            server: start_server(command),
+            _app: app,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.server.base_url
+    }
+
+    /// A session signed in as `username` through the sign-in form (`admin` gets the admin
+    /// password, everyone else the demo one).
+    pub async fn login(&self, username: &str) -> Session {
+        let password = if username == "admin" {
+            ADMIN_PASSWORD
+        } else {
+            DEMO_PASSWORD
+        };
+        self.login_with(username, password, None).await
+    }
+
+    /// A session signed in with the given password, speaking `language` (`Accept-Language`).
+    pub async fn login_with(
+        &self,
+        username: &str,
+        password: &str,
+        language: Option<&str>,
+    ) -> Session {
+        let mut session = self.anonymous();
+        session.language = language.map(str::to_owned);
+        let page = session
+            .post_plain(
+                "/login",
+                &[
+                    ("username", username),
+                    ("password", password),
+                    ("next", "/"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "sign-in as {username}: {}",
+            page.html
+        );
+        assert!(session.cookie.is_some(), "sign-in sets the session cookie");
+        session
+    }
+
+    /// A session that has not signed in.
+    pub fn anonymous(&self) -> Session {
+        Session {
+            base_url: self.base_url().to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+            csrf: None,
+            language: None,
+        }
+    }
+}
+
+/// A browser-like session: a cookie, the CSRF token of the last page, a language.
+pub struct Session {
+    base_url: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+    csrf: Option<String>,
+    pub language: Option<String>,
+}
+
+/// One answer: status, the `Location` of a redirect, and the HTML.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub html: String,
+}
+
+impl Session {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, format!("keel_session={cookie}"));
+        }
+        if let Some(language) = &self.language {
+            request = request.header(ACCEPT_LANGUAGE, language);
+        }
+        request
+    }
+
+    async fn read(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        for value in response.headers().get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap_or("");
+            if let Some(rest) = text.strip_prefix("keel_session=") {
+                let token = rest.split(';').next().unwrap_or("");
+                self.cookie = (!token.is_empty()).then(|| token.to_owned());
+            }
+        }
+        let html = response.text().await.unwrap_or_default();
+        let page = Page {
+            status,
+            location,
+            html,
+        };
+        if let Some(token) = page.csrf() {
+            self.csrf = Some(token);
+        }
+        page
+    }
+
+    /// `GET path`.
+    pub async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        self.read(response).await
+    }
+
+    /// Posts a form with the CSRF token of the last page this session saw.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self
+            .csrf
+            .clone()
+            .expect("a page with a form was loaded before posting");
+        let mut all: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .form(&all)
+            .send()
+            .await
+            .unwrap();
+        self.read(response).await
+    }
+
+    /// Posts a form without a CSRF token (the sign-in form, or a forgery).
+    pub async fn post_plain(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        self.read(response).await
+    }
+
+    /// The session token (for API calls as the same user).
+    pub fn token(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+}
+
+impl Page {
+    /// The parsed document.
+    pub fn document(&self) -> scraper::Html {
+        scraper::Html::parse_document(&self.html)
+    }
+
+    /// The HTML parse errors of the page (empty for a well-formed page).
+    pub fn parse_errors(&self) -> Vec<String> {
+        self.document()
+            .errors
+            .iter()
+            .map(|error| error.to_string())
+            .collect()
+    }
+
+    /// Asserts the page is well formed and has no untranslated catalog key (`⟦key⟧`).
+    pub fn assert_clean(&self, what: &str) {
+        let errors = self.parse_errors();
+        assert!(
+            errors.is_empty(),
+            "{what}: HTML parse errors {errors:?}\n{}",
+            self.html
+        );
+        assert!(
+            !self.html.contains('⟦'),
+            "{what}: an untranslated key:\n{}",
+            self.html
+        );
+    }
+
+    /// The text of every element matching `selector`, whitespace collapsed.
+    pub fn texts(&self, selector: &str) -> Vec<String> {
+        let selector = scraper::Selector::parse(selector).unwrap();
+        self.document()
+            .select(&selector)
+            .map(|element| element.text().collect::<Vec<_>>().join(" "))
+            .map(|text| text.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// The value of `attribute` on every element matching `selector`.
+    pub fn attrs(&self, selector: &str, attribute: &str) -> Vec<String> {
+        let selector = scraper::Selector::parse(selector).unwrap();
+        self.document()
+            .select(&selector)
+            .filter_map(|element| element.value().attr(attribute).map(str::to_owned))
+            .collect()
+    }
+
+    /// The CSRF token in the page's forms, if it has one.
+    pub fn csrf(&self) -> Option<String> {
+        self.attrs("input[name=_csrf]", "value").into_iter().next()
+    }
+}

@@ -5,6 +5,7 @@
 //! `browser` drives the same pages in headless Chromium.
 
 mod admin;
+mod browser;
 mod form;
 mod frame;
 mod list;

@@ -1,0 +1,31 @@
+//! Every main page at a desktop's and a phone's width: saved as screenshots (the test run's
+//! artifact), and at 375 px nothing scrolls sideways.
+
+use crate::pages::Site;
+use crate::pages::browser::Chrome;
+
+keel_testkit::db_test!(
+    every_main_page_fits_a_phone_and_is_saved_as_a_screenshot_in_chinese_and_english,
+    |db| async move {
+        let Some(chrome) = Chrome::start(db.backend).await else {
+            return;
+        };
+        let site = Site::standard(&db.url);
+        // chen's language is zh, zhou's en (seed/users.csv); the admin has none, so the
+        // browser's language decides.
+        for (lang, rep, prefix) in [("zh-CN", "chen", "zh"), ("en-US", "zhou", "en")] {
+            let browser = chrome.browser(site.base_url(), lang).await;
+            browser.open("/login").await;
+            browser.wait_for("#username").await;
+            browser.screenshots(&format!("{prefix}-login")).await;
+
+            browser.sign_in_home(rep).await;
+            assert_eq!(
+                browser.run("return document.documentElement.lang").await,
+                prefix
+            );
+            browser.screenshots(&format!("{prefix}-home")).await;
+            browser.forget().await;
+        }
+    }
+);

@@ -229,6 +229,9 @@ impl Loader {
                 target.insert(object.name.clone(), object);
             }
         }
+        if let (Some(file), Some(app)) = (&app_file, &app) {
+            self.check_navigation(file, app, &objects, &broken_objects);
+        }
         for file in &object_files {
             let own = if file.intact(OBJECT_SHARED_PARTS) {
                 &objects
@@ -685,6 +688,34 @@ impl Loader {
             }
         }
         Some(app)
+    }
+
+    /// Every object a navigation group names exists, and appears in one group only.
+    fn check_navigation(
+        &mut self,
+        file: &YamlFile,
+        app: &App,
+        objects: &IndexMap<String, Object>,
+        broken_objects: &IndexMap<String, Object>,
+    ) {
+        let mut placed: HashMap<&str, usize> = HashMap::new();
+        for (group_index, group) in app.navigation.iter().enumerate() {
+            for (index, name) in group.objects.iter().enumerate() {
+                let pointer = format!("/navigation/{group_index}/objects/{index}");
+                let known = objects.contains_key(name)
+                    || broken_objects.contains_key(name)
+                    || self.unreadable_objects.contains(name);
+                if !known {
+                    self.value_error(file, &pointer, format!("there is no object `{name}`"));
+                } else if placed.insert(name.as_str(), group_index).is_some() {
+                    self.value_error(
+                        file,
+                        &pointer,
+                        format!("`{name}` is in the navigation more than once"),
+                    );
+                }
+            }
+        }
     }
 
     // ----- objects -------------------------------------------------------------------------

@@ -51,6 +51,18 @@ pub struct App {
     pub smtp: Option<Smtp>,
     #[serde(default)]
     pub channels: Vec<Channel>,
+    /// How the pages' navigation groups the objects (docs/app-format.md); objects no group
+    /// names follow in a last group. Empty: every object in one group, in file order.
+    #[serde(default)]
+    pub navigation: Vec<NavigationGroup>,
+}
+
+/// One group of the pages' navigation: a label and the objects under it, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NavigationGroup {
+    pub label: Label,
+    pub objects: Vec<String>,
 }
 
 fn default_language() -> String {

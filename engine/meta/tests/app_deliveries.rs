@@ -1,6 +1,6 @@
-//! The `smtp:` and `channels:` settings of `app.yaml`: the SMTP port and TLS mode resolve as
-//! docs/app-format.md says, a channel's signing secret is read, and the mistakes an admin
-//! can make are reported at their line.
+//! The `smtp:`, `channels:` and `navigation:` settings of `app.yaml`: the SMTP port and TLS
+//! mode resolve as docs/app-format.md says, a channel's signing secret is read, navigation
+//! groups name real objects, and the mistakes an admin can make are reported at their line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -94,4 +94,29 @@ fn a_signing_secret_on_a_kind_that_does_not_sign_is_reported_at_its_line() {
     assert!(lines[0].contains("only `dingtalk` and `feishu`"), "{text}");
     // A malformed variable name is the schema's error, reported before the kind is looked at.
     assert!(lines[1].starts_with("metadata/app.yaml:10:"), "{text}");
+}
+
+#[test]
+fn navigation_groups_name_existing_objects_once_and_mistakes_point_at_their_line() {
+    let schema =
+        load("name: Test\nnavigation:\n  - label: { en: Sales, zh: 销售 }\n    objects: [lead]\n")
+            .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(schema.app.navigation.len(), 1);
+    assert_eq!(schema.app.navigation[0].objects, vec!["lead".to_owned()]);
+    assert_eq!(schema.app.navigation[0].label.text("zh", "en"), "销售");
+
+    let errors = load(
+        "name: Test\nnavigation:\n  - label: Sales\n    objects:\n      - lead\n      - leed\n  - { label: Again, objects: [lead] }\n",
+    )
+    .unwrap_err();
+    let text = errors.to_string();
+    assert_eq!(errors.diagnostics.len(), 2, "{text}");
+    assert!(
+        text.contains("metadata/app.yaml:6:9: there is no object `leed`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("metadata/app.yaml:7:") && text.contains("more than once"),
+        "{text}"
+    );
 }

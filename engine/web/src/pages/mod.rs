@@ -296,8 +296,8 @@ pub struct FrameUser {
 /// A group of navigation entries.
 #[derive(Debug, Clone, Serialize)]
 pub struct NavGroup {
-    /// A catalog key.
-    pub title: &'static str,
+    /// The group's heading, in the page's language.
+    pub title: String,
     pub items: Vec<NavItem>,
 }
 
@@ -360,43 +360,77 @@ impl Frame {
     }
 }
 
-/// The navigation of `viewer`: the objects they may read, in the app's order, then the
-/// work pages and the admin console. Later features add their entries here.
+/// The navigation of `viewer`: the objects they may read, grouped as the app's
+/// `navigation` says (objects no group names follow under "other"; no groups at all: one
+/// group in file order), then the admin console. Later features add their entries here.
 pub fn nav(state: &AppState, viewer: &Viewer) -> Vec<NavGroup> {
     use keel_meta::Scope;
     use keel_runtime::records::access::{self, Action};
     let schema = state.schema();
+    let catalogs = state.ui().catalogs();
+    let text = |key: &str| catalogs.text(&viewer.lang, key, |_| None);
     let current = viewer.path.split('?').next().unwrap_or("");
     let item = |label: String, url: String| NavItem {
         current: current == url || current.starts_with(&format!("{url}/")),
         label,
         url,
     };
-    let objects: Vec<NavItem> = schema
-        .objects
-        .values()
-        .filter(|object| {
-            access::scope(schema, &viewer.actor, &object.name, Action::Read) != Scope::None
-        })
-        .map(|object| {
-            item(
-                object
+    let readable = |name: &str| {
+        schema
+            .object(name)
+            .filter(|_| access::scope(schema, &viewer.actor, name, Action::Read) != Scope::None)
+    };
+    let entry = |object: &keel_meta::Object| {
+        item(
+            object
+                .label
+                .text(&viewer.lang, &schema.app.language)
+                .to_owned(),
+            format!("/app/{}", object.name),
+        )
+    };
+    let mut groups = Vec::new();
+    for group in &schema.app.navigation {
+        let items: Vec<NavItem> = group
+            .objects
+            .iter()
+            .filter_map(|name| readable(name))
+            .map(entry)
+            .collect();
+        if !items.is_empty() {
+            groups.push(NavGroup {
+                title: group
                     .label
                     .text(&viewer.lang, &schema.app.language)
                     .to_owned(),
-                format!("/app/{}", object.name),
-            )
-        })
+                items,
+            });
+        }
+    }
+    let placed = |name: &str| {
+        schema
+            .app
+            .navigation
+            .iter()
+            .any(|group| group.objects.iter().any(|object| object == name))
+    };
+    let rest: Vec<NavItem> = schema
+        .objects
+        .values()
+        .filter(|object| !placed(&object.name) && readable(&object.name).is_some())
+        .map(entry)
         .collect();
-    let mut groups = vec![NavGroup {
-        title: "nav.records",
-        items: objects,
-    }];
+    if !rest.is_empty() {
+        let title = if groups.is_empty() {
+            text("nav.records")
+        } else {
+            text("nav.other")
+        };
+        groups.push(NavGroup { title, items: rest });
+    }
     if viewer.actor.admin {
-        let catalogs = state.ui().catalogs();
-        let text = |key: &str| catalogs.text(&viewer.lang, key, |_| None);
         groups.push(NavGroup {
-            title: "nav.admin",
+            title: text("nav.admin"),
             items: vec![item(text("nav.console"), "/admin".to_owned())],
         });
     }

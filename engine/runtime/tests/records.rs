@@ -755,6 +755,57 @@ keel_testkit::db_test!(aggregates_match_sums_computed_here, |db| async move {
     }
 });
 
+keel_testkit::db_test!(
+    a_count_and_an_export_with_search_text_match_the_searched_list,
+    |db| async move {
+        let f = fixture(&db.url).await;
+        for name in ["alpha one", "alpha two", "beta", "gamma alpha", "delta"] {
+            f.records
+                .create(&f.admin, "deal", input(json!({ "name": name })))
+                .await
+                .unwrap();
+        }
+        let listed = f
+            .records
+            .list(
+                &f.admin,
+                "deal",
+                ListRequest {
+                    q: Some("ALPHA".into()),
+                    ..ListRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed.data.len(), 3);
+        let counted = f
+            .records
+            .aggregate(
+                &f.admin,
+                "deal",
+                AggregateRequest {
+                    count: true,
+                    q: Some("ALPHA".into()),
+                    ..AggregateRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(counted[0]["count"], 3);
+        let mut stream = f
+            .records
+            .export_matching(&f.admin, "deal", None, Some("alpha"), Vec::new())
+            .await
+            .unwrap();
+        let mut exported = 0;
+        while let Some(record) = stream.next().await {
+            assert!(record.unwrap()["name"].as_str().unwrap().contains("alpha"));
+            exported += 1;
+        }
+        assert_eq!(exported, 3);
+    }
+);
+
 keel_testkit::db_test!(export_streams_every_readable_record, |db| async move {
     let f = fixture(&db.url).await;
     let items: Vec<Input> = (0..2_500)

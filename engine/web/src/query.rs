@@ -20,9 +20,9 @@ use crate::error::{ApiError, ErrorCode};
 /// Query parameters of `GET /records/{object}` that are not filters.
 const LIST_PARAMETERS: &[&str] = &["order", "limit", "after", "q", "fields"];
 /// Query parameters of `GET /aggregate/{object}` that are not filters.
-const AGGREGATE_PARAMETERS: &[&str] = &["group_by", "count", "sum", "avg", "min", "max"];
+const AGGREGATE_PARAMETERS: &[&str] = &["group_by", "count", "sum", "avg", "min", "max", "q"];
 /// Query parameters of `GET /records/{object}/export` that are not filters.
-const EXPORT_PARAMETERS: &[&str] = &["format", "order", "fields"];
+const EXPORT_PARAMETERS: &[&str] = &["format", "order", "fields", "q"];
 
 /// The body of `POST /records/{object}/query`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,6 +61,8 @@ pub struct ExportRequest {
     pub order: Vec<OrderTerm>,
     /// CSV columns, when not all readable fields.
     pub fields: Option<Vec<String>>,
+    /// Text matched against the object's `search` fields, as in a list.
+    pub q: Option<String>,
 }
 
 impl QueryBody {
@@ -140,6 +142,7 @@ pub fn aggregate_request(pairs: &[(String, String)]) -> Result<AggregateRequest,
             "avg" => request.avg.extend(parse_list(value)),
             "min" => request.min.extend(parse_list(value)),
             "max" => request.max.extend(parse_list(value)),
+            "q" => request.q = search_text(value)?,
             _ => {}
         }
     }
@@ -153,6 +156,7 @@ pub fn export_request(pairs: &[(String, String)]) -> Result<ExportRequest, ApiEr
         filter: filters(pairs, EXPORT_PARAMETERS)?,
         order: Vec::new(),
         fields: None,
+        q: None,
     };
     for (key, value) in pairs {
         match key.as_str() {
@@ -171,10 +175,18 @@ pub fn export_request(pairs: &[(String, String)]) -> Result<ExportRequest, ApiEr
             }
             "order" => request.order = parse_order(value),
             "fields" => request.fields = Some(parse_fields(value)?),
+            "q" => request.q = search_text(value)?,
             _ => {}
         }
     }
     Ok(request)
+}
+
+/// The search text `q`: checked like a list's, and none when blank.
+fn search_text(value: &str) -> Result<Option<String>, ApiError> {
+    check_pattern(value)
+        .map_err(|message| ApiError::invalid_parameter("q", "invalid_value", message))?;
+    Ok(Some(value.to_owned()).filter(|q| !q.trim().is_empty()))
 }
 
 /// `?phone=138…&name=…`: the probe of a duplicate check, every value a string.

@@ -179,7 +179,13 @@ pub async fn export(
     let columns = export_columns(&state, &object, readable, request.fields.as_deref())?;
     let records = state
         .records()
-        .export(&actor, &object, request.filter, request.order)
+        .export_matching(
+            &actor,
+            &object,
+            request.filter,
+            request.q.as_deref(),
+            request.order,
+        )
         .await?;
     let failed_object = object.clone();
     let log_failure = move |error: keel_runtime::records::RecordError| {

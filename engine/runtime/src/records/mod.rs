@@ -172,6 +172,9 @@ pub struct AggregateRequest {
     pub avg: Vec<String>,
     pub min: Vec<String>,
     pub max: Vec<String>,
+    /// Text matched against the object's `search` fields, as in a list, so a count can
+    /// follow a searched list.
+    pub q: Option<String>,
 }
 
 /// Why a records call did not happen. Each variant maps to one HTTP status and stable code.

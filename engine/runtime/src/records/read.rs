@@ -240,7 +240,8 @@ impl Records {
         request: AggregateRequest,
     ) -> Result<Vec<Json>, RecordError> {
         let object = self.object(object)?;
-        let condition = self.list_condition(actor, object, request.filter.as_ref(), None)?;
+        let condition =
+            self.list_condition(actor, object, request.filter.as_ref(), request.q.as_deref())?;
         for name in &request.group_by {
             let storage = self.readable_storage(actor, object, name)?;
             self.refuse_masked(actor, object, name, "group by")?;
@@ -291,8 +292,22 @@ impl Records {
         filter: Option<Filter>,
         order: Vec<OrderTerm>,
     ) -> Result<RecordStream, RecordError> {
+        self.export_matching(actor, object, filter, None, order)
+            .await
+    }
+
+    /// [`Records::export`] of the records that also match the search text `q` (as a list
+    /// with `q`), so a searched list page can export exactly what it shows.
+    pub async fn export_matching(
+        &self,
+        actor: &Actor,
+        object: &str,
+        filter: Option<Filter>,
+        q: Option<&str>,
+        order: Vec<OrderTerm>,
+    ) -> Result<RecordStream, RecordError> {
         let object_ref = self.object(object)?;
-        let condition = self.list_condition(actor, object_ref, filter.as_ref(), None)?;
+        let condition = self.list_condition(actor, object_ref, filter.as_ref(), q)?;
         let sort = self.sort(actor, object_ref, &order)?;
         let fields = output_fields(&self.schema, actor, object_ref, None)?;
         let shape = ExportShape {

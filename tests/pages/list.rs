@@ -490,3 +490,72 @@ keel_testkit::db_test!(
         list(&mut wang, "/search").await;
     }
 );
+
+/// Every list page the navigation offers `session`, each clean and answering 200.
+async fn every_list_renders(session: &mut Session, who: &str) -> usize {
+    let home = session.get("/").await;
+    let lists: Vec<String> = home
+        .attrs("nav.sidenav a[href^=\"/app/\"]", "href")
+        .into_iter()
+        .collect();
+    assert!(!lists.is_empty(), "{who} has lists in the navigation");
+    for path in &lists {
+        let page = list(session, path).await;
+        assert_eq!(
+            page.attrs("table#records, #empty-state", "id").len(),
+            1,
+            "{who} {path}"
+        );
+        assert_eq!(page.attrs("form#filters", "hx-push-url"), vec!["true"]);
+    }
+    lists.len()
+}
+
+/// A copy of an app directory of this repository.
+fn copy_of(relative: &str) -> crate::support::AppDir {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, app: &crate::support::AppDir) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, app);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                app.write(path.strip_prefix(root).unwrap().to_str().unwrap(), &text);
+            }
+        }
+    }
+    let root = crate::support::repository_root().join(relative);
+    let app = crate::support::AppDir::new(&[]);
+    walk(&root, &root, &app);
+    app
+}
+
+keel_testkit::db_test!(
+    every_list_of_the_standard_app_renders_for_an_admin_and_a_rep,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut admin = site.login("admin").await;
+        let all = every_list_renders(&mut admin, "admin").await;
+        let mut chen = site.login("chen").await;
+        assert!(every_list_renders(&mut chen, "chen").await <= all);
+        // A filter no control offers is kept, in words, and still gives the API's rows.
+        let mut wang = site.login("wang").await;
+        let page = list(&mut wang, "/app/lead?status=in.(new,contacted)").await;
+        assert_eq!(
+            page.texts("select[name=status] option[selected]"),
+            vec!["新建, 已联系"]
+        );
+        assert_eq!(
+            row_ids(&page),
+            api_ids(&mut wang, "lead", "status=in.(new,contacted)").await
+        );
+    }
+);
+
+keel_testkit::db_test!(
+    every_list_of_the_education_template_renders_for_its_admin,
+    |db| async move {
+        let education = Site::app(copy_of("templates/education"), &db.url);
+        let mut admin = education.login("admin").await;
+        every_list_renders(&mut admin, "the education admin").await;
+    }
+);

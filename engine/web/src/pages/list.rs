@@ -71,6 +71,8 @@ struct ListPage {
     /// control for).
     hidden: Vec<(String, String)>,
     filtered: bool,
+    /// How many filter controls are set (shown on the folded filter panel).
+    active_filters: usize,
     error: Option<ProblemView>,
     next_url: Option<String>,
     prev_url: Option<String>,
@@ -338,6 +340,7 @@ async fn list_page(
         &formatter,
         &text,
     );
+    let active_filters = filters.iter().filter(|filter| filter.active).count();
     let filtered = pairs
         .iter()
         .any(|(key, _)| !NOT_FILTERS.contains(&key.as_str()) || key == "q");
@@ -386,6 +389,7 @@ async fn list_page(
         filters,
         hidden,
         filtered,
+        active_filters,
         error,
         next_url,
         prev_url,
@@ -822,8 +826,9 @@ fn filter_views(
                     _ => add_references(&mut view.options, &field.name, records, current, me),
                 }
                 if !current.is_empty() && !view.options.iter().any(|option| option.selected) {
+                    let label = describe(field, current, formatter);
                     view.options
-                        .push(option(current.to_owned(), current.to_owned(), current));
+                        .push(option(current.to_owned(), label, current));
                 }
             }
             hidden.extend(
@@ -835,6 +840,32 @@ fn filter_views(
         })
         .collect();
     (views, hidden)
+}
+
+/// A filter value no option offers (typed into the URL), in words where it is about
+/// choices: `ne.new` → "≠ New", `in.(new,contacted)` → "New, Contacted"; else as written.
+fn describe(field: &Field, value: &str, formatter: &Formatter) -> String {
+    let FieldKind::Choice { options } = &field.kind else {
+        return value.to_owned();
+    };
+    let label = |key: &str| {
+        options
+            .iter()
+            .find(|option| option.key == key)
+            .map(|option| formatter.label(option.label.as_ref(), &option.key))
+            .unwrap_or_else(|| key.to_owned())
+    };
+    match value.split_once('.') {
+        Some(("ne", key)) => format!("≠ {}", label(key)),
+        Some(("in", list)) => list
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .split(',')
+            .map(label)
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => value.to_owned(),
+    }
 }
 
 /// The distinct lookup or user values on this page, as `eq.<id>` options named by their

@@ -943,3 +943,111 @@ keel_testkit::db_test!(
         );
     }
 );
+
+keel_testkit::db_test!(
+    the_recycle_bin_lists_only_deleted_records_the_actor_may_read_newest_first,
+    |db| async move {
+        let f = fixture(&db.url).await;
+        let mut ids = Vec::new();
+        for (actor, name) in [
+            (&f.rep, "First"),
+            (&f.rep, "Second"),
+            (&f.other_rep, "Theirs"),
+        ] {
+            let id = f
+                .records
+                .create(actor, "deal", input(json!({ "name": name })))
+                .await
+                .unwrap()
+                .record["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            ids.push(id);
+        }
+        let kept = f
+            .records
+            .create(&f.rep, "deal", input(json!({ "name": "Kept" })))
+            .await
+            .unwrap();
+        f.records.delete(&f.rep, "deal", &ids[0]).await.unwrap();
+        f.records.delete(&f.rep, "deal", &ids[1]).await.unwrap();
+        f.records
+            .delete(&f.other_rep, "deal", &ids[2])
+            .await
+            .unwrap();
+        let bin = f.records.list_deleted(&f.rep, "deal", 50).await.unwrap();
+        let names: Vec<&str> = bin.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Second", "First"]);
+        assert_eq!(bin[0]["deleted_by"], f.rep.id.as_str());
+        assert!(bin[0]["deleted_at"].is_string());
+        assert!(bin[0].get("cost").is_none(), "hidden fields stay hidden");
+        let all = f.records.list_deleted(&f.admin, "deal", 50).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|r| r["id"] != kept.record["id"]));
+        assert!(matches!(
+            f.records
+                .list_deleted(&f.rep, "nope", 50)
+                .await
+                .unwrap_err(),
+            RecordError::UnknownObject(_)
+        ));
+    }
+);
+
+keel_testkit::db_test!(
+    may_tells_a_page_whether_the_actor_may_edit_or_delete_a_record,
+    |db| async move {
+        use keel_runtime::records::access::Action;
+        let f = fixture(&db.url).await;
+        let mine = f
+            .records
+            .create(&f.rep, "deal", input(json!({ "name": "Mine" })))
+            .await
+            .unwrap()
+            .record;
+        let company = f
+            .records
+            .create(&f.rep, "company", input(json!({ "name": "Co" })))
+            .await
+            .unwrap()
+            .record;
+        assert!(
+            f.records
+                .may(&f.rep, "deal", &mine, Action::Edit)
+                .await
+                .unwrap()
+        );
+        assert!(
+            f.records
+                .may(&f.rep, "deal", &mine, Action::Delete)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !f.records
+                .may(&f.other_rep, "deal", &mine, Action::Edit)
+                .await
+                .unwrap()
+        );
+        assert!(
+            f.records
+                .may(&f.admin, "deal", &mine, Action::Delete)
+                .await
+                .unwrap()
+        );
+        // The company grant has no delete.
+        assert!(
+            f.records
+                .may(&f.rep, "company", &company, Action::Edit)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !f.records
+                .may(&f.rep, "company", &company, Action::Delete)
+                .await
+                .unwrap()
+        );
+    }
+);

@@ -188,6 +188,88 @@ impl Records {
         Ok(Page { data, next })
     }
 
+    /// The records of `object` in the recycle bin that the actor may read (the same read
+    /// scope as live records), the most recently deleted first, at most `limit`
+    /// (1..=[`MAX_PAGE_SIZE`]). Each carries `deleted_at` and `deleted_by` besides the usual
+    /// fields, so a recycle-bin page can say when and by whom.
+    pub async fn list_deleted(
+        &self,
+        actor: &Actor,
+        object: &str,
+        limit: u32,
+    ) -> Result<Vec<Json>, RecordError> {
+        let object = self.object(object)?;
+        let fields = output_fields(&self.schema, actor, object, None)?;
+        let query = SelectQuery {
+            object,
+            condition: access::read_condition(&self.schema, actor, &object.name),
+            deleted: Deleted::Only,
+            sort: vec![
+                store::Sort {
+                    column: "deleted_at".to_owned(),
+                    descending: true,
+                },
+                store::Sort {
+                    column: "id".to_owned(),
+                    descending: true,
+                },
+            ],
+            after: None,
+            limit: Some(limit.clamp(1, MAX_PAGE_SIZE)),
+            columns: None,
+        };
+        let rows = store::select(&self.db, &query).await?;
+        // The output drops `deleted_*` (a live record has none): keep them for the bin.
+        let deleted: Vec<(Json, Json)> = rows
+            .iter()
+            .map(|row| {
+                let at = row.get("deleted_at").cloned().unwrap_or(Value::Null);
+                let by = row.get("deleted_by").cloned().unwrap_or(Value::Null);
+                (at.into_json(), by.into_json())
+            })
+            .collect();
+        let mut records = render_rows(self, actor, object, &fields, rows).await?;
+        for (record, (at, by)) in records.iter_mut().zip(deleted) {
+            if let Some(record) = record.as_object_mut() {
+                record.insert("deleted_at".to_owned(), at);
+                record.insert("deleted_by".to_owned(), by);
+            }
+        }
+        Ok(records)
+    }
+
+    /// The display names (else usernames) of those of `ids` that are users, as `_refs`
+    /// names them: for pages that show who changed or deleted a record. Names are not
+    /// secret to anyone who may read the record they appear on.
+    pub async fn user_names(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, RecordError> {
+        self.names.of(&self.db, self.clock.now(), ids).await
+    }
+
+    /// Whether the actor may `action` (edit or delete) `record`, a record of `object` as
+    /// [`Records::get`] returned it to them: for pages that offer an action only to those
+    /// who may take it. The write itself checks again.
+    pub async fn may(
+        &self,
+        actor: &Actor,
+        object: &str,
+        record: &Json,
+        action: access::Action,
+    ) -> Result<bool, RecordError> {
+        let object = self.object(object)?;
+        let Some(id) = record.get("id").and_then(Json::as_str) else {
+            return Ok(false);
+        };
+        let owner = record.get("owner").and_then(Json::as_str);
+        let scopes = access::scopes(&self.schema, actor, &object.name, action);
+        if scopes.is_none() {
+            return Ok(false);
+        }
+        in_scope(&mut Reader::Db(&self.db), actor, object, id, owner, scopes).await
+    }
+
     /// Field changes of a record, oldest first: `{at, by, action, field, old, new}`.
     pub async fn history(
         &self,

@@ -1,8 +1,11 @@
 //! `/`: the home page — what is due (entries of the objects that declare a `calendar`, the
-//! user's own, up to the end of today) and the latest notifications, with the bell kept
-//! live over the notification stream by `app.js`; and the form that marks them all read.
+//! user's own, up to the end of today), the records recently viewed in this browser (the
+//! `keel_recent` cookie the record page keeps; each read again through `Records`, so one
+//! no longer visible is skipped) and the latest notifications, with the bell kept live
+//! over the notification stream by `app.js`; and the form that marks them all read.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_meta::Filter;
 use keel_runtime::records::ListRequest;
@@ -18,6 +21,7 @@ const SHOWN: u32 = 10;
 #[derive(Debug, Serialize)]
 struct HomePage {
     due: Vec<DueList>,
+    recent: Vec<RecentItem>,
     notifications: Vec<NotificationItem>,
 }
 
@@ -36,6 +40,14 @@ struct DueEntry {
     overdue: bool,
 }
 
+/// A recently viewed record.
+#[derive(Debug, Serialize)]
+struct RecentItem {
+    url: String,
+    title: String,
+    object_label: String,
+}
+
 #[derive(Debug, Serialize)]
 struct NotificationItem {
     id: String,
@@ -46,7 +58,11 @@ struct NotificationItem {
 }
 
 /// `GET /`.
-pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let frame = Frame::new(&state, &viewer).await?;
     let formatter = frame.formatter(&state);
     let schema = state.schema().clone();
@@ -129,6 +145,21 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
             entries,
         });
     }
+    let mut recent = Vec::new();
+    for (object_name, id) in super::record::recent_entries(&headers) {
+        let Some(object) = schema.objects.get(&object_name) else {
+            continue;
+        };
+        // Deleted, no longer visible, or gone: not listed.
+        let Ok(record) = state.records().get(&viewer.actor, &object_name, &id).await else {
+            continue;
+        };
+        recent.push(RecentItem {
+            url: format!("/app/{object_name}/{id}"),
+            title: super::record::record_title(object, &record),
+            object_label: formatter.label(Some(&object.label), &object.name),
+        });
+    }
     let notifications = state
         .inbox()
         .list(&viewer.actor, false, None, SHOWN)
@@ -145,7 +176,16 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
             created_at: notification.created_at,
         })
         .collect();
-    render(&state, &frame, "home.html", HomePage { due, notifications })
+    render(
+        &state,
+        &frame,
+        "home.html",
+        HomePage {
+            due,
+            recent,
+            notifications,
+        },
+    )
 }
 
 /// `POST /notifications/read` (form): marks every notification read, back to the home page.

@@ -464,3 +464,83 @@ keel_testkit::db_test!(
         );
     }
 );
+
+keel_testkit::db_test!(
+    the_first_record_of_every_object_renders_clean_for_the_admin_and_a_rep,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut admin = site.login("admin").await;
+        let admin_api = Api::of(&site, &admin);
+        let mut chen = site.login("chen").await;
+        let objects = admin_api.get("/meta/objects").await;
+        let names: Vec<String> = objects["data"]
+            .as_array()
+            .or_else(|| objects.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|object| object["name"].as_str().map(str::to_owned))
+            .collect();
+        assert!(names.len() >= 10, "{objects}");
+        let mut opened = 0;
+        for name in &names {
+            let page = admin_api.get(&format!("/records/{name}?limit=1")).await;
+            let Some(id) = page["data"][0]["id"].as_str() else {
+                continue;
+            };
+            opened += 1;
+            let path = format!("/app/{name}/{id}");
+            let page = admin.get(&path).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.html);
+            page.assert_clean(&path);
+            assert_eq!(page.texts("h1#record-title").len(), 1);
+            let page = chen.get(&path).await;
+            assert!(
+                page.status == StatusCode::OK || page.status == StatusCode::NOT_FOUND,
+                "{path} for a rep: {}",
+                page.status
+            );
+            page.assert_clean(&path);
+            let bin = admin.get(&format!("/app/{name}/deleted")).await;
+            assert_eq!(bin.status, StatusCode::OK);
+            bin.assert_clean("recycle bin");
+        }
+        assert!(
+            opened >= 3,
+            "the demo data has leads, accounts and products"
+        );
+    }
+);
+
+keel_testkit::db_test!(
+    a_delete_refused_by_referring_records_shows_the_record_again_naming_them,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut li = site.login("li").await;
+        let api = Api::of(&site, &li);
+        let account = api.find("account", "苏州华星电子").await;
+        let deal = api
+            .post(
+                "/records/opportunity",
+                json!({ "name": "扩容项目", "account": account }),
+            )
+            .await;
+        let deal_id = deal["id"].as_str().unwrap().to_owned();
+        let page = li.get(&format!("/app/account/{account}")).await;
+        assert_eq!(page.attrs("form#delete-record", "id").len(), 1);
+        let refused = li
+            .post(&format!("/app/account/{account}/delete"), &[])
+            .await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+        refused.assert_clean("refused delete");
+        assert_eq!(
+            refused.texts("h1#record-title"),
+            vec!["苏州华星电子股份有限公司"]
+        );
+        assert!(refused.texts("#delete-refused strong")[0].contains("无法删除"));
+        assert_eq!(
+            refused.attrs("#delete-refused a", "href"),
+            vec![format!("/app/opportunity/{deal_id}")]
+        );
+        api.get(&format!("/records/account/{account}")).await;
+    }
+);

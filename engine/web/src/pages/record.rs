@@ -17,17 +17,20 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use keel_meta::{Field, FieldKind, Filter, Object, Schema};
 use keel_runtime::actor::Actor;
 use keel_runtime::records::access::{self, Action};
-use keel_runtime::records::{Input, ListRequest, RecordError};
+use keel_runtime::records::{Input, ListRequest, RecordError, Referencing};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::{Formatter, Frame, PageError, PageForm, Shown, Viewer, form_urlencode, render};
+use super::{
+    Formatter, Frame, PageError, PageForm, Shown, Viewer, form_urlencode, render,
+    render_with_status,
+};
 use crate::AppState;
 
 /// How many records each related list shows.
@@ -66,6 +69,7 @@ struct RecordPage {
     duplicates: Vec<Duplicate>,
     /// A catalog key of a notice to show on top (after a restore).
     notice: Option<&'static str>,
+    refusal: Option<Refusal>,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,13 +148,54 @@ async fn page(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
+    let restored = query
+        .as_deref()
+        .is_some_and(|query| query.split('&').any(|pair| pair == "restored=1"));
+    let mut response = show(&state, &viewer, &object_name, &id, restored, None).await?;
+    let recent = remember(recent_entries(&headers), &object_name, &id);
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{RECENT_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000",
+        recent.join("|")
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// Why a delete was refused, shown on top of the record page: the live records that
+/// refer to it through `restrict` lookups.
+#[derive(Debug, Serialize)]
+struct Refusal {
+    references: Vec<Referring>,
+}
+
+#[derive(Debug, Serialize)]
+struct Referring {
+    label: String,
+    count: usize,
+    more: bool,
+    /// (url, title) of those the user may read.
+    records: Vec<(String, String)>,
+}
+
+/// The record page of `id`, with `refusal` when a delete was just refused.
+async fn show(
+    state: &AppState,
+    viewer: &Viewer,
+    object_name: &str,
+    id: &str,
+    restored: bool,
+    refusal: Option<&[Referencing]>,
+) -> Result<Response, PageError> {
+    let (state, id) = (state.clone(), id.to_owned());
+    let object_name = object_name.to_owned();
     let records = state.records();
     let record = records.get(&viewer.actor, &object_name, &id).await?;
     let schema = state.schema().clone();
     let Some(object) = schema.objects.get(&object_name) else {
         return Err(RecordError::UnknownObject(object_name).into());
     };
-    let frame = Frame::new(&state, &viewer).await?;
+    let frame = Frame::new(&state, viewer).await?;
     let formatter = frame.formatter(&state);
     let actor = &viewer.actor;
     let readable = records.readable_fields(actor, &object.name)?;
@@ -200,7 +245,7 @@ async fn page(
     }
 
     let mut key_fields = Vec::new();
-    if let Some(owner_view) = system_view(&formatter, &state, &viewer, object, "owner", &record) {
+    if let Some(owner_view) = system_view(&formatter, &state, viewer, object, "owner", &record) {
         key_fields.push(owner_view);
     }
     let laid_out = || {
@@ -219,7 +264,7 @@ async fn page(
     }
     let system = ["created_at", "created_by", "updated_at", "updated_by"]
         .into_iter()
-        .filter_map(|name| system_view(&formatter, &state, &viewer, object, name, &record))
+        .filter_map(|name| system_view(&formatter, &state, viewer, object, name, &record))
         .collect();
 
     let may_edit = records
@@ -233,10 +278,32 @@ async fn page(
     let history = history(&state, actor, object, &id, &formatter, &masked).await?;
     let duplicates = duplicates(&state, actor, object, &id, &record, &masking, &formatter).await;
     let title = record_title(object, &record);
-    let notice = query
-        .as_deref()
-        .is_some_and(|query| query.split('&').any(|pair| pair == "restored=1"))
-        .then_some("record.restored");
+    let notice = restored.then_some("record.restored");
+    let refusal = refusal.map(|references| Refusal {
+        references: references
+            .iter()
+            .map(|referencing| {
+                let other = schema.objects.get(&referencing.object);
+                Referring {
+                    label: other
+                        .map(|other| formatter.label(Some(&other.label), &other.name))
+                        .unwrap_or_else(|| referencing.object.clone()),
+                    count: referencing.count,
+                    more: referencing.more,
+                    records: referencing
+                        .records
+                        .iter()
+                        .map(|record| {
+                            (
+                                format!("/app/{}/{}", referencing.object, record.id),
+                                record.title.clone().unwrap_or_else(|| record.id.clone()),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    });
 
     let page = RecordPage {
         object: object.name.clone(),
@@ -252,16 +319,14 @@ async fn page(
         history,
         duplicates,
         notice,
+        refusal,
     };
-    let mut response = render(&state, &frame, "record.html", page)?;
-    let recent = remember(recent_entries(&headers), &object.name, &id);
-    if let Ok(value) = HeaderValue::from_str(&format!(
-        "{RECENT_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000",
-        recent.join("|")
-    )) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    Ok(response)
+    let status = if page.refusal.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    render_with_status(&state, &frame, "record.html", page, status)
 }
 
 /// The text of a record's title field (its id when the title is empty or hidden).
@@ -657,10 +722,18 @@ async fn delete(
     Path((object, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {
-    state
+    match state
         .records()
         .delete(&form.viewer.actor, &object, &id)
-        .await?;
+        .await
+    {
+        Ok(()) => {}
+        // Other records still refer to it: the record page again, saying which.
+        Err(RecordError::Referenced { references, .. }) if !references.is_empty() => {
+            return show(&state, &form.viewer, &object, &id, false, Some(&references)).await;
+        }
+        Err(error) => return Err(error.into()),
+    }
     let mut response = Redirect::to(&format!("/app/{object}")).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!(
         "{UNDO_COOKIE}={object}:{}; Path=/app/{object}; HttpOnly; SameSite=Lax; Max-Age=60",

@@ -197,6 +197,13 @@ keel_testkit::db_test!(
         assert_eq!(page.texts(&format!("{update} .old")), vec!["已联系"]);
         assert_eq!(page.texts(&format!("{update} .new")), vec!["合格"]);
         assert!(page.texts(update)[0].contains("陈晨"));
+        // A lookup change names the account and links to it.
+        let account_change = "#history tr.change[data-field=account][data-action=update] .new a";
+        assert_eq!(
+            page.attrs(account_change, "href"),
+            vec![format!("/app/account/{account}")]
+        );
+        assert_eq!(page.texts(account_change), vec!["上海东方航运集团有限公司"]);
         // No duplicates yet.
         assert!(page.texts("#duplicates").is_empty());
 

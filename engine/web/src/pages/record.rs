@@ -35,6 +35,8 @@ use crate::AppState;
 
 /// How many records each related list shows.
 const RELATED_SHOWN: u32 = 10;
+/// How many lookup values of the history are looked up for their titles.
+const HISTORY_TITLES: usize = 20;
 /// How many records the recycle-bin page shows.
 const BIN_SHOWN: u32 = 100;
 /// How many records the `keel_recent` cookie remembers.
@@ -529,19 +531,42 @@ async fn history(
         .iter()
         .filter_map(|entry| entry.get("by").and_then(Json::as_str).map(str::to_owned))
         .collect();
-    // Owner changes name users too.
+    // Changes of the owner and of user fields name users too; changes of lookups name
+    // records, shown by their titles where the user may read them.
+    let mut targets: Vec<(String, String)> = Vec::new();
     for entry in &entries {
-        if entry.get("field").and_then(Json::as_str) == Some("owner") {
-            for side in ["old", "new"] {
-                if let Some(user) = entry.get(side).and_then(Json::as_str) {
-                    users.push(user.to_owned());
+        let Some(field_name) = entry.get("field").and_then(Json::as_str) else {
+            continue;
+        };
+        let kind = object.field(field_name).map(|field| &field.kind);
+        for side in ["old", "new"] {
+            let Some(value) = entry.get(side).and_then(Json::as_str) else {
+                continue;
+            };
+            match kind {
+                None if field_name == "owner" => users.push(value.to_owned()),
+                Some(FieldKind::User) => users.push(value.to_owned()),
+                Some(FieldKind::Lookup { object: target, .. }) if !masked(field_name) => {
+                    targets.push((target.clone(), value.to_owned()));
                 }
+                _ => {}
             }
         }
     }
     users.sort();
     users.dedup();
     let names = records.user_names(&users).await?;
+    targets.sort();
+    targets.dedup();
+    let mut titles: HashMap<String, String> = HashMap::new();
+    for (target, target_id) in targets.into_iter().take(HISTORY_TITLES) {
+        let Some(target_object) = state.schema().objects.get(&target) else {
+            continue;
+        };
+        if let Ok(found) = records.get(actor, &target, &target_id).await {
+            titles.insert(target_id, record_title(target_object, &found));
+        }
+    }
     let catalogs = state.ui().catalogs();
     let system_label =
         |name: &str| catalogs.text(&formatter.lang, &format!("record.system.{name}"), |_| None);
@@ -571,6 +596,7 @@ async fn history(
                     &field_name,
                     value,
                     &names,
+                    &titles,
                     masked(&field_name),
                 )
             };
@@ -599,6 +625,7 @@ fn change_value(
     field_name: &str,
     value: Json,
     names: &HashMap<String, String>,
+    titles: &HashMap<String, String>,
     masked: bool,
 ) -> Shown {
     if value.is_null() {
@@ -609,15 +636,23 @@ fn change_value(
     }
     match object.field(field_name) {
         Some(field) => {
+            // A one-field record with `_refs` as `Records` gives them, so the formatter
+            // shows lookups and users by name.
+            let title = value.as_str().and_then(|raw| match &field.kind {
+                FieldKind::User => names.get(raw),
+                FieldKind::Lookup { .. } => titles.get(raw),
+                _ => None,
+            });
             let mut record = serde_json::Map::new();
+            if let Some(title) = title {
+                record.insert(
+                    "_refs".to_owned(),
+                    serde_json::json!({ field_name: { "title": title } }),
+                );
+            }
             record.insert(field_name.to_owned(), value);
             // `Records::history` masked what the user sees masked; its text is shown as is.
-            let mut shown = formatter.show(field, &Json::Object(record), masked);
-            // A lookup in the history has no title: link it by id.
-            if matches!(field.kind, FieldKind::Lookup { .. }) {
-                shown.class = "text";
-            }
-            shown
+            formatter.show(field, &Json::Object(record), masked)
         }
         None => {
             let raw = match &value {

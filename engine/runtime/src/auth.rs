@@ -141,6 +141,17 @@ pub struct UserView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A user as a picker of a `user` field offers them: the id a record stores and the name a
+/// record shows (`_refs`), nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserChoice {
+    pub id: String,
+    /// The display name, else the username.
+    pub name: String,
+    /// Deactivated users are not offered, but still name the records they once touched.
+    pub active: bool,
+}
+
 /// A department as an administrator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DepartmentView {
@@ -393,6 +404,23 @@ impl Auth {
             .iter()
             .map(|user| self.user_view(user, &users, &departments))
             .collect())
+    }
+
+    /// Every user as a `user` field's picker offers them, by name: any signed-in user may
+    /// ask, because names are no secret — every record shows its owner's in `_refs` — and
+    /// nothing else about a user is returned.
+    pub async fn user_choices(&self, _actor: &Actor) -> Result<Vec<UserChoice>, AuthError> {
+        let mut choices: Vec<UserChoice> = keel_store::users::list(&self.db)
+            .await?
+            .into_iter()
+            .map(|user| UserChoice {
+                name: user.display_name.unwrap_or_else(|| user.username.clone()),
+                id: user.id,
+                active: user.active,
+            })
+            .collect();
+        choices.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(choices)
     }
 
     /// Adds a user (admins only). Roles must exist in the app; the manager and the

@@ -1051,3 +1051,23 @@ keel_testkit::db_test!(
         );
     }
 );
+
+    defaults_are_what_a_create_that_leaves_the_fields_out_stores,
+    |db| async move {
+        let f = fixture(&db.url).await;
+        let defaults = f.records.defaults(&f.rep, "deal").unwrap();
+        assert_eq!(Json::Object(defaults.clone()), json!({ "stage": "open" }));
+        let saved = f
+            .records
+            .create(&f.rep, "deal", input(json!({ "name": "Ada" })))
+            .await
+            .unwrap();
+        for (field, value) in defaults {
+            assert_eq!(saved.record[&field], value, "{field}");
+        }
+        assert!(matches!(
+            f.records.defaults(&f.rep, "nothing"),
+            Err(RecordError::UnknownObject(_))
+        ));
+    }
+);

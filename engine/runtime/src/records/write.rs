@@ -725,6 +725,23 @@ impl Records {
         Ok(())
     }
 
+    /// The values a new record of `object` starts with, as the API writes them: each field's
+    /// `default` (`@me`, `@today` and `@now` resolved for `actor` now). A form shows them
+    /// before anything is typed; a create that leaves a field out gets the same value.
+    pub fn defaults(&self, actor: &Actor, object: &str) -> Result<Input, RecordError> {
+        let object = self.object(object)?;
+        let now = self.clock.now();
+        let timezone = self.timezone();
+        Ok(object
+            .fields
+            .keys()
+            .filter_map(|name| {
+                default_value(object, name, actor, now, timezone)
+                    .map(|value| (name.clone(), value.into_json()))
+            })
+            .collect())
+    }
+
     pub(super) fn timezone(&self) -> Tz {
         self.schema
             .app

@@ -548,7 +548,53 @@ fn refusal(error: RecordError) -> Result<(StatusCode, Refusal), PageError> {
         return Err(PageError::Api(error));
     }
     let mut refusal = Refusal::default();
+    let matches = error
+        .extra("matches")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    // A `block` duplicate key: each match says which key, and shows what a duplicate check
+    // may show (masked title, owner's name, pool).
+    let mut matched_fields: Vec<String> = Vec::new();
+    for found in &matches {
+        let fields: Vec<String> = found
+            .get("fields")
+            .and_then(Json::as_array)
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(first) = fields.first().cloned() else {
+            continue;
+        };
+        let text = |key: &str| {
+            found
+                .get(key)
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let args = HashMap::from([
+            ("title", text("title")),
+            ("owner", text("owner_name")),
+            ("pool", text("pool")),
+        ]);
+        refusal.fields.push((
+            first,
+            "duplicate_blocked".to_owned(),
+            args,
+            error.detail().to_owned(),
+        ));
+        matched_fields.extend(fields);
+    }
     for problem in error.errors() {
+        if problem.code == "duplicate" && matched_fields.contains(&problem.field) {
+            continue;
+        }
         refusal.fields.push((
             problem.field.clone(),
             problem.code.clone(),
@@ -556,48 +602,7 @@ fn refusal(error: RecordError) -> Result<(StatusCode, Refusal), PageError> {
             problem.message.clone(),
         ));
     }
-    let matches = error
-        .extra("matches")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if error.code() == ErrorCode::Conflict && error.errors().is_empty() && !matches.is_empty() {
-        // A `block` duplicate key: the matches say which key, and show what a duplicate
-        // check may show.
-        for found in matches {
-            let fields: Vec<String> = found
-                .get("fields")
-                .and_then(Json::as_array)
-                .map(|fields| {
-                    fields
-                        .iter()
-                        .filter_map(Json::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let Some(first) = fields.first().cloned() else {
-                continue;
-            };
-            let mut args = HashMap::new();
-            let text = |key: &str| {
-                found
-                    .get(key)
-                    .and_then(Json::as_str)
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            args.insert("title", text("title"));
-            args.insert("owner", text("owner_name"));
-            args.insert("pool", text("pool"));
-            refusal.fields.push((
-                first,
-                "duplicate_blocked".to_owned(),
-                args,
-                error.detail().to_owned(),
-            ));
-        }
-    } else if error.errors().is_empty() {
+    if refusal.fields.is_empty() {
         refusal.general.push(error.detail().to_owned());
     }
     Ok((status, refusal))

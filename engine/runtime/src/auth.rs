@@ -395,6 +395,123 @@ impl Auth {
         Ok(keel_store::sessions::delete_expired(&self.db, self.clock.now()).await?)
     }
 
+    /// Sets the signed-in `actor`'s own language (`None`: follow the browser). Every user
+    /// may do this for themselves; it is recorded in the access audit like an admin's change.
+    pub async fn update_own(
+        &self,
+        actor: &Actor,
+        language: Option<String>,
+    ) -> Result<OwnView, AuthError> {
+        if let Some(language) = &language
+            && (language.is_empty()
+                || language.len() > 16
+                || !language
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(AuthError::Invalid {
+                field: Some("language".to_owned()),
+                message: format!("`{language}` is not a language tag such as `zh` or `en`"),
+            });
+        }
+        let changes = UserChanges {
+            language: Some(language),
+            ..UserChanges::default()
+        };
+        let updated = self.change_self(actor, &changes).await?;
+        Ok(OwnView {
+            actor: self.actor_for(&updated),
+            email: updated.email,
+        })
+    }
+
+    /// Changes the signed-in `actor`'s own password after checking `current`. Every session
+    /// of the user ends (a stolen session dies with the old password) and a new one starts
+    /// for the caller, whose token comes back. A wrong `current` counts against the sign-in
+    /// rate limit, so this is no side door for guessing passwords.
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+    ) -> Result<SignedIn, AuthError> {
+        let now = self.clock.now();
+        let keys = LimitKey::for_attempt(&actor.username, None);
+        if let Some(retry_after) = self.limiter.retry_after(&keys, now) {
+            return Err(AuthError::TooManyAttempts { retry_after });
+        }
+        let Some(user) = keel_store::users::find_by_id(&self.db, &actor.id).await? else {
+            return Err(AuthError::NotAuthenticated);
+        };
+        let matches = current.len() <= MAX_PASSWORD_BYTES
+            && verify_password(current.to_owned(), user.password_hash.clone()).await;
+        if !matches {
+            self.limiter.record_failure(&keys, now);
+            return Err(AuthError::Invalid {
+                field: Some("current".to_owned()),
+                message: "the current password is wrong".to_owned(),
+            });
+        }
+        if new.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::Invalid {
+                field: Some("password".to_owned()),
+                message: format!("the password must have at most {MAX_PASSWORD_BYTES} bytes"),
+            });
+        }
+        check_password(new)?;
+        let changes = UserChanges {
+            password_hash: Some(hash_password(new.to_owned()).await?),
+            ..UserChanges::default()
+        };
+        let updated = self.change_self(actor, &changes).await?;
+        let ended = keel_store::sessions::delete_for_user(&self.db, &updated.id).await?;
+        tracing::info!(username = %actor.username, ended, "password changed by its owner");
+        let token = new_token();
+        let expires_at = now + SESSION_LIFETIME;
+        keel_store::sessions::insert(
+            &self.db,
+            &keel_store::sessions::SessionRow {
+                id: token_hash(&token),
+                user_id: updated.id.clone(),
+                created_at: now,
+                expires_at,
+                last_seen_at: now,
+            },
+        )
+        .await?;
+        Ok(SignedIn {
+            token,
+            user: self.actor_for(&updated),
+            email: updated.email,
+            expires_at,
+        })
+    }
+
+    /// Applies `changes` to the actor's own user row, on their own behalf, and drops their
+    /// cached sessions (which carry the old settings).
+    async fn change_self(
+        &self,
+        actor: &Actor,
+        changes: &UserChanges,
+    ) -> Result<UserRow, AuthError> {
+        let updated = match keel_store::users::update_at(
+            &self.db,
+            &actor.username,
+            changes,
+            self.clock.now(),
+            Some(&actor.id),
+        )
+        .await?
+        {
+            UserUpdate::Updated(user) => *user,
+            UserUpdate::NoSuchUser | UserUpdate::ManagerCycle => {
+                return Err(AuthError::NotAuthenticated);
+            }
+        };
+        self.sessions.retain(|cached| cached.actor.id != updated.id);
+        Ok(updated)
+    }
+
     /// Every user, by username (admins only).
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>, AuthError> {
         self.require_admin(actor)?;
@@ -431,6 +548,17 @@ impl Auth {
         mut user: NewUser,
     ) -> Result<UserView, AuthError> {
         self.require_admin(actor)?;
+        // The same checks `add_user_by` makes, here with the field named, so a form can
+        // show each next to its input.
+        keel_meta::ident::check_identifier(&user.username).map_err(|_| AuthError::Invalid {
+            field: Some("username".to_owned()),
+            message: format!(
+                "`{}` is not a valid username: use lowercase letters, digits and `_`, starting with a letter",
+                user.username
+            ),
+        })?;
+        check_password(&user.password)?;
+        self.check_roles(&user.roles)?;
         user.email = user.email.as_deref().map(email_field).transpose()?;
         if let Some(department) = &user.department {
             self.require_department(department).await?;

@@ -289,7 +289,8 @@ fn why(
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditQuery {
-    page: Option<u32>,
+    /// Read as text so that a hand-edited `?page=x` shows the first page, not an error.
+    page: Option<String>,
 }
 
 /// Access changes per page of `/admin/audit`.
@@ -327,7 +328,11 @@ pub async fn audit(
     let frame = console_frame(&state, &viewer).await?;
     let formatter = frame.formatter(&state);
     let max_page = AUDIT_MAX / AUDIT_PAGE - 1;
-    let page = query.page.unwrap_or(0).min(max_page);
+    let page = query
+        .page
+        .and_then(|page| page.parse::<u32>().ok())
+        .unwrap_or(0)
+        .min(max_page);
     let limit = ((page + 1) * AUDIT_PAGE + 1).min(AUDIT_MAX);
     let changes = state.auth().access_changes(&viewer.actor, limit).await?;
     let start = (page * AUDIT_PAGE) as usize;

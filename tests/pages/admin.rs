@@ -430,6 +430,7 @@ keel_testkit::db_test!(
             assert_eq!(page.status, StatusCode::OK, "{}", page.html);
             page.assert_clean("access explanation");
             assert_eq!(allowed(&page, "read"), read, "{user}");
+            assert_eq!(page.texts("#record-owner"), vec!["陈晨"]);
             let why = page.texts("#explanation li[data-action=read] .why");
             assert!(!why[0].is_empty());
             if read == "no" {

@@ -49,6 +49,10 @@ struct Answer {
     user: String,
     object_label: String,
     id: Option<String>,
+    /// The record's title and its owner's name, as an admin reads them (none for a record
+    /// in the recycle bin).
+    record_title: Option<String>,
+    owner: Option<String>,
     admin: bool,
     roles: Vec<String>,
     actions: Vec<ActionAnswer>,
@@ -238,7 +242,28 @@ pub async fn page(
             }
         })
         .collect();
+    let record = match &id {
+        Some(id) => state
+            .records()
+            .get(&viewer.actor, &object.name, id)
+            .await
+            .ok(),
+        None => None,
+    };
+    let record_title = record.as_ref().and_then(|record| {
+        record
+            .get(&object.title)
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    });
+    let owner = record.as_ref().and_then(|record| {
+        record["_refs"]["owner"]["title"]
+            .as_str()
+            .map(str::to_owned)
+    });
     page.answer = Some(Answer {
+        record_title,
+        owner,
         user: subject.display_name.clone().map_or_else(
             || subject.username.clone(),
             |name| format!("{name} ({})", subject.username),

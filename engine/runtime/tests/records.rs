@@ -1052,6 +1052,7 @@ keel_testkit::db_test!(
     }
 );
 
+keel_testkit::db_test!(
     defaults_are_what_a_create_that_leaves_the_fields_out_stores,
     |db| async move {
         let f = fixture(&db.url).await;

@@ -6,6 +6,7 @@
 
 mod admin;
 mod browser;
+mod every_page;
 mod form;
 mod frame;
 mod list;
@@ -37,7 +38,6 @@ impl Site {
     }
 
     /// A fixture app with `--demo` (loads its `seed/` when it has one).
-    #[allow(dead_code)] // for the page tests of fixture apps (templates/education, …)
     pub fn app(app: AppDir, db_url: &str) -> Site {
         let path = app.path().to_owned();
         Site::start(&path, db_url, Some(app))

@@ -1,0 +1,149 @@
+//! Every page of every object, for an admin and for a rep, in the standard app and in
+//! `templates/education`: each answers 200, is well formed, and has no untranslated key.
+//!
+//! The walk follows what a user can click: the navigation, each object's list, the first
+//! record of each list, its edit form, the "new" form where offered, and the admin console's
+//! links. It is bounded (at most `MAX_PAGES` pages per user).
+
+use std::collections::{BTreeSet, VecDeque};
+
+use reqwest::StatusCode;
+
+use crate::pages::{DEMO_PASSWORD, Session, Site};
+use crate::support::{AppDir, repository_root};
+
+const MAX_PAGES: usize = 400;
+
+/// Visits every page `session` can reach by the links described above; returns the paths.
+async fn walk(session: &mut Session, who: &str) -> Vec<String> {
+    let mut queue: VecDeque<String> = VecDeque::from(["/".to_owned()]);
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut visited = Vec::new();
+    while let Some(path) = queue.pop_front() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        assert!(
+            visited.len() < MAX_PAGES,
+            "{who}: more than {MAX_PAGES} pages"
+        );
+        let page = session.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{who} {path}: {}", page.html);
+        page.assert_clean(&format!("{who} {path}"));
+        visited.push(path.clone());
+        let mut next: Vec<String> = Vec::new();
+        if path == "/" {
+            next.extend(page.attrs("nav a", "href"));
+        } else if path == "/admin" {
+            next.extend(
+                page.attrs("#main a", "href")
+                    .into_iter()
+                    .filter(|href| href.starts_with("/admin/")),
+            );
+        } else if is_list(&path) {
+            next.extend(
+                page.attrs("table#records tr[data-id] a", "href")
+                    .into_iter()
+                    .take(1),
+            );
+            next.extend(page.attrs("a#new-record", "href"));
+        } else if is_record(&path) {
+            next.extend(page.attrs("a#edit-record", "href"));
+        }
+        for href in next {
+            let href = href.split('#').next().unwrap_or("").to_owned();
+            if href.starts_with('/')
+                && !href.starts_with("/api/")
+                && !href.starts_with("/static/")
+                && !seen.contains(&href)
+            {
+                queue.push_back(href);
+            }
+        }
+    }
+    visited
+}
+
+/// `/app/{object}` (a list), not a record or a form.
+fn is_list(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    path.starts_with("/app/") && path.trim_start_matches("/app/").split('/').count() == 1
+}
+
+/// `/app/{object}/{id}` (a record page).
+fn is_record(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches("/app/").split('/').collect();
+    path.starts_with("/app/") && parts.len() == 2 && parts[1] != "new" && parts[1] != "deleted"
+}
+
+/// Checks the walk reached a list of every object in the navigation, and at least one
+/// record page and form.
+fn assert_covers(visited: &[String], who: &str) {
+    let lists = visited.iter().filter(|path| is_list(path)).count();
+    let records = visited.iter().filter(|path| is_record(path)).count();
+    let forms = visited
+        .iter()
+        .filter(|path| path.ends_with("/new") || path.ends_with("/edit"))
+        .count();
+    assert!(
+        lists >= 3 && records >= 1 && forms >= 1,
+        "{who}: {visited:?}"
+    );
+}
+
+keel_testkit::db_test!(
+    every_page_of_the_standard_app_renders_well_formed_for_an_admin_and_a_rep,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut admin = site.login("admin").await;
+        let visited = walk(&mut admin, "admin").await;
+        assert_covers(&visited, "admin");
+        assert!(
+            visited
+                .iter()
+                .filter(|path| path.starts_with("/admin/"))
+                .count()
+                >= 5,
+            "the admin console's pages: {visited:?}"
+        );
+        let mut rep = site.login("chen").await;
+        let visited = walk(&mut rep, "chen").await;
+        assert_covers(&visited, "chen");
+        assert!(
+            !visited.iter().any(|path| path.starts_with("/admin")),
+            "{visited:?}"
+        );
+        // The same pages in English.
+        let mut english = site
+            .login_with("admin", crate::pages::ADMIN_PASSWORD, Some("en"))
+            .await;
+        assert_covers(&walk(&mut english, "admin (en)").await, "admin (en)");
+    }
+);
+
+keel_testkit::db_test!(
+    every_page_of_the_education_template_renders_well_formed_for_an_admin_and_a_consultant,
+    |db| async move {
+        let template = repository_root().join("templates/education");
+        let app = AppDir::new(&[]);
+        copy_dir(&template, app.path());
+        let site = Site::app(app, &db.url);
+        let mut admin = site.login("admin").await;
+        assert_covers(&walk(&mut admin, "admin").await, "admin");
+        let mut consultant = site.login_with("sun", DEMO_PASSWORD, None).await;
+        assert_covers(&walk(&mut consultant, "sun").await, "sun");
+    }
+);
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -274,8 +274,15 @@ keel_testkit::db_test!(
             vec![format!("/app/lead/{lead}"), format!("/app/lead/{twin_id}")]
         );
         assert_eq!(home.texts("#recent a"), vec!["张伟", "张伟"]);
+        // What chen changed lately: the twin he created, then the lead he edited.
+        assert_eq!(
+            home.attrs("#changed a", "href"),
+            vec![format!("/app/lead/{twin_id}"), format!("/app/lead/{lead}")]
+        );
         let other_home = liu.get("/").await;
+        other_home.assert_clean("another user's home");
         assert!(other_home.attrs("#recent a", "href").is_empty());
+        assert_eq!(other_home.attrs("#changed a", "href").len(), 1);
     }
 );
 

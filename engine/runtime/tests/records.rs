@@ -1072,3 +1072,74 @@ keel_testkit::db_test!(
         ));
     }
 );
+
+keel_testkit::db_test!(
+    recently_changed_lists_the_records_the_actor_changed_newest_first_within_their_read_scope,
+    |db| async move {
+        let f = fixture(&db.url).await;
+        let mut ids = Vec::new();
+        for name in ["One", "Two", "Three"] {
+            let id = f
+                .records
+                .create(
+                    &f.rep,
+                    "deal",
+                    input(json!({ "name": name, "stage": "open" })),
+                )
+                .await
+                .unwrap()
+                .record["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            ids.push(id);
+        }
+        // The other rep's record, changed by the admin: in neither rep's list.
+        let theirs = f
+            .records
+            .create(&f.other_rep, "deal", input(json!({ "name": "Theirs" })))
+            .await
+            .unwrap()
+            .record["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        f.records
+            .update(
+                &f.admin,
+                "deal",
+                &theirs,
+                input(json!({ "name": "Renamed" })),
+                None,
+            )
+            .await
+            .unwrap();
+        f.records
+            .update(
+                &f.rep,
+                "deal",
+                &ids[0],
+                input(json!({ "name": "One again" })),
+                None,
+            )
+            .await
+            .unwrap();
+        f.records.delete(&f.rep, "deal", &ids[1]).await.unwrap();
+        let changed = f.records.recently_changed(&f.rep, 10).await.unwrap();
+        let names: Vec<(&str, &str)> = changed
+            .iter()
+            .map(|(object, record)| (object.as_str(), record["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names, [("deal", "One again"), ("deal", "Three")]);
+        assert_eq!(
+            f.records.recently_changed(&f.rep, 1).await.unwrap().len(),
+            1
+        );
+        let admins = f.records.recently_changed(&f.admin, 10).await.unwrap();
+        assert_eq!(admins.len(), 1);
+        assert_eq!(admins[0].1["name"], "Renamed");
+        assert!(
+            f.records.recently_changed(&f.other_rep, 10).await.unwrap()[0].1["name"] == "Renamed"
+        );
+    }
+);

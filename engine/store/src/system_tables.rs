@@ -151,7 +151,8 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
             column("old", Storage::Json),
             column("new", Storage::Json),
         ],
-        indexes: &[&["object", "record_id", "at"]],
+        // (by, at): "what did I change lately" (the home page) reads one user's newest rows.
+        indexes: &[&["object", "record_id", "at"], &["by", "at"]],
     },
     // Gapless counters (autonumbers): `id` is the counter's key, `value` its last number.
     // A number is taken inside the record's transaction, so it commits or rolls back with it.

@@ -238,6 +238,40 @@ impl Records {
         Ok(records)
     }
 
+    /// The records the actor changed most recently (created, edited, restored), newest
+    /// first, at most `limit`, each as [`Records::get`] returns it: those the actor can no
+    /// longer read (or that are in the recycle bin) are left out. Reads the actor's newest
+    /// audit rows through the `(by, at)` index, then each record through the read scope.
+    pub async fn recently_changed(
+        &self,
+        actor: &Actor,
+        limit: usize,
+    ) -> Result<Vec<(String, Json)>, RecordError> {
+        // One save writes a row per changed field: read enough rows for `limit` records.
+        const ROWS_PER_RECORD: usize = 20;
+        let objects: Vec<&str> = self.schema.objects.keys().map(String::as_str).collect();
+        let rows = (limit * ROWS_PER_RECORD).clamp(1, 2_000) as u32;
+        let entries = store::changed_by(&self.db, &actor.id, &objects, rows).await?;
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        let mut found = Vec::new();
+        for entry in &entries {
+            if found.len() >= limit || seen.len() >= limit * 2 {
+                break;
+            }
+            let key = (entry.object.as_str(), entry.record_id.as_str());
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            match self.get(actor, &entry.object, &entry.record_id).await {
+                Ok(record) => found.push((entry.object.clone(), record)),
+                Err(RecordError::NotFound) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(found)
+    }
+
     /// The display names (else usernames) of those of `ids` that are users, as `_refs`
     /// names them: for pages that show who changed or deleted a record. Names are not
     /// secret to anyone who may read the record they appear on.

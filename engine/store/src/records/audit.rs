@@ -89,6 +89,34 @@ pub async fn recent(db: &Db, objects: &[&str], limit: u32) -> Result<Vec<AuditEn
     .await
 }
 
+/// The newest `limit` entries written by the user `by` about any of `objects`, newest
+/// first (one save writes one entry per changed field, so a record may come several times).
+pub async fn changed_by(
+    db: &Db,
+    by: &str,
+    objects: &[&str],
+    limit: u32,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    read_entries(db, |statement| {
+        statement.push(" WHERE \"by\" = ");
+        statement.push_value(&Value::Text(by.to_owned()), Storage::Text)?;
+        statement.push(" AND \"object\" IN (");
+        for (index, object) in objects.iter().enumerate() {
+            if index > 0 {
+                statement.push(", ");
+            }
+            statement.push_value(&Value::Text((*object).to_owned()), Storage::Text)?;
+        }
+        if objects.is_empty() {
+            statement.push("NULL");
+        }
+        statement.push(") ORDER BY \"at\" DESC, \"id\" DESC LIMIT ");
+        statement.push_value(&Value::Integer(i64::from(limit)), Storage::Integer)?;
+        Ok(())
+    })
+    .await
+}
+
 /// Audit entries selected by the rest of the statement that `tail` appends.
 async fn read_entries(
     db: &Db,

@@ -35,7 +35,7 @@ use keel_meta::{Object, Value};
 
 pub use aggregate::{Measure, aggregate};
 pub(crate) use audit::write_audit;
-pub use audit::{AuditEntry, append as append_audit, history, recent};
+pub use audit::{AuditEntry, append as append_audit, changed_by, history, recent};
 pub use write::RecordWrite;
 
 use crate::db::Db;

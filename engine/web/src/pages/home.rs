@@ -1,7 +1,8 @@
 //! `/`: the home page — what is due (entries of the objects that declare a `calendar`, the
 //! user's own, up to the end of today), the records recently viewed in this browser (the
 //! `keel_recent` cookie the record page keeps; each read again through `Records`, so one
-//! no longer visible is skipped) and the latest notifications, with the bell kept live
+//! no longer visible is skipped), the records the user changed lately (from the audit
+//! trail, through `Records::recently_changed`) and the latest notifications, with the bell kept live
 //! over the notification stream by `app.js`; and the form that marks them all read.
 
 use axum::extract::State;
@@ -22,6 +23,7 @@ const SHOWN: u32 = 10;
 struct HomePage {
     due: Vec<DueList>,
     recent: Vec<RecentItem>,
+    changed: Vec<RecentItem>,
     notifications: Vec<NotificationItem>,
 }
 
@@ -160,6 +162,21 @@ pub async fn page(
             object_label: formatter.label(Some(&object.label), &object.name),
         });
     }
+    let changed = state
+        .records()
+        .recently_changed(&viewer.actor, SHOWN as usize)
+        .await?
+        .into_iter()
+        .filter_map(|(object_name, record)| {
+            let object = schema.objects.get(&object_name)?;
+            let id = record.get("id")?.as_str()?;
+            Some(RecentItem {
+                url: format!("/app/{object_name}/{id}"),
+                title: super::record::record_title(object, &record),
+                object_label: formatter.label(Some(&object.label), &object.name),
+            })
+        })
+        .collect();
     let notifications = state
         .inbox()
         .list(&viewer.actor, false, None, SHOWN)
@@ -183,6 +200,7 @@ pub async fn page(
         HomePage {
             due,
             recent,
+            changed,
             notifications,
         },
     )

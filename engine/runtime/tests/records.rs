@@ -1143,3 +1143,61 @@ keel_testkit::db_test!(
         );
     }
 );
+
+keel_testkit::db_test!(
+    duplicates_of_a_stored_record_excludes_it_and_spends_no_lookup_budget,
+    |db| async move {
+        use keel_runtime::records::LOOKUPS_PER_WINDOW;
+        let f = fixture(&db.url).await;
+        let mut ids = Vec::new();
+        for actor in [&f.rep, &f.rep, &f.other_rep] {
+            let id = f
+                .records
+                .create(actor, "deal", input(json!({ "name": "Same" })))
+                .await
+                .unwrap()
+                .record["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            ids.push(id);
+        }
+        let alone = f
+            .records
+            .create(&f.rep, "deal", input(json!({ "name": "Alone" })))
+            .await
+            .unwrap()
+            .record["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // More page views than the budget allows lookups: none is refused.
+        for _ in 0..LOOKUPS_PER_WINDOW + 5 {
+            let matches = f
+                .records
+                .duplicates_of(&f.rep, "deal", &ids[0])
+                .await
+                .unwrap();
+            let mut found: Vec<&str> = matches.iter().map(|m| m.id.as_str()).collect();
+            found.sort();
+            let mut expected = vec![ids[1].as_str(), ids[2].as_str()];
+            expected.sort();
+            assert_eq!(found, expected);
+        }
+        assert!(
+            f.records
+                .duplicates_of(&f.rep, "deal", &alone)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Only a record the actor may read.
+        assert!(matches!(
+            f.records
+                .duplicates_of(&f.other_rep, "deal", &ids[0])
+                .await
+                .unwrap_err(),
+            RecordError::NotFound
+        ));
+    }
+);

@@ -506,6 +506,58 @@ impl Records {
         Ok(matches)
     }
 
+    /// Other records that share a duplicate key with the stored record `id` (one the actor
+    /// may read), revealing what [`Records::duplicates`] reveals, for a record page's
+    /// "possible duplicates". Key values the actor sees masked on this record are not
+    /// compared (a match would tell something of the hidden value). Matches are recorded
+    /// like any lookup, but the 查重 budget is not spent: the values are the record's own,
+    /// not chosen by the actor, so a page view cannot probe for other records.
+    pub async fn duplicates_of(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: &str,
+    ) -> Result<Vec<DuplicateMatch>, RecordError> {
+        let object = self.object(object)?;
+        let mut row = self
+            .readable_row(actor, object, id, Deleted::Exclude)
+            .await?;
+        if object.duplicates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let masking = access::Masking::new(&self.schema, actor, object);
+        let owner = row_owner(&row).map(str::to_owned);
+        let readable = access::readable_fields(&self.schema, actor, object);
+        for key in &object.duplicates {
+            for field in &key.fields {
+                if masking.hides(field, owner.as_deref()) || !readable.contains(field) {
+                    row.insert(field.clone(), Value::Null);
+                }
+            }
+        }
+        let (blocking, warning) = self
+            .duplicate_matches(&mut Reader::Db(&self.db), object, &row)
+            .await?;
+        let mut matches: Vec<DuplicateMatch> = Vec::new();
+        for found in blocking.into_iter().chain(warning) {
+            if found.id != id && !matches.iter().any(|seen| seen.id == found.id) {
+                matches.push(found);
+            }
+        }
+        let audit = self
+            .lookup_audit(
+                &mut Reader::Db(&self.db),
+                actor,
+                object,
+                &matches,
+                "duplicate_lookup",
+            )
+            .await?;
+        self.record_lookups(&audit).await;
+        self.name_owners(&mut matches).await;
+        Ok(matches)
+    }
+
     /// Replaces the owner ids that [`Records::duplicate_matches`] leaves in `owner_name` with
     /// the owners' names. Runs outside any write transaction.
     pub(super) async fn name_owners(&self, matches: &mut [DuplicateMatch]) {

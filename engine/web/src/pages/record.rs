@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use keel_meta::{Field, FieldKind, Filter, Object, Schema};
 use keel_runtime::actor::Actor;
 use keel_runtime::records::access::{self, Action};
-use keel_runtime::records::{Input, ListRequest, RecordError, Referencing};
+use keel_runtime::records::{ListRequest, RecordError, Referencing};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -278,7 +278,7 @@ async fn show(
     let related = related_lists(&state, actor, &schema, object, &id, &formatter).await?;
     let masked = |field: &str| masking.hides(field, owner);
     let history = history(&state, actor, object, &id, &formatter, &masked).await?;
-    let duplicates = duplicates(&state, actor, object, &id, &record, &masking, &formatter).await;
+    let duplicates = duplicates(&state, actor, object, &id, &formatter).await;
     let title = record_title(object, &record);
     let notice = restored.then_some("record.restored");
     let refusal = refusal.map(|references| Refusal {
@@ -674,42 +674,23 @@ fn change_value(
     }
 }
 
-/// Other records that share a duplicate key with this one, as `Records::duplicates` reveals
-/// them. Keys with a value the user sees masked are not probed (the mask is not the value).
-/// A check that cannot run (no access, the lookup budget spent) shows nothing.
+/// Other records that share a duplicate key with this one, as `Records::duplicates_of`
+/// reveals them. A check that cannot run shows nothing rather than failing the page.
 async fn duplicates(
     state: &AppState,
     actor: &Actor,
     object: &Object,
     id: &str,
-    record: &Json,
-    masking: &access::Masking,
     formatter: &Formatter,
 ) -> Vec<Duplicate> {
     if object.duplicates.is_empty() {
         return Vec::new();
     }
-    let owner = record.get("owner").and_then(Json::as_str);
-    let mut probe = Input::new();
-    for key in &object.duplicates {
-        for name in &key.fields {
-            match record.get(name) {
-                Some(Json::Null) | None => {}
-                Some(_) if masking.hides(name, owner) => {}
-                Some(value) => {
-                    probe.insert(name.clone(), value.clone());
-                }
-            }
-        }
-    }
-    if probe.is_empty() {
-        return Vec::new();
-    }
     let records = state.records();
-    let matches = match records.duplicates(actor, &object.name, probe).await {
+    let matches = match records.duplicates_of(actor, &object.name, id).await {
         Ok(matches) => matches,
         Err(error) => {
-            tracing::debug!(%error, "the record page's duplicate check did not run");
+            tracing::warn!(%error, "the record page's duplicate check did not run");
             return Vec::new();
         }
     };

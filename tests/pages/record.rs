@@ -197,6 +197,12 @@ keel_testkit::db_test!(
         assert_eq!(page.texts(&format!("{update} .old")), vec!["已联系"]);
         assert_eq!(page.texts(&format!("{update} .new")), vec!["合格"]);
         assert!(page.texts(update)[0].contains("陈晨"));
+        // The creation is one row, not one per field it set.
+        assert_eq!(
+            page.attrs("#history tr.change[data-action=create]", "data-action")
+                .len(),
+            1
+        );
         // A lookup change names the account and links to it.
         let account_change = "#history tr.change[data-field=account][data-action=update] .new a";
         assert_eq!(

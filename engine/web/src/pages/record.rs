@@ -615,7 +615,30 @@ async fn history(
                 field: field_name,
             }
         })
-        .collect())
+        .fold(Vec::new(), collapse_creation))
+}
+
+/// Folds the one entry per field that a create writes into one "created" row: the values
+/// a record started with are on the page already, and a row each would bury the changes.
+fn collapse_creation(mut changes: Vec<Change>, change: Change) -> Vec<Change> {
+    if change.action == "create" {
+        if changes
+            .last()
+            .is_some_and(|last| last.action == "create" && last.at == change.at)
+        {
+            return changes;
+        }
+        changes.push(Change {
+            field: String::new(),
+            field_label: String::new(),
+            old: Shown::default(),
+            new: Shown::default(),
+            ..change
+        });
+        return changes;
+    }
+    changes.push(change);
+    changes
 }
 
 /// One side of a change, formatted with the field's type (an owner by its name).

@@ -174,7 +174,7 @@ keel_testkit::db_test!(
 );
 
 keel_testkit::db_test!(
-    a_form_without_the_csrf_token_saves_nothing_and_other_reps_leads_are_404,
+    a_form_without_the_csrf_token_saves_nothing_and_records_beyond_the_reps_scope_are_refused,
     |db| async move {
         let site = Site::standard(&db.url);
         let mut chen = site.login("chen").await;
@@ -213,6 +213,47 @@ keel_testkit::db_test!(
             .post(&format!("/app/lead/{theirs}/edit"), &[("name", "x")])
             .await;
         assert_eq!(post.status, StatusCode::NOT_FOUND);
+        // A colleague's account: chen may read it (his department) but not edit it.
+        let (_, me) = send_json(
+            reqwest::Client::new()
+                .get(format!("{}/api/v1/auth/me", site.base_url()))
+                .bearer_auth(chen.token().unwrap()),
+        )
+        .await;
+        let (_, accounts) = send_json(
+            reqwest::Client::new()
+                .get(format!(
+                    "{}/api/v1/records/account?limit=50",
+                    site.base_url()
+                ))
+                .bearer_auth(chen.token().unwrap()),
+        )
+        .await;
+        let accounts = accounts["data"].as_array().unwrap();
+        let colleagues = accounts
+            .iter()
+            .find(|a| a["owner"] != me["user"]["id"])
+            .unwrap();
+        let own = accounts
+            .iter()
+            .find(|a| a["owner"] == me["user"]["id"])
+            .unwrap();
+        let refused = chen
+            .get(&format!(
+                "/app/account/{}/edit",
+                colleagues["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        refused.assert_clean("403 page");
+        let allowed = chen
+            .get(&format!(
+                "/app/account/{}/edit",
+                own["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(allowed.status, StatusCode::OK);
+        allowed.assert_clean("account edit form");
         // A service agent may not create leads at all.
         let mut sun = site.login("sun").await;
         assert_eq!(sun.get("/app/lead/new").await.status, StatusCode::NOT_FOUND);

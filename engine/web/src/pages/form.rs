@@ -124,6 +124,12 @@ async fn edit_form(
         .records()
         .get(&viewer.actor, &object.name, &id)
         .await?;
+    // A record the user may read but plainly not edit (say, a colleague's, for a role that
+    // edits its own) is refused now rather than after the user has typed.
+    let edit_scopes = access::scopes(state.schema(), &viewer.actor, &object.name, Action::Edit);
+    if edit_scopes.decides(&viewer.actor, owner_of(&record)) == Some(false) {
+        return Err(forbidden());
+    }
     let tz = app_timezone(&state);
     let texts = object
         .fields
@@ -158,9 +164,11 @@ async fn update(
     let tz = app_timezone(&state);
     let editable = editable_fields(&state, &viewer.actor, object, Some(&current));
     let (input, mut texts) = read_form(&editable, &form, tz);
+    // A version that does not read as one matches no version: the save ends in the
+    // conflict view rather than overwriting.
     let expected = form
         .get("_version")
-        .and_then(|version| version.trim().parse::<i64>().ok());
+        .map(|version| version.trim().parse::<i64>().unwrap_or(0));
     let result = state
         .records()
         .update(&viewer.actor, &object.name, &id, input, expected)

@@ -112,6 +112,30 @@ keel_testkit::db_test!(
             vec!["第一行 第二行"]
         );
 
+        // A validation of the app names its field, in the user's language; a script's
+        // refusal belongs to no field and shows in the summary.
+        let mut qualified = typed.to_vec();
+        qualified[1] = ("company", "");
+        qualified[2] = ("phone", "");
+        qualified[4] = ("status", "qualified");
+        let invalid = chen.post("/app/lead/new", &qualified).await;
+        assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            invalid.texts("#error-company"),
+            vec!["合格线索必须填写公司"]
+        );
+        let mut bad_mobile = typed.to_vec();
+        bad_mobile[2] = ("mobile", "12345");
+        let rejected = chen.post("/app/lead/new", &bad_mobile).await;
+        assert_eq!(rejected.status, StatusCode::UNPROCESSABLE_ENTITY);
+        rejected.assert_clean("a script's refusal");
+        assert!(
+            rejected.texts("#form-errors li")[0].contains("手机号码应为 11 位数字"),
+            "{}",
+            rejected.html
+        );
+        assert_eq!(value_of(&rejected, "mobile"), "12345");
+
         let mut fixed = typed.to_vec();
         fixed[2] = ("phone", "021-5312 0999");
         let saved = chen.post("/app/lead/new", &fixed).await;
@@ -148,6 +172,11 @@ keel_testkit::db_test!(
         assert_eq!(too_large.texts("#error-score"), vec!["不能大于 100。"]);
         assert_eq!(value_of(&too_large, "score"), "101");
         assert_eq!(too_large.attrs("input[name=_version]", "value"), vec!["1"]);
+        assert_eq!(
+            value_of(&too_large, "company"),
+            "六合科技",
+            "a field the post left out shows its stored value"
+        );
         let required = chen
             .post(
                 &format!("/app/lead/{id}/edit"),

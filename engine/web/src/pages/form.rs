@@ -198,6 +198,14 @@ async fn update(
         }
         Err(error) => {
             let (status, errors) = refusal(error)?;
+            // A field the post left out shows its stored value, so saving again keeps it.
+            for field in &editable {
+                if !texts.contains_key(&field.name)
+                    && let Some(value) = current.get(&field.name)
+                {
+                    texts.insert(field.name.clone(), form_texts(field, value, tz));
+                }
+            }
             // The version stays the one the user loaded: a failed save is not a new base.
             let form = FormState {
                 texts,

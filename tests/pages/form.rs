@@ -719,6 +719,27 @@ keel_testkit::db_test!(
         assert_eq!(blocked.texts("textarea#field-notes"), vec!["keep me"]);
         let required = rep2.post("/app/gadget/new", &[("name", "")]).await;
         assert_eq!(required.texts("#error-name"), vec!["此项为必填项。"]);
+
+        // Each refused duplicate spends the 查重 budget; a spent budget says so, in zh.
+        let mut spent = None;
+        for _ in 0..40 {
+            let page = rep2
+                .post("/app/gadget/new", &[("name", "Two"), ("phone", "555-0199")])
+                .await;
+            if page.status == StatusCode::TOO_MANY_REQUESTS {
+                spent = Some(page);
+                break;
+            }
+            assert_eq!(page.status, StatusCode::CONFLICT);
+        }
+        let spent = spent.expect("the budget runs out within 40 refused saves");
+        spent.assert_clean("spent budget");
+        assert!(
+            spent.texts("#form-errors li")[0].starts_with("短时间内查重次数过多"),
+            "{}",
+            spent.html
+        );
+        assert_eq!(value_of(&spent, "phone"), "555-0199");
     }
 );
 

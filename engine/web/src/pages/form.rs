@@ -233,8 +233,26 @@ struct FormState {
 /// Why a save was refused: errors per field, and the ones that belong to no field.
 #[derive(Debug, Default)]
 struct Refusal {
-    fields: Vec<(String, String, HashMap<&'static str, String>, String)>,
-    general: Vec<String>,
+    fields: Vec<FieldRefusal>,
+    /// Catalog keys (with their arguments) or the runtime's own sentences.
+    general: Vec<GeneralRefusal>,
+}
+
+/// One field's error: its stable code (`errors[].code`), what the catalog's text for it
+/// needs besides the field's own limits, and the runtime's message for codes the catalog
+/// has no text for.
+#[derive(Debug)]
+struct FieldRefusal {
+    field: String,
+    code: String,
+    args: HashMap<&'static str, String>,
+    message: String,
+}
+
+#[derive(Debug)]
+enum GeneralRefusal {
+    Text(String),
+    Catalog(&'static str, HashMap<&'static str, String>),
 }
 
 #[derive(Debug, Serialize)]
@@ -547,6 +565,18 @@ fn form_texts(field: &Field, value: &Json, tz: Tz) -> Vec<String> {
 /// show. What a form cannot help with (a record gone, an object not allowed, a server
 /// fault) becomes the error page instead.
 fn refusal(error: RecordError) -> Result<(StatusCode, Refusal), PageError> {
+    if let RecordError::TooManyLookups { retry_after } = &error {
+        // The runtime's sentence is English; the catalog says it with the wait.
+        let seconds = retry_after.as_secs().max(1).to_string();
+        let refusal = Refusal {
+            general: vec![GeneralRefusal::Catalog(
+                "form.too_many_lookups",
+                HashMap::from([("seconds", seconds)]),
+            )],
+            ..Refusal::default()
+        };
+        return Ok((StatusCode::TOO_MANY_REQUESTS, refusal));
+    }
     let error = ApiError::from(error);
     let status = error.status();
     let shown_on_form = match error.code() {
@@ -555,7 +585,6 @@ fn refusal(error: RecordError) -> Result<(StatusCode, Refusal), PageError> {
         | ErrorCode::ScriptRejected
         | ErrorCode::ScriptFailed
         | ErrorCode::ChainTooDeep
-        | ErrorCode::TooManyDuplicateLookups
         | ErrorCode::InvalidRequest => true,
         ErrorCode::Forbidden => !error.errors().is_empty(),
         _ => false,
@@ -599,27 +628,29 @@ fn refusal(error: RecordError) -> Result<(StatusCode, Refusal), PageError> {
             ("owner", text("owner_name")),
             ("pool", text("pool")),
         ]);
-        refusal.fields.push((
-            first,
-            "duplicate_blocked".to_owned(),
+        refusal.fields.push(FieldRefusal {
+            field: first,
+            code: "duplicate_blocked".to_owned(),
             args,
-            error.detail().to_owned(),
-        ));
+            message: error.detail().to_owned(),
+        });
         matched_fields.extend(fields);
     }
     for problem in error.errors() {
         if problem.code == "duplicate" && matched_fields.contains(&problem.field) {
             continue;
         }
-        refusal.fields.push((
-            problem.field.clone(),
-            problem.code.clone(),
-            HashMap::new(),
-            problem.message.clone(),
-        ));
+        refusal.fields.push(FieldRefusal {
+            field: problem.field.clone(),
+            code: problem.code.clone(),
+            args: HashMap::new(),
+            message: problem.message.clone(),
+        });
     }
     if refusal.fields.is_empty() {
-        refusal.general.push(error.detail().to_owned());
+        refusal
+            .general
+            .push(GeneralRefusal::Text(error.detail().to_owned()));
     }
     Ok((status, refusal))
 }
@@ -658,7 +689,13 @@ async fn show(
     let mut summary = Vec::new();
     let mut general = Vec::new();
     if let Some(refusal) = &form.errors {
-        for (name, code, args, message) in &refusal.fields {
+        for FieldRefusal {
+            field: name,
+            code,
+            args,
+            message,
+        } in &refusal.fields
+        {
             let Some(field) = object.field(name) else {
                 general.push(message.clone());
                 continue;
@@ -677,7 +714,14 @@ async fn show(
                 })
                 .or_insert(message);
         }
-        general.extend(refusal.general.iter().cloned());
+        general.extend(refusal.general.iter().map(|item| match item {
+            GeneralRefusal::Text(message) => message.clone(),
+            GeneralRefusal::Catalog(key, args) => {
+                let args: HashMap<&str, String> =
+                    args.iter().map(|(k, v)| (*k, v.clone())).collect();
+                text(key, &args)
+            }
+        }));
     }
 
     let duplicate_fields: Vec<&str> = object

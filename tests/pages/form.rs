@@ -77,6 +77,10 @@ keel_testkit::db_test!(
         assert_eq!(value_of(&form, "score"), "0");
         assert!(form.html.contains("id=\"save\""));
         assert!(form.attrs("input[name=_version]", "value").is_empty());
+        assert!(
+            form.attrs("[name=owner]", "name").is_empty(),
+            "a rep assigns no one"
+        );
 
         let typed = [
             ("name", "赵六"),
@@ -804,5 +808,47 @@ keel_testkit::db_test!(
         // The owner sees and edits the phone in clear.
         let own = rep.get(&format!("/app/gadget/{id}/edit")).await;
         assert_eq!(value_of(&own, "phone"), "555-867-0142");
+    }
+);
+
+keel_testkit::db_test!(
+    an_admin_creates_a_lead_for_a_rep_by_choosing_its_owner,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut admin = site.login("admin").await;
+        let form = admin.get("/app/lead/new").await;
+        assert_eq!(form.status, StatusCode::OK);
+        form.assert_clean("admin's new lead form");
+        let owners = form.texts("select#field-owner option");
+        assert!(owners.contains(&"陈晨".to_owned()), "{owners:?}");
+        let selected = form.attrs("#field-owner option[selected]", "value");
+        assert_eq!(
+            selected.len(),
+            1,
+            "the admin is the owner until they choose"
+        );
+        let chen_id = form
+            .attrs("select#field-owner option", "value")
+            .into_iter()
+            .zip(owners)
+            .find(|(_, name)| name == "陈晨")
+            .map(|(id, _)| id)
+            .unwrap();
+        let saved = admin
+            .post("/app/lead/new", &[("name", "孙八"), ("owner", &chen_id)])
+            .await;
+        let id = record_id(&saved, "lead");
+        let mut chen = site.login("chen").await;
+        let lead = api_get(&site, &chen, "lead", &id).await;
+        assert_eq!(lead["owner"], chen_id.as_str());
+        let edit = admin.get(&format!("/app/lead/{id}/edit")).await;
+        assert_eq!(
+            edit.attrs("#field-owner option[selected]", "value"),
+            vec![chen_id.clone()]
+        );
+        assert_eq!(
+            chen.get(&format!("/app/lead/{id}/edit")).await.status,
+            StatusCode::OK
+        );
     }
 );

@@ -78,6 +78,9 @@ async fn new_form(
         }
     }
     texts.extend(prefilled);
+    if may_assign(&state, &viewer.actor, object) {
+        texts.insert(OWNER.to_owned(), vec![viewer.actor.id.clone()]);
+    }
     let form = FormState {
         texts,
         ..FormState::default()
@@ -94,7 +97,8 @@ async fn create(
     let viewer = form.viewer.clone();
     let object = creatable(&state, &viewer.actor, &object)?;
     let editable = editable_fields(&state, &viewer.actor, object, None);
-    let (input, texts) = read_form(&editable, &form, app_timezone(&state));
+    let assign = may_assign(&state, &viewer.actor, object);
+    let (input, texts) = read_form(&editable, assign, &form, app_timezone(&state));
     match state
         .records()
         .create(&viewer.actor, &object.name, input)
@@ -131,7 +135,7 @@ async fn edit_form(
         return Err(forbidden());
     }
     let tz = app_timezone(&state);
-    let texts = object
+    let mut texts: Texts = object
         .fields
         .values()
         .filter_map(|field| {
@@ -140,6 +144,11 @@ async fn edit_form(
                 .map(|value| (field.name.clone(), form_texts(field, value, tz)))
         })
         .collect();
+    if may_assign(&state, &viewer.actor, object)
+        && let Some(owner) = owner_of(&record)
+    {
+        texts.insert(OWNER.to_owned(), vec![owner.to_owned()]);
+    }
     let form = FormState {
         texts,
         ..FormState::default()
@@ -163,7 +172,8 @@ async fn update(
         .await?;
     let tz = app_timezone(&state);
     let editable = editable_fields(&state, &viewer.actor, object, Some(&current));
-    let (input, mut texts) = read_form(&editable, &form, tz);
+    let assign = may_assign(&state, &viewer.actor, object);
+    let (input, mut texts) = read_form(&editable, assign, &form, tz);
     // A version that does not read as one matches no version: the save ends in the
     // conflict view rather than overwriting.
     let expected = form
@@ -462,11 +472,25 @@ fn editable_fields<'a>(
         .collect()
 }
 
+/// The system field a form may set: the record's owner, for users who may assign records.
+const OWNER: &str = "owner";
+
+/// Whether the form offers the owner: to users who may choose a record's owner (admins, and
+/// roles that edit every record of the object), on objects whose records have one.
+fn may_assign(state: &AppState, actor: &Actor, object: &Object) -> bool {
+    object.returns_system_field(OWNER) && access::can_assign(state.schema(), actor, &object.name)
+}
+
 /// The typed input of the posted form and the texts it held. A field absent from the form
-/// is left out (a create gives it its default; an update leaves it as it is).
-fn read_form(editable: &[&Field], form: &PageForm, tz: Tz) -> (Input, Texts) {
+/// is left out (a create gives it its default; an update leaves it as it is); so is a blank
+/// owner (a create makes the user the owner).
+fn read_form(editable: &[&Field], assign: bool, form: &PageForm, tz: Tz) -> (Input, Texts) {
     let mut input = Input::new();
     let mut texts = Texts::new();
+    if assign && let Some(owner) = form.get(OWNER).filter(|owner| !owner.trim().is_empty()) {
+        input.insert(OWNER.to_owned(), Json::String(owner.trim().to_owned()));
+        texts.insert(OWNER.to_owned(), vec![owner.to_owned()]);
+    }
     for field in editable {
         let values = form.all(&field.name);
         if values.is_empty() {
@@ -674,10 +698,12 @@ async fn show(
     let text = |key: &str, args: &HashMap<&str, String>| {
         catalogs.text(&lang, key, |name| args.get(name).cloned())
     };
+    let assign = may_assign(state, actor, object);
     let needs_users = object.fields.values().any(|field| {
         matches!(field.kind, FieldKind::User)
             && mode(state, actor, object, field, record.as_ref(), &masking) == Mode::Input
-    }) || form.conflict.is_some();
+    }) || form.conflict.is_some()
+        || assign;
     let users = if needs_users {
         state.auth().user_choices(actor).await?
     } else {
@@ -697,7 +723,16 @@ async fn show(
         } in &refusal.fields
         {
             let Some(field) = object.field(name) else {
-                general.push(message.clone());
+                if assign && name == OWNER {
+                    summary.push(SummaryItem {
+                        field: name.clone(),
+                        label: text("form.owner", &HashMap::new()),
+                        message: message.clone(),
+                    });
+                    field_errors.insert(name.clone(), message.clone());
+                } else {
+                    general.push(message.clone());
+                }
                 continue;
             };
             let message = error_text(field, code, args, message, &text, catalogs);
@@ -811,6 +846,44 @@ async fn show(
         }
         if !widgets.is_empty() {
             sections.push(Section { title, widgets });
+        }
+    }
+    if assign {
+        let value = form
+            .texts
+            .get(OWNER)
+            .and_then(|values| values.first())
+            .cloned()
+            .unwrap_or_default();
+        let mut options: Vec<Choice> = users
+            .iter()
+            .filter(|user| user.active)
+            .map(|user| Choice {
+                key: user.id.clone(),
+                label: user.name.clone(),
+            })
+            .collect();
+        let known = users
+            .iter()
+            .find(|user| user.id == value)
+            .map(|user| user.name.clone())
+            .unwrap_or_else(|| value.clone());
+        add_unknown(&mut options, &value, &known);
+        let owner = Widget {
+            name: OWNER.to_owned(),
+            label: text("form.owner", &HashMap::new()),
+            widget: "user",
+            value,
+            options,
+            error: field_errors.remove(OWNER),
+            ..Widget::default()
+        };
+        match sections.last_mut() {
+            Some(section) => section.widgets.push(owner),
+            None => sections.push(Section {
+                title: None,
+                widgets: vec![owner],
+            }),
         }
     }
     // Errors about fields not on the form (e.g. a script naming another field).

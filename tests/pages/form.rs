@@ -650,6 +650,36 @@ keel_testkit::db_test!(
         // Summer time in New York: 09:30 there is 13:30 UTC.
         assert_eq!(gadget["meets_at"], "2026-07-01T13:30:00.000000Z");
         assert_eq!(gadget["price"], "19.99", "fields not posted stay");
+
+        // A time stored to the second is shown to the minute; saving the form untouched
+        // keeps the seconds.
+        let (status, body) = send_json(
+            reqwest::Client::new()
+                .patch(format!("{}/api/v1/records/gadget/{id}", site.base_url()))
+                .bearer_auth(rep.token().unwrap())
+                .json(&json!({ "meets_at": "2026-12-24T14:30:45Z" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let edit = rep.get(&format!("/app/gadget/{id}/edit")).await;
+        let meets_at = value_of(&edit, "meets_at");
+        assert_eq!(meets_at, "2026-12-24T09:30");
+        let version = edit.attrs("input[name=_version]", "value").remove(0);
+        let saved = rep
+            .post(
+                &format!("/app/gadget/{id}/edit"),
+                &[
+                    ("_version", &version),
+                    ("name", "Widget 2"),
+                    ("meets_at", &meets_at),
+                    ("price", "19.99"),
+                ],
+            )
+            .await;
+        assert_eq!(record_id(&saved, "gadget"), id);
+        let gadget = api_get(&site, &rep, "gadget", &id).await;
+        assert_eq!(gadget["name"], "Widget 2");
+        assert_eq!(gadget["meets_at"], "2026-12-24T14:30:45.000000Z");
     }
 );
 

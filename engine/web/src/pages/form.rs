@@ -173,7 +173,18 @@ async fn update(
     let tz = app_timezone(&state);
     let editable = editable_fields(&state, &viewer.actor, object, Some(&current));
     let assign = may_assign(&state, &viewer.actor, object);
-    let (input, mut texts) = read_form(&editable, assign, &form, tz);
+    let (mut input, mut texts) = read_form(&editable, assign, &form, tz);
+    // Only what the user changed is saved: an input shows a value at its own precision (a
+    // time to the minute), so sending an untouched one back could change the stored value.
+    for field in &editable {
+        let stored = current.get(&field.name).cloned().unwrap_or(Json::Null);
+        if texts
+            .get(&field.name)
+            .is_some_and(|typed| same_texts(typed, &form_texts(field, &stored, tz)))
+        {
+            input.remove(&field.name);
+        }
+    }
     // A version that does not read as one matches no version: the save ends in the
     // conflict view rather than overwriting.
     let expected = form

@@ -7,7 +7,11 @@
 //! masked are text, not inputs, so a mask is never sent back over the real value. Values
 //! travel as the text of their inputs: [`form_texts`] turns a record's JSON into that text
 //! (a date and time in the app's timezone, for `datetime-local`), and [`input_json`] turns
-//! what came back into the typed JSON `Records` reads, leaving every check to it.
+//! what came back into the typed JSON `Records` reads, leaving every check to it. An edit
+//! saves only the fields whose text changed, so an input's own precision (a time to the
+//! minute) never rewrites a stored value. Users who may assign records also choose the
+//! owner; lookups are selects of the target's first records (form.js adds a search), and
+//! fields of a duplicate key are checked while typing by form.js (查重).
 //!
 //! A refused save shows the form again with the user's input, each error under its field in
 //! the user's language and a summary at the top. The edit form carries the version it was

@@ -615,3 +615,70 @@ keel_testkit::db_test!(
         assert_eq!(old.status, StatusCode::UNAUTHORIZED);
     }
 );
+
+keel_testkit::db_test!(
+    in_a_browser_an_admin_creates_a_user_who_signs_in_and_every_console_page_fits_a_phone,
+    |db| async move {
+        let Some(chrome) = crate::pages::browser::Chrome::start(db.backend).await else {
+            return;
+        };
+        let site = Site::standard(&db.url);
+        let browser = chrome.browser(site.base_url(), "en-US").await;
+        browser.sign_in_home("admin").await;
+        browser.open("/admin/users").await;
+        browser.click("a#new-user").await;
+        browser.wait_for("form#user-form").await;
+        browser.fill("#field-username", "qian").await;
+        browser.fill("#field-display_name", "钱多多").await;
+        browser.fill("#field-password", "qian-password-1").await;
+        browser.choose("#field-roles", "sales_rep").await;
+        browser.choose("#field-manager", "li").await;
+        browser.choose("#field-department", "east").await;
+        browser.fill("#field-email", "qian@example.com").await;
+        browser.click("button#save").await;
+        browser.wait_for("#done").await;
+        assert_eq!(browser.path().await, "/admin/users/qian?done=created");
+
+        let token = crate::pages::browser::api_token(&site, "chen").await;
+        let chen_lead = send_json(
+            reqwest::Client::new()
+                .get(format!("{}/api/v1/records/lead?limit=1", site.base_url()))
+                .bearer_auth(&token),
+        )
+        .await
+        .1["data"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let access = format!("/admin/access?user=liu&object=lead&id={chen_lead}");
+        for (name, path, ready) in [
+            ("index", "/admin", ".admin-card"),
+            ("users", "/admin/users", "#users"),
+            ("user-new", "/admin/users/new", "form#user-form"),
+            ("user-edit", "/admin/users/qian", "#password-form"),
+            ("departments", "/admin/departments", "#departments"),
+            ("roles", "/admin/roles", "table.matrix"),
+            ("access", access.as_str(), "#explanation"),
+            ("audit", "/admin/audit", "#audit"),
+            ("objects", "/admin/objects", "#objects"),
+            ("object", "/admin/objects/opportunity", "#fields"),
+            ("outbox", "/admin/outbox?state=done", "#rule-runs"),
+            ("account", "/account", "#password-form"),
+        ] {
+            browser.open(path).await;
+            browser.wait_for(ready).await;
+            browser.screenshots(&format!("en-admin-{name}")).await;
+        }
+
+        browser.forget().await;
+        browser.sign_in("qian", "qian-password-1").await;
+        browser.wait_for("#notification-list").await;
+        assert!(
+            browser.has("a[href='/app/lead']").await,
+            "a rep reads leads"
+        );
+        assert!(!browser.has("a[href='/admin']").await, "and has no console");
+        browser.open("/admin/users").await;
+        assert_eq!(browser.text(".status-code").await, "404");
+    }
+);

@@ -2,7 +2,8 @@
 // its buttons; with it:
 // - the filter form submits itself on every change (htmx swaps the results), except when a
 //   date filter's preset turns to "custom", which only reveals its from–to inputs;
-// - on a phone the filter panel starts folded, so the records come first.
+// - on a phone the filter panel starts folded, so the records come first;
+// - a checkbox in the table's head selects every row for "export selected".
 (function () {
   "use strict";
 
@@ -17,13 +18,23 @@
     }
   }, true);
 
-  function fold() {
+  // "Select all" on the page's rows, for the bulk export (shown only with this file).
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!target || target.id !== "select-all") return;
+    var boxes = document.querySelectorAll("table#records input[name=id]");
+    for (var i = 0; i < boxes.length; i++) boxes[i].checked = target.checked;
+  });
+
+  function enhance() {
+    var all = document.getElementById("select-all");
+    if (all) all.classList.remove("hidden");
     var panel = document.getElementById("filter-panel");
     if (panel && window.matchMedia && window.matchMedia("(max-width: 640px)").matches) {
       panel.removeAttribute("open");
     }
   }
-  if (document.readyState !== "loading") fold();
-  else document.addEventListener("DOMContentLoaded", fold);
-  document.addEventListener("htmx:afterSettle", fold);
+  if (document.readyState !== "loading") enhance();
+  else document.addEventListener("DOMContentLoaded", enhance);
+  document.addEventListener("htmx:afterSettle", enhance);
 })();

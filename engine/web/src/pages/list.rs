@@ -41,6 +41,8 @@ pub const PAGE_SIZE: u32 = 50;
 pub const TRAIL_KEPT: usize = 20;
 /// Matches per object on the search page.
 pub const SEARCH_SHOWN: u32 = 5;
+/// How many list columns besides the title a search match shows.
+const SEARCH_CONTEXT: usize = 2;
 
 /// The page-only parameter holding the trail of earlier cursors.
 const TRAIL: &str = "_back";
@@ -157,6 +159,8 @@ struct SearchHit {
     url: String,
     title: String,
     masked: bool,
+    /// A few more of the record's list columns, to tell similar titles apart.
+    context: String,
 }
 
 /// `GET /app/{object}`.
@@ -180,12 +184,7 @@ async fn list_page(
         .records()
         .readable_fields(&viewer.actor, &object.name)?;
     let masking = Masking::new(&schema, &viewer.actor, object);
-    let columns: Vec<Field> = object
-        .list
-        .columns
-        .iter()
-        .filter_map(|name| column_field(object, name, &readable))
-        .collect();
+    let columns = list_columns(object, &readable);
 
     let api_pairs: Vec<(String, String)> = pairs
         .iter()
@@ -479,14 +478,21 @@ async fn search_page(
                 continue;
             }
             let title_field = object.fields.get(&object.title);
+            let context_fields: Vec<Field> = list_columns(object, &readable)
+                .into_iter()
+                .filter(|field| field.name != object.title)
+                .take(SEARCH_CONTEXT)
+                .collect();
             let request = ListRequest {
                 q: Some(q.clone()),
                 limit: Some(SEARCH_SHOWN),
                 fields: Some(
                     title_field
+                        .into_iter()
+                        .chain(&context_fields)
                         .filter(|field| readable.contains(&field.name))
-                        .map(|field| vec![field.name.clone()])
-                        .unwrap_or_default(),
+                        .map(|field| field.name.clone())
+                        .collect(),
                 ),
                 ..ListRequest::default()
             };
@@ -517,10 +523,20 @@ async fn search_page(
                         .map(|field| formatter.show(field, record, masked).text)
                         .filter(|title| !title.is_empty())
                         .unwrap_or_else(|| id.to_owned());
+                    let context = context_fields
+                        .iter()
+                        .map(|field| {
+                            let hidden = masking.hides(&field.name, owner);
+                            formatter.show(field, record, hidden).text
+                        })
+                        .filter(|text| !text.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" · ");
                     SearchHit {
                         url: format!("/app/{}/{id}", object.name),
                         title,
                         masked,
+                        context,
                     }
                 })
                 .collect();
@@ -589,6 +605,33 @@ fn problem_view(problem: &ApiError) -> ProblemView {
     }
 }
 
+/// How many declared fields a list shows when the object names no `list.columns`.
+const DEFAULT_COLUMNS: usize = 6;
+
+/// The list's columns the viewer may read: the object's `list.columns`, or when it names
+/// none, its title and the fields after it, then the owner.
+fn list_columns(object: &Object, readable: &[String]) -> Vec<Field> {
+    let names: Vec<&str> = if object.list.columns.is_empty() {
+        std::iter::once(object.title.as_str())
+            .chain(
+                object
+                    .fields
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|name| *name != object.title)
+                    .take(DEFAULT_COLUMNS - 1),
+            )
+            .chain(std::iter::once("owner"))
+            .collect()
+    } else {
+        object.list.columns.iter().map(String::as_str).collect()
+    };
+    names
+        .into_iter()
+        .filter_map(|name| column_field(object, name, readable))
+        .collect()
+}
+
 /// The field behind a list column the viewer may read: a declared field, or a system
 /// field described as one (so the formatter shows it like any other).
 fn column_field(object: &Object, name: &str, readable: &[String]) -> Option<Field> {
@@ -649,12 +692,7 @@ fn is_date(kind: &FieldKind) -> bool {
 /// on it would match only their own records) nor a multi-choice (the filter language
 /// compares it only with `is`).
 fn filter_fields(object: &Object, readable: &[String], masking: &Masking) -> Vec<Field> {
-    let mut fields: Vec<Field> = object
-        .list
-        .columns
-        .iter()
-        .filter_map(|name| column_field(object, name, readable))
-        .collect();
+    let mut fields = list_columns(object, readable);
     for field in object.fields.values() {
         let wanted = matches!(
             field.kind,

@@ -559,3 +559,54 @@ keel_testkit::db_test!(
         every_list_renders(&mut admin, "the education admin").await;
     }
 );
+
+keel_testkit::db_test!(
+    a_lookup_filter_names_its_record_whether_or_not_anything_matches,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut wang = site.login("wang").await;
+        let accounts: Value =
+            serde_json::from_str(&wang.get("/api/v1/records/account?limit=2").await.html).unwrap();
+        let account = &accounts["data"][0];
+        let (id, name) = (
+            account["id"].as_str().unwrap(),
+            account["name"].as_str().unwrap(),
+        );
+        let path = format!("/app/contact?account=eq.{id}");
+        let page = list(&mut wang, &path).await;
+        assert_eq!(shown_count(&page), 0);
+        assert_eq!(
+            page.texts("select[name=account] option[selected]"),
+            vec![name]
+        );
+        assert_eq!(
+            page.attrs("select[name=account]", "data-search"),
+            vec!["/api/v1/records/account"]
+        );
+        let contact = api_create(
+            &site,
+            &wang,
+            "contact",
+            json!({"name": "孙八", "account": id}),
+        )
+        .await;
+        api_create(
+            &site,
+            &wang,
+            "contact",
+            json!({"name": "周九", "account": accounts["data"][1]["id"]}),
+        )
+        .await;
+        let page = list(&mut wang, &path).await;
+        assert_eq!(row_ids(&page), vec![contact["id"].as_str().unwrap()]);
+        assert_eq!(shown_count(&page), 1);
+        assert_eq!(
+            page.texts("select[name=account] option[selected]"),
+            vec![name]
+        );
+        assert_eq!(
+            row_ids(&page),
+            api_ids(&mut wang, "contact", &format!("account=eq.{id}")).await
+        );
+    }
+);

@@ -9,9 +9,11 @@
 //! form (no field name contains a dot, so these names never clash with a filter).
 //!
 //! One page costs the API's list plus two queries: the frame's unread count and the count of
-//! matching records (`Records::aggregate` under the same filter and `q`). Pickers therefore
-//! read no further records: a lookup or user filter offers the values on the current page
-//! (and "mine" for users), see docs/ui.md.
+//! matching records (`Records::aggregate` under the same filter and `q`; an empty first page
+//! needs no count, and spends that query on naming a chosen lookup instead). Pickers
+//! therefore read no further records: a lookup or user filter offers the values on the
+//! current page (and "mine" for users); with JavaScript, `list.js` adds a typeahead over the
+//! lookup target's API list (docs/ui.md).
 //!
 //! Previous pages: keyset paging has only a forward cursor, so the page keeps a short trail
 //! of the cursors it came through in `_back` (comma-separated, newest last, at most
@@ -123,6 +125,10 @@ struct FilterView {
     /// The date presets (`today`, `last7`, `week`, `month`, `custom`).
     presets: Vec<OptionView>,
     active: bool,
+    /// For a lookup the viewer may search: the API list of its target and the target's
+    /// title field, for the typeahead of `list.js`.
+    search_url: Option<String>,
+    search_title: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +218,7 @@ async fn list_page(
                 ),
                 ..request
             };
+            let counting_from_start = request.after.is_none();
             let counting = AggregateRequest {
                 filter: request.filter.clone(),
                 q: request.q.clone(),
@@ -224,13 +231,20 @@ async fn list_page(
                 .await
             {
                 Ok(found) => {
+                    // A first page with nothing on it counts nothing: no query needed.
+                    count = if found.data.is_empty() && counting_from_start {
+                        Some(0)
+                    } else {
+                        state
+                            .records()
+                            .aggregate(&viewer.actor, &object.name, counting)
+                            .await
+                            .ok()
+                            .and_then(|rows| {
+                                rows.first().and_then(|row| row.get("count")?.as_u64())
+                            })
+                    };
                     page = Some(found);
-                    count = state
-                        .records()
-                        .aggregate(&viewer.actor, &object.name, counting)
-                        .await
-                        .ok()
-                        .and_then(|rows| rows.first().and_then(|row| row.get("count")?.as_u64()));
                 }
                 Err(refused) => {
                     let problem = shown_problem(refused)?;
@@ -329,16 +343,57 @@ async fn list_page(
         })
         .collect();
 
+    // With no rows, no `_refs` name a chosen lookup; the count's unneeded query reads its
+    // title instead, so the filter shows a name rather than an id.
+    let mut sources: Vec<Json> = Vec::new();
+    if page.is_some() && records.is_empty() && value_of("after").is_none() {
+        let chosen = pairs.iter().find_map(|(key, value)| {
+            let Some(FieldKind::Lookup { object: target, .. }) =
+                object.fields.get(key).map(|field| &field.kind)
+            else {
+                return None;
+            };
+            let id = value.strip_prefix("eq.").filter(|id| !id.is_empty())?;
+            Some((key, schema.objects.get(target)?, id))
+        });
+        if let Some((field, target, id)) = chosen
+            && let Ok(record) = state.records().get(&viewer.actor, &target.name, id).await
+            && let Some(title) = record.get(&target.title).and_then(Json::as_str)
+        {
+            sources.push(serde_json::json!({
+                field.as_str(): id,
+                "_refs": { field.as_str(): { "id": id, "title": title } },
+            }));
+        }
+    }
     let (filters, hidden) = filter_views(
         object,
         &readable,
         &masking,
         &pairs,
-        records,
+        if records.is_empty() {
+            &sources
+        } else {
+            records
+        },
         &viewer.actor.id,
         &formatter,
         &text,
     );
+    let mut filters = filters;
+    for filter in &mut filters {
+        let target = match object.fields.get(&filter.name).map(|field| &field.kind) {
+            Some(FieldKind::Lookup { object: target, .. }) => schema.objects.get(target),
+            _ => None,
+        };
+        if let Some(target) = target.filter(|target| {
+            !target.search.is_empty()
+                && access::scope(&schema, &viewer.actor, &target.name, Action::Read) != Scope::None
+        }) {
+            filter.search_url = Some(format!("/api/v1/records/{}", target.name));
+            filter.search_title = Some(target.title.clone());
+        }
+    }
     let active_filters = filters.iter().filter(|filter| filter.active).count();
     let filtered = pairs
         .iter()
@@ -776,6 +831,8 @@ fn filter_views(
                 to: String::new(),
                 presets: Vec::new(),
                 active: !values.is_empty(),
+                search_url: None,
+                search_title: None,
             };
             let mut extra: Vec<&str> = Vec::new();
             if is_number(&field.kind) {

@@ -113,6 +113,10 @@ keel_testkit::db_test!(
         assert!(cells.iter().any(|cell| cell == "已联系"), "{cells:?}");
         assert!(cells.iter().any(|cell| cell == "陈晨"), "{cells:?}");
         assert_eq!(page.attrs("a#new-record", "href"), vec!["/app/lead/new"]);
+        assert_eq!(
+            page.attrs("a#recycle-bin", "href"),
+            vec!["/app/lead/deleted"]
+        );
         assert_eq!(page.attrs("form#filters", "method"), vec!["get"]);
         assert_eq!(
             page.attrs("form#filters input[name=q]", "type"),

@@ -510,7 +510,8 @@ async fn every_list_renders(session: &mut Session, who: &str) -> usize {
             1,
             "{who} {path}"
         );
-        assert_eq!(page.attrs("form#filters", "hx-push-url"), vec!["true"]);
+        assert_eq!(page.attrs("#results", "hx-push-url"), vec!["true"]);
+        assert_eq!(page.attrs("form#filters", "hx-get").len(), 1);
     }
     lists.len()
 }

@@ -1146,6 +1146,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn date_presets_are_calendar_ranges_in_the_apps_timezone() {
+        // 01:00 on Tuesday 1 December in Shanghai is still 30 November in UTC.
+        let formatter = Formatter {
+            lang: "zh".into(),
+            app_lang: "zh".into(),
+            tz: chrono_tz::Asia::Shanghai,
+            currency: "CNY".into(),
+            now: "2026-11-30T17:00:00Z".parse().unwrap(),
+        };
+        assert_eq!(
+            preset_values("week", &formatter),
+            ["gte.2026-11-30", "lt.2026-12-07"]
+        );
+        assert_eq!(
+            preset_values("month", &formatter),
+            ["gte.2026-12-01", "lt.2027-01-01"]
+        );
+        assert_eq!(
+            preset_values("today", &formatter),
+            ["gte.@today", "lt.@today+1d"]
+        );
+        assert!(preset_values("custom", &formatter).is_empty());
+    }
+
+    #[test]
     fn encoded_pairs_read_back_as_the_same_pairs() {
         let pairs = vec![
             ("status".to_owned(), "eq.new".to_owned()),

@@ -265,108 +265,29 @@ async fn list_page(
             .find(|(name, _)| name == key)
             .map(|(_, value)| value.clone())
     };
-    let order = value_of("order").unwrap_or_default();
+    // The view's parameters without its place in the paging.
     let base: Vec<(String, String)> = pairs
         .iter()
         .filter(|(key, _)| key != "after" && key != TRAIL)
         .cloned()
         .collect();
-    let column_views = columns
-        .iter()
-        .map(|field| {
-            let sortable = !masking.hides_anywhere(&field.name)
-                && !matches!(field.kind, FieldKind::MultiChoice { .. });
-            let descending = format!("-{}", field.name);
-            let sorted = if order == field.name {
-                "ascending"
-            } else if order == descending {
-                "descending"
-            } else {
-                ""
-            };
-            let toggled = if sorted == "ascending" {
-                descending
-            } else {
-                field.name.clone()
-            };
-            let mut sort_pairs: Vec<(String, String)> = base
-                .iter()
-                .filter(|(key, _)| key != "order")
-                .cloned()
-                .collect();
-            sort_pairs.push(("order".to_owned(), toggled));
-            ColumnView {
-                name: field.name.clone(),
-                label: column_label(&formatter, field, &text),
-                number: is_number(&field.kind),
-                sort_url: sortable.then(|| list_url(&object.name, &sort_pairs)),
-                sorted,
-            }
-        })
-        .collect::<Vec<_>>();
-    let rows = records
-        .iter()
-        .map(|record| {
-            let id = record
-                .get("id")
-                .and_then(Json::as_str)
-                .unwrap_or("")
-                .to_owned();
-            let owner = record.get("owner").and_then(Json::as_str);
-            let title = record
-                .get(&object.title)
-                .and_then(|title| match title {
-                    Json::String(text) if !text.is_empty() => Some(text.clone()),
-                    Json::Null | Json::String(_) => None,
-                    other => Some(other.to_string()),
-                })
-                .unwrap_or_else(|| id.clone());
-            let cells = columns
-                .iter()
-                .zip(&column_views)
-                .map(|(field, column)| {
-                    let shown = formatter.show(field, record, masking.hides(&field.name, owner));
-                    CellView {
-                        label: column.label.clone(),
-                        text: shown.text,
-                        href: shown.href,
-                        class: shown.class,
-                    }
-                })
-                .collect();
-            RowView {
-                url: format!("/app/{}/{id}", object.name),
-                id,
-                title,
-                cells,
-            }
-        })
-        .collect();
+    let column_views = column_views(object, &columns, &masking, &base, &formatter, &text);
+    let rows = row_views(
+        object,
+        &columns,
+        &column_views,
+        records,
+        &masking,
+        &formatter,
+    );
 
     // With no rows, no `_refs` name a chosen lookup; the count's unneeded query reads its
     // title instead, so the filter shows a name rather than an id.
     let mut sources: Vec<Json> = Vec::new();
     if page.is_some() && records.is_empty() && value_of("after").is_none() {
-        let chosen = pairs.iter().find_map(|(key, value)| {
-            let Some(FieldKind::Lookup { object: target, .. }) =
-                object.fields.get(key).map(|field| &field.kind)
-            else {
-                return None;
-            };
-            let id = value.strip_prefix("eq.").filter(|id| !id.is_empty())?;
-            Some((key, schema.objects.get(target)?, id))
-        });
-        if let Some((field, target, id)) = chosen
-            && let Ok(record) = state.records().get(&viewer.actor, &target.name, id).await
-            && let Some(title) = record.get(&target.title).and_then(Json::as_str)
-        {
-            sources.push(serde_json::json!({
-                field.as_str(): id,
-                "_refs": { field.as_str(): { "id": id, "title": title } },
-            }));
-        }
+        sources.extend(chosen_lookup(&state, &viewer, object, &pairs).await);
     }
-    let (filters, hidden) = filter_views(
+    let (mut filters, hidden) = filter_views(
         object,
         &readable,
         &masking,
@@ -380,52 +301,13 @@ async fn list_page(
         &formatter,
         &text,
     );
-    let mut filters = filters;
-    for filter in &mut filters {
-        let target = match object.fields.get(&filter.name).map(|field| &field.kind) {
-            Some(FieldKind::Lookup { object: target, .. }) => schema.objects.get(target),
-            _ => None,
-        };
-        if let Some(target) = target.filter(|target| {
-            !target.search.is_empty()
-                && access::scope(&schema, &viewer.actor, &target.name, Action::Read) != Scope::None
-        }) {
-            filter.search_url = Some(format!("/api/v1/records/{}", target.name));
-            filter.search_title = Some(target.title.clone());
-        }
-    }
+    offer_lookup_search(&schema, &viewer, object, &mut filters);
     let active_filters = filters.iter().filter(|filter| filter.active).count();
     let filtered = pairs
         .iter()
         .any(|(key, _)| !NOT_FILTERS.contains(&key.as_str()) || key == "q");
-
-    let next_url = page
-        .as_ref()
-        .and_then(|page| page.next.clone())
-        .map(|cursor| {
-            let mut trail = trail_of(&pairs);
-            if let Some(current) = value_of("after") {
-                trail.push(current);
-            }
-            let skip = trail.len().saturating_sub(TRAIL_KEPT);
-            let mut next = base.clone();
-            next.push(("after".to_owned(), cursor));
-            if trail.len() > skip {
-                next.push((TRAIL.to_owned(), trail[skip..].join(",")));
-            }
-            list_url(&object.name, &next)
-        });
-    let prev_url = value_of("after").map(|_| {
-        let mut trail = trail_of(&pairs);
-        let mut prev = base.clone();
-        if let Some(cursor) = trail.pop() {
-            prev.push(("after".to_owned(), cursor));
-            if !trail.is_empty() {
-                prev.push((TRAIL.to_owned(), trail.join(",")));
-            }
-        }
-        list_url(&object.name, &prev)
-    });
+    let next_cursor = page.as_ref().and_then(|page| page.next.clone());
+    let (prev_url, next_url) = paging_urls(&object.name, &pairs, &base, next_cursor);
     let export_pairs: Vec<(String, String)> = std::iter::once(("format".into(), "csv".into()))
         .chain(
             base.iter()
@@ -456,6 +338,195 @@ async fn list_page(
         object: object.name.clone(),
     };
     render_with_status(&state, &frame, "list.html", view, status)
+}
+
+/// The table's headers: labels, and a link that sorts by the column (ascending first, then
+/// toggling) unless sorting by it could reveal a masked value or is not possible.
+fn column_views(
+    object: &Object,
+    columns: &[Field],
+    masking: &Masking,
+    base: &[(String, String)],
+    formatter: &Formatter,
+    text: &impl Fn(&str) -> String,
+) -> Vec<ColumnView> {
+    let order = base
+        .iter()
+        .find(|(key, _)| key == "order")
+        .map(|(_, order)| order.as_str())
+        .unwrap_or("");
+    columns
+        .iter()
+        .map(|field| {
+            let sortable = !masking.hides_anywhere(&field.name)
+                && !matches!(field.kind, FieldKind::MultiChoice { .. });
+            let descending = format!("-{}", field.name);
+            let sorted = if order == field.name {
+                "ascending"
+            } else if order == descending {
+                "descending"
+            } else {
+                ""
+            };
+            let toggled = if sorted == "ascending" {
+                descending
+            } else {
+                field.name.clone()
+            };
+            let mut sort_pairs: Vec<(String, String)> = base
+                .iter()
+                .filter(|(key, _)| key != "order")
+                .cloned()
+                .collect();
+            sort_pairs.push(("order".to_owned(), toggled));
+            ColumnView {
+                name: field.name.clone(),
+                label: column_label(formatter, field, text),
+                number: is_number(&field.kind),
+                sort_url: sortable.then(|| list_url(&object.name, &sort_pairs)),
+                sorted,
+            }
+        })
+        .collect()
+}
+
+/// The table's rows: each record's columns as the API shows them to the viewer.
+fn row_views(
+    object: &Object,
+    columns: &[Field],
+    column_views: &[ColumnView],
+    records: &[Json],
+    masking: &Masking,
+    formatter: &Formatter,
+) -> Vec<RowView> {
+    records
+        .iter()
+        .map(|record| {
+            let id = record
+                .get("id")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let owner = record.get("owner").and_then(Json::as_str);
+            let title = record
+                .get(&object.title)
+                .and_then(|title| match title {
+                    Json::String(text) if !text.is_empty() => Some(text.clone()),
+                    Json::Null | Json::String(_) => None,
+                    other => Some(other.to_string()),
+                })
+                .unwrap_or_else(|| id.clone());
+            let cells = columns
+                .iter()
+                .zip(column_views)
+                .map(|(field, column)| {
+                    let shown = formatter.show(field, record, masking.hides(&field.name, owner));
+                    CellView {
+                        label: column.label.clone(),
+                        text: shown.text,
+                        href: shown.href,
+                        class: shown.class,
+                    }
+                })
+                .collect();
+            RowView {
+                url: format!("/app/{}/{id}", object.name),
+                id,
+                title,
+                cells,
+            }
+        })
+        .collect()
+}
+
+/// The first lookup filter `field=eq.<id>` of the URL, as a record carrying the target's
+/// title in `_refs` (what [`add_references`] reads), if the viewer may read the target.
+async fn chosen_lookup(
+    state: &AppState,
+    viewer: &Viewer,
+    object: &Object,
+    pairs: &[(String, String)],
+) -> Option<Json> {
+    let schema = state.schema();
+    let (field, target, id) = pairs.iter().find_map(|(key, value)| {
+        let Some(FieldKind::Lookup { object: target, .. }) =
+            object.fields.get(key).map(|field| &field.kind)
+        else {
+            return None;
+        };
+        let id = value.strip_prefix("eq.").filter(|id| !id.is_empty())?;
+        Some((key, schema.objects.get(target)?, id))
+    })?;
+    let record = state
+        .records()
+        .get(&viewer.actor, &target.name, id)
+        .await
+        .ok()?;
+    let title = record.get(&target.title).and_then(Json::as_str)?;
+    Some(serde_json::json!({
+        field.as_str(): id,
+        "_refs": { field.as_str(): { "id": id, "title": title } },
+    }))
+}
+
+/// Marks the lookup filters whose target the viewer may search, for the typeahead.
+fn offer_lookup_search(
+    schema: &Schema,
+    viewer: &Viewer,
+    object: &Object,
+    filters: &mut [FilterView],
+) {
+    for filter in filters {
+        let target = match object.fields.get(&filter.name).map(|field| &field.kind) {
+            Some(FieldKind::Lookup { object: target, .. }) => schema.objects.get(target),
+            _ => None,
+        };
+        if let Some(target) = target.filter(|target| {
+            !target.search.is_empty()
+                && access::scope(schema, &viewer.actor, &target.name, Action::Read) != Scope::None
+        }) {
+            filter.search_url = Some(format!("/api/v1/records/{}", target.name));
+            filter.search_title = Some(target.title.clone());
+        }
+    }
+}
+
+/// The "previous" and "next" links. "Next" carries the current cursor onto the trail
+/// (keeping the newest [`TRAIL_KEPT`]); "previous" pops it, and from the second page (no
+/// trail) goes to the first.
+fn paging_urls(
+    object: &str,
+    pairs: &[(String, String)],
+    base: &[(String, String)],
+    next_cursor: Option<String>,
+) -> (Option<String>, Option<String>) {
+    let current = pairs
+        .iter()
+        .find(|(key, _)| key == "after")
+        .map(|(_, after)| after.clone());
+    let next_url = next_cursor.map(|cursor| {
+        let mut trail = trail_of(pairs);
+        trail.extend(current.clone());
+        let skip = trail.len().saturating_sub(TRAIL_KEPT);
+        let mut next = base.to_vec();
+        next.push(("after".to_owned(), cursor));
+        if trail.len() > skip {
+            next.push((TRAIL.to_owned(), trail[skip..].join(",")));
+        }
+        list_url(object, &next)
+    });
+    let prev_url = current.map(|_| {
+        let mut trail = trail_of(pairs);
+        let mut prev = base.to_vec();
+        if let Some(cursor) = trail.pop() {
+            prev.push(("after".to_owned(), cursor));
+            if !trail.is_empty() {
+                prev.push((TRAIL.to_owned(), trail.join(",")));
+            }
+        }
+        list_url(object, &prev)
+    });
+    (prev_url, next_url)
 }
 
 /// `GET /app/{object}/export?id=a&id=b`: the bulk "export selected" form, sent on to the

@@ -209,11 +209,17 @@ async fn list_page(
         Ok(request) => {
             let request = ListRequest {
                 limit: request.limit.or(Some(PAGE_SIZE)),
+                // The columns, and the title (named in each row's checkbox label).
                 fields: Some(
                     columns
                         .iter()
-                        .filter(|field| object.fields.contains_key(&field.name))
-                        .map(|field| field.name.clone())
+                        .map(|field| &field.name)
+                        .chain(
+                            Some(&object.title)
+                                .filter(|title| !columns.iter().any(|field| &field.name == *title)),
+                        )
+                        .filter(|name| readable.contains(name))
+                        .cloned()
                         .collect(),
                 ),
                 ..request

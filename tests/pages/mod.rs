@@ -107,7 +107,7 @@ impl Site {
             "sign-in as {username}: {}",
             page.html
         );
-        assert!(session.cookie.is_some(), "sign-in sets the session cookie");
+        assert!(session.token().is_some(), "sign-in sets the session cookie");
         session
     }
 
@@ -119,18 +119,19 @@ impl Site {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            cookie: None,
+            cookies: std::collections::BTreeMap::new(),
             csrf: None,
             language: None,
         }
     }
 }
 
-/// A browser-like session: a cookie, the CSRF token of the last page, a language.
+/// A browser-like session: its cookies (the session's and any other the pages set), the
+/// CSRF token of the last page, a language.
 pub struct Session {
     base_url: String,
     client: reqwest::Client,
-    cookie: Option<String>,
+    cookies: std::collections::BTreeMap<String, String>,
     csrf: Option<String>,
     pub language: Option<String>,
 }
@@ -148,8 +149,13 @@ impl Session {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base_url));
-        if let Some(cookie) = &self.cookie {
-            request = request.header(COOKIE, format!("keel_session={cookie}"));
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            request = request.header(COOKIE, jar.join("; "));
         }
         if let Some(language) = &self.language {
             request = request.header(ACCEPT_LANGUAGE, language);
@@ -166,9 +172,15 @@ impl Session {
             .map(str::to_owned);
         for value in response.headers().get_all(SET_COOKIE) {
             let text = value.to_str().unwrap_or("");
-            if let Some(rest) = text.strip_prefix("keel_session=") {
-                let token = rest.split(';').next().unwrap_or("");
-                self.cookie = (!token.is_empty()).then(|| token.to_owned());
+            let pair = text.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                // An empty value or `Max-Age=0` clears the cookie, as a browser does.
+                if value.is_empty() || text.contains("Max-Age=0") {
+                    self.cookies.remove(name.trim());
+                } else {
+                    self.cookies
+                        .insert(name.trim().to_owned(), value.to_owned());
+                }
             }
         }
         let html = response.text().await.unwrap_or_default();
@@ -223,7 +235,7 @@ impl Session {
 
     /// The session token (for API calls as the same user).
     pub fn token(&self) -> Option<&str> {
-        self.cookie.as_deref()
+        self.cookies.get("keel_session").map(String::as_str)
     }
 }
 

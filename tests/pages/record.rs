@@ -419,6 +419,13 @@ keel_testkit::db_test!(
         let deleted = li.post(&format!("/app/lead/{lead}/delete"), &[]).await;
         assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.html);
         assert_eq!(deleted.location.as_deref(), Some("/app/lead"));
+        // The list it lands on offers to undo the delete.
+        let list_page = li.get("/app/lead").await;
+        list_page.assert_clean("the list after a delete");
+        assert_eq!(
+            list_page.attrs("#undo-delete form", "action"),
+            vec![format!("/app/lead/{lead}/restore")]
+        );
         let gone = li.get(&format!("/app/lead/{lead}")).await;
         assert_eq!(gone.status, StatusCode::NOT_FOUND);
         gone.assert_clean("a deleted record");

@@ -82,6 +82,8 @@ struct ListPage {
     prev_url: Option<String>,
     can_create: bool,
     export_all_url: String,
+    /// The record just deleted from this list, with its undo button (`record/undo.html`).
+    undo: Option<super::record::Undo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,6 +174,7 @@ struct SearchHit {
 /// `GET /app/{object}`.
 async fn list_page(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     viewer: Viewer,
     Path(object_name): Path<String>,
     RawQuery(query): RawQuery,
@@ -322,6 +325,7 @@ async fn list_page(
         )
         .collect();
     let view = ListPage {
+        undo: super::record::take_undo(&headers, &object.name),
         title: formatter.label(Some(&object.label), &object.name),
         url: format!("/app/{}", object.name),
         count,

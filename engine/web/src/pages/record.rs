@@ -878,8 +878,6 @@ async fn recycle_bin(
 
 /// A record just deleted, for the "moved to the recycle bin: undo" notice that
 /// `record/undo.html` shows on the page a delete redirects to (the object's list).
-// The list page, which a delete redirects to, shows it (see `take_undo`).
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Undo {
     pub object: String,
@@ -889,7 +887,6 @@ pub struct Undo {
 /// The record of `object` deleted within the last minute in this browser, if any (from
 /// the `keel_undo` cookie the delete set). The list page passes it to its template as
 /// `undo` for `record/undo.html`.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn take_undo(headers: &HeaderMap, object: &str) -> Option<Undo> {
     for value in headers.get_all(header::COOKIE) {
         let Ok(text) = value.to_str() else { continue };

@@ -206,8 +206,9 @@ impl Browser {
         {
             Ok(element) => element,
             Err(error) => panic!(
-                "no `{css}` on {} within {WAIT:?} ({error}); the page:\n{}",
+                "no `{css}` on {} within {WAIT:?} ({error}); screenshot {}; the page:\n{}",
                 self.path().await,
+                self.failure_screenshot().await,
                 self.source().await
             ),
         }
@@ -223,12 +224,34 @@ impl Browser {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "{what}: `{condition}` not true within {WAIT:?} on {}; the page:\n{}",
+                    "{what}: `{condition}` not true within {WAIT:?} on {}; screenshot {}; \
+                     the page:\n{}",
                     self.path().await,
+                    self.failure_screenshot().await,
                     self.source().await
                 );
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A screenshot of the page a wait gave up on, for the failure message (the directory
+    /// is the test run's artifact).
+    async fn failure_screenshot(&self) -> String {
+        static FAILURES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let number = FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stamp = format!("{}-{number}", std::process::id());
+        match self.client.screenshot().await {
+            Ok(png) => {
+                let dir = screenshot_dir(self.backend);
+                let path = dir.join(format!("failed-{stamp}.png"));
+                let saved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, png));
+                match saved {
+                    Ok(()) => path.display().to_string(),
+                    Err(error) => format!("not saved ({error})"),
+                }
+            }
+            Err(error) => format!("not taken ({error})"),
         }
     }
 
@@ -241,6 +264,20 @@ impl Browser {
     #[allow(dead_code)] // for the list, record, form and admin scenarios
     pub async fn has(&self, css: &str) -> bool {
         !self.all(css).await.is_empty()
+    }
+
+    /// Whether the first element matching `css` is shown now (rendered, not hidden by an
+    /// ancestor, a closed `<details>` or `visibility`).
+    pub async fn visible(&self, css: &str) -> bool {
+        self.client
+            .execute(
+                "var e = document.querySelector(arguments[0]); \
+                 return !!e && e.checkVisibility({ visibilityProperty: true });",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap()
+            == Value::Bool(true)
     }
 
     /// Every element matching `css` now.

@@ -2,7 +2,7 @@
 //! artifact), and at 375 px nothing scrolls sideways.
 
 use crate::pages::Site;
-use crate::pages::browser::Chrome;
+use crate::pages::browser::{Chrome, DESKTOP, PHONE};
 
 keel_testkit::db_test!(
     every_main_page_fits_a_phone_and_is_saved_as_a_screenshot_in_chinese_and_english,
@@ -25,6 +25,26 @@ keel_testkit::db_test!(
                 prefix
             );
             browser.screenshots(&format!("{prefix}-home")).await;
+            // The navigation: a column on a desktop, a menu behind a button on a phone.
+            let lead_link = "nav.sidenav a[href='/app/lead']";
+            assert!(
+                browser.visible(lead_link).await,
+                "the navigation on a desktop"
+            );
+            browser.resize(PHONE).await;
+            assert!(!browser.visible(lead_link).await, "folded on a phone");
+            browser.click("a.menu-toggle").await;
+            browser
+                .wait_until(
+                    "the menu opens on a phone",
+                    &format!(
+                        "document.querySelector({lead_link:?}).checkVisibility({{ visibilityProperty: true }})"
+                    ),
+                )
+                .await;
+            browser.assert_no_horizontal_scroll("the open menu").await;
+            browser.screenshot(&format!("{prefix}-menu-{PHONE}")).await;
+            browser.resize(DESKTOP).await;
             browser.forget().await;
         }
     }

@@ -10,8 +10,12 @@
 //! Screenshots of the pages go to `target/ui-screenshots/<backend>/<name>-<width>.png`, the
 //! artifact of a test run (docs/ui.md shows a copy).
 
+mod access;
+mod admin;
+mod conflict;
 mod live;
 mod screens;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -261,7 +265,6 @@ impl Browser {
     }
 
     /// Whether an element matches `css` now (no waiting).
-    #[allow(dead_code)] // for the list, record, form and admin scenarios
     pub async fn has(&self, css: &str) -> bool {
         !self.all(css).await.is_empty()
     }
@@ -281,13 +284,11 @@ impl Browser {
     }
 
     /// Every element matching `css` now.
-    #[allow(dead_code)] // for the list, record, form and admin scenarios
     pub async fn all(&self, css: &str) -> Vec<Element> {
         self.client.find_all(Locator::Css(css)).await.unwrap()
     }
 
     /// The visible text of the first element matching `css` (waiting for it).
-    #[allow(dead_code)] // for the list, record, form and admin scenarios
     pub async fn text(&self, css: &str) -> String {
         self.wait_for(css).await.text().await.unwrap()
     }
@@ -308,7 +309,6 @@ impl Browser {
     }
 
     /// The current value of the input matching `css`.
-    #[allow(dead_code)] // for the list, record, form and admin scenarios
     pub async fn value(&self, css: &str) -> String {
         self.wait_for(css)
             .await
@@ -326,7 +326,6 @@ impl Browser {
     }
 
     /// Chooses the option of the select matching `css` whose value or label is `choice`.
-    #[allow(dead_code)] // for the list, record, form and admin scenarios
     pub async fn choose(&self, css: &str, choice: &str) {
         let chosen = self
             .client

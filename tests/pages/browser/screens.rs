@@ -45,7 +45,41 @@ keel_testkit::db_test!(
             browser.assert_no_horizontal_scroll("the open menu").await;
             browser.screenshot(&format!("{prefix}-menu-{PHONE}")).await;
             browser.resize(DESKTOP).await;
+            browser.open("/app/lead").await;
+            browser.wait_for("table#records").await;
+            browser.screenshots(&format!("{prefix}-list")).await;
+
+            browser.click("table#records tr[data-id] a").await;
+            browser.wait_for("h1#record-title").await;
+            browser.screenshots(&format!("{prefix}-record")).await;
+
+            browser.click("a#edit-record").await;
+            browser.wait_for("form#record-form").await;
+            browser.screenshots(&format!("{prefix}-edit")).await;
+
+            browser.open("/app/lead/new").await;
+            browser.wait_for("form#record-form").await;
+            browser.screenshots(&format!("{prefix}-form")).await;
+
             browser.forget().await;
+            browser.sign_in_home("admin").await;
+            assert_eq!(
+                browser.run("return document.documentElement.lang").await,
+                prefix
+            );
+            browser.open("/admin").await;
+            browser.wait_for("#main h1").await;
+            browser.screenshots(&format!("{prefix}-admin")).await;
+
+            browser.open("/admin/users").await;
+            browser.wait_for("table#users").await;
+            browser.screenshots(&format!("{prefix}-admin-users")).await;
+
+            browser.open("/admin/users/new").await;
+            browser.wait_for("form#user-form").await;
+            browser
+                .screenshots(&format!("{prefix}-admin-user-form"))
+                .await;
         }
     }
 );

@@ -398,17 +398,28 @@ impl Browser {
     }
 
     /// Saves the page at 1280 and at 375 px to `target/ui-screenshots/<backend>/
-    /// <name>-<width>.png`, and asserts it has no horizontal scroll at 375 px. Leaves the
-    /// window at 1280 px.
+    /// <name>-<width>.png`, and asserts it has no horizontal scroll at 375 px. The page is
+    /// loaded again at each width, as a phone would load it (scripts that adapt the page
+    /// to the width run on load), so it must be a page a GET shows. Leaves the window at
+    /// 1280 px with the page loaded again.
     pub async fn screenshots(&self, name: &str) {
         for width in [DESKTOP, PHONE] {
             self.resize(width).await;
+            self.reload().await;
             if width == PHONE {
                 self.assert_no_horizontal_scroll(name).await;
             }
             self.screenshot(&format!("{name}-{width}")).await;
         }
         self.resize(DESKTOP).await;
+        self.reload().await;
+    }
+
+    /// Loads the page again and waits until it has loaded.
+    pub async fn reload(&self) {
+        self.client.refresh().await.unwrap();
+        self.wait_until("the page loads", "document.readyState === 'complete'")
+            .await;
     }
 
     /// Saves a screenshot of the window as `target/ui-screenshots/<backend>/<name>.png`.

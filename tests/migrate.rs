@@ -411,11 +411,13 @@ db_test!(
             "{rendered}"
         );
         assert!(
-            rendered.contains("- drop index lead__cell__id_idx on lead"),
+            rendered.contains("- drop index lead__cell__id__deleted_at_idx on lead"),
             "{rendered}"
         );
         assert!(
-            rendered.contains("+ create index lead__mobile__id_idx on lead (mobile, id)"),
+            rendered.contains(
+                "+ create index lead__mobile__id__deleted_at_idx on lead (mobile, id, deleted_at)"
+            ),
             "{rendered}"
         );
 

@@ -152,7 +152,7 @@ async fn the_planner_reads_back_exactly_what_it_created() {
         .map(|index| index.name.as_str())
         .collect();
     assert!(
-        index_names.contains(&"lead__n__at__id_idx"),
+        index_names.contains(&"lead__n__at__id__deleted_at_idx"),
         "{index_names:?}"
     );
     assert!(index_names.contains(&"lead_phone_key"), "{index_names:?}");

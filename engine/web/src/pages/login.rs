@@ -113,7 +113,7 @@ fn show(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let lang = super::session::page_language(state, None, headers);
-    let frame = Frame::bare(state, &lang, false);
+    let frame = Frame::bare(state, &lang);
     render_with_status(state, &frame, "login.html", page, status)
 }
 

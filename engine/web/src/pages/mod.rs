@@ -212,7 +212,7 @@ async fn error_page(state: &AppState, headers: &HeaderMap, failure: Failure) -> 
         None => None,
     };
     let lang = session::page_language(state, actor.as_ref(), headers);
-    let frame = Frame::bare(state, &lang, actor.is_some());
+    let frame = Frame::bare(state, &lang);
     let context = minijinja::context! {
         frame => minijinja::Value::from(minijinja::value::Serde(&frame)),
         status => failure.status.as_u16(),
@@ -320,7 +320,7 @@ impl Frame {
             .list(&viewer.actor, true, None, (UNREAD_SHOWN + 1) as u32)
             .await?
             .len();
-        let mut frame = Frame::bare(state, &viewer.lang, true);
+        let mut frame = Frame::bare(state, &viewer.lang);
         frame.user = Some(FrameUser {
             username: viewer.actor.username.clone(),
             name: viewer
@@ -338,7 +338,7 @@ impl Frame {
     }
 
     /// The frame of a page without a signed-in user (sign-in, errors).
-    pub fn bare(state: &AppState, lang: &str, _signed_in: bool) -> Frame {
+    pub fn bare(state: &AppState, lang: &str) -> Frame {
         let schema = state.schema();
         Frame {
             lang: lang.to_owned(),

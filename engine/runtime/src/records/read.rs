@@ -491,19 +491,8 @@ impl Records {
         let (blocking, warning) = self
             .duplicate_matches(&mut Reader::Db(&self.db), object, &row)
             .await?;
-        let mut matches: Vec<DuplicateMatch> = blocking.into_iter().chain(warning).collect();
-        let audit = self
-            .lookup_audit(
-                &mut Reader::Db(&self.db),
-                actor,
-                object,
-                &matches,
-                "duplicate_lookup",
-            )
-            .await?;
-        self.record_lookups(&audit).await;
-        self.name_owners(&mut matches).await;
-        Ok(matches)
+        let matches: Vec<DuplicateMatch> = blocking.into_iter().chain(warning).collect();
+        self.reveal_matches(actor, object, matches).await
     }
 
     /// Other records that share a duplicate key with the stored record `id` (one the actor
@@ -544,6 +533,17 @@ impl Records {
                 matches.push(found);
             }
         }
+        self.reveal_matches(actor, object, matches).await
+    }
+
+    /// Records the lookup of `matches` in the audit (who looked up what) and names their
+    /// owners: what every duplicate check does before it answers.
+    async fn reveal_matches(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        mut matches: Vec<DuplicateMatch>,
+    ) -> Result<Vec<DuplicateMatch>, RecordError> {
         let audit = self
             .lookup_audit(
                 &mut Reader::Db(&self.db),

@@ -870,20 +870,7 @@ async fn show(
             .and_then(|values| values.first())
             .cloned()
             .unwrap_or_default();
-        let mut options: Vec<Choice> = users
-            .iter()
-            .filter(|user| user.active)
-            .map(|user| Choice {
-                key: user.id.clone(),
-                label: user.name.clone(),
-            })
-            .collect();
-        let known = users
-            .iter()
-            .find(|user| user.id == value)
-            .map(|user| user.name.clone())
-            .unwrap_or_else(|| value.clone());
-        add_unknown(&mut options, &value, &known);
+        let options = user_options(&users, &value, None);
         let owner = Widget {
             name: OWNER.to_owned(),
             label: text("form.owner", &HashMap::new()),
@@ -1108,21 +1095,7 @@ async fn input_widget(
         }
         FieldKind::User => {
             widget.widget = "user";
-            widget.options = users
-                .iter()
-                .filter(|user| user.active)
-                .map(|user| Choice {
-                    key: user.id.clone(),
-                    label: user.name.clone(),
-                })
-                .collect();
-            let known = users
-                .iter()
-                .find(|user| user.id == value)
-                .map(|user| user.name.clone())
-                .or_else(|| reference_title(record, &field.name))
-                .unwrap_or_else(|| value.clone());
-            add_unknown(&mut widget.options, &value, &known);
+            widget.options = user_options(users, &value, reference_title(record, &field.name));
         }
         FieldKind::Lookup { object: target, .. } => {
             lookup_widget(state, actor, field, target, record, &value, &mut widget).await;
@@ -1130,6 +1103,28 @@ async fn input_widget(
         FieldKind::Autonumber { .. } | FieldKind::Formula { .. } => widget.widget = "readonly",
     }
     widget
+}
+
+/// The choices of a user picker: every active user, plus the current `value` when it is an
+/// inactive or unknown user (named from the users, else `title`, else the id), so an edit
+/// keeps it.
+fn user_options(users: &[UserChoice], value: &str, title: Option<String>) -> Vec<Choice> {
+    let mut options: Vec<Choice> = users
+        .iter()
+        .filter(|user| user.active)
+        .map(|user| Choice {
+            key: user.id.clone(),
+            label: user.name.clone(),
+        })
+        .collect();
+    let known = users
+        .iter()
+        .find(|user| user.id == value)
+        .map(|user| user.name.clone())
+        .or(title)
+        .unwrap_or_else(|| value.to_owned());
+    add_unknown(&mut options, value, &known);
+    options
 }
 
 /// Adds the current value to a select's options when it is not one of them (a retired

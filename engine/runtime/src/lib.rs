@@ -22,6 +22,7 @@ pub mod demo;
 pub mod import;
 pub mod notifications;
 pub mod outbox;
+pub mod pools;
 pub mod records;
 
 /// Errors of the runtime, each naming its cause.

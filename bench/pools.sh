@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The pools benchmark (BENCHMARKS.md, "Pools and the scheduler"):
+#  1. claims: 64 users claim the records of a 10k-record pool at once, two users racing for
+#     every record; claims per second, and a check that no record was claimed twice;
+#  2. the auto-return sweep: 1M held leads of which about 100k are due, swept by a manual
+#     run of the pool's job; the sweep's own time from its run record, and the p99 of record
+#     reads idle and during the sweep, measured in the same run.
+#
+#   bench/pools.sh [--db sqlite|postgres] [--rows 1000000] [--pool-rows 10000]
+#                  [--claimers 64] [--no-build] [--out FILE]
+#
+# It builds the release binaries, writes bench/app plus a pool into a temporary app
+# directory, and for each part migrates a fresh database (for --db postgres, a throwaway
+# PostgreSQL 15 cluster on 127.0.0.1:61434), generates the leads with keel-bench-gen, puts
+# them in the pool with one SQL update, and starts `keel serve` on loopback. Everything it
+# started is stopped, whatever happens; every wait is bounded.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+DB_KIND=sqlite
+ROWS=1000000
+POOL_ROWS=10000
+CLAIMERS=64
+BUILD=1
+OUT=
+KEEL_PORT=18190
+PGPORT=61434
+PGBIN=/usr/lib/postgresql/15/bin
+ADMIN=bench
+ADMIN_PASSWORD=bench-password-0
+REP_PASSWORD=rep-password-0
+
+usage() {
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+while (($# > 0)); do
+    case $1 in
+        --db) DB_KIND=${2:?}; shift 2 ;;
+        --rows) ROWS=${2:?}; shift 2 ;;
+        --pool-rows) POOL_ROWS=${2:?}; shift 2 ;;
+        --claimers) CLAIMERS=${2:?}; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --out) OUT=${2:?}; shift 2 ;;
+        -h | --help) usage ;;
+        *) echo "unknown argument: $1" >&2; usage ;;
+    esac
+done
+[[ $DB_KIND == sqlite || $DB_KIND == postgres ]] || { echo "--db is sqlite or postgres" >&2; exit 2; }
+for number in "$ROWS" "$POOL_ROWS" "$CLAIMERS"; do
+    [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
+done
+((CLAIMERS >= 2 && CLAIMERS <= 128 && CLAIMERS % 2 == 0)) ||
+    { echo "--claimers is an even number from 2 to 128" >&2; exit 2; }
+
+WORK=$(mktemp -d -t keel-bench-pools.XXXXXX)
+KEEL_PID=
+PGTMP=
+cleanup() {
+    local status=$?
+    stop_process "$KEEL_PID"
+    stop_postgres
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_wrk
+cd "$ROOT"
+if ((BUILD)); then
+    log "building release binaries"
+    cargo build --release --locked -p keel -p keel-bench
+fi
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+KEEL=$TARGET_DIR/release/keel
+GEN=$TARGET_DIR/release/keel-bench-gen
+for binary in "$KEEL" "$GEN"; do
+    [[ -x $binary ]] || { echo "missing $binary: run without --no-build" >&2; exit 1; }
+done
+
+# bench/app plus one pool without limits (the claims measure the claim itself) whose
+# auto-return runs only when asked (its schedule is once a year).
+APP=$WORK/app
+cp -r "$ROOT/bench/app" "$APP"
+mkdir -p "$APP/metadata/pools"
+cat >"$APP/metadata/pools/bench_pool.yaml" <<'YAML'
+name: bench_pool
+object: lead
+members: [sales_rep]
+managers: [sales_manager]
+claim_limit: 0
+daily_claim_limit: 0
+reclaim_cooldown: 0
+auto_return:
+  schedule: "0 0 3 1 1 *"
+  warn_before: 0
+  rules:
+    - no_follow_up_for: 3d
+notify_on_return: true
+YAML
+
+[[ $DB_KIND == postgres ]] && start_postgres "$PGPORT"
+KEEL_URL="http://127.0.0.1:$KEEL_PORT"
+export KEEL_BENCH_LUA_DIR=$ROOT/bench/wrk
+
+sql() { # STATEMENT: run on the current database, printing rows
+    if [[ $DB_KIND == sqlite ]]; then
+        sqlite3 "$WORK/$DB_NAME.db" "$1"
+    else
+        as_postgres "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qAtc "$1" "$DB_NAME"
+    fi
+}
+# An instant DAYS days before now, as a SQL expression in the database's stored form.
+ago() {
+    if [[ $DB_KIND == sqlite ]]; then
+        echo "strftime('%Y-%m-%dT%H:%M:%S', 'now', '-$1 days') || '.000000Z'"
+    else
+        echo "now() - interval '$1 days'"
+    fi
+}
+
+fresh_database() { # NAME: migrate the app into a new database, add the admin and the reps
+    DB_NAME=$1
+    if [[ $DB_KIND == sqlite ]]; then
+        DB_URL="sqlite://$WORK/$DB_NAME.db"
+    else
+        create_database "$PGPORT" "$DB_NAME"
+        DB_URL="postgres://postgres@127.0.0.1:$PGPORT/$DB_NAME"
+    fi
+    log "migrating the app into $DB_NAME ($DB_KIND)"
+    "$KEEL" migrate --app "$APP" --db "$DB_URL" --apply >"$WORK/migrate.log" 2>&1 ||
+        { cat "$WORK/migrate.log" >&2; exit 1; }
+    "$KEEL" user add "$ADMIN" --password "$ADMIN_PASSWORD" --role admin --app "$APP" \
+        --db "$DB_URL" >"$WORK/user.log" 2>&1 || { cat "$WORK/user.log" >&2; exit 1; }
+    log "adding $CLAIMERS sales reps"
+    REPS=()
+    local n
+    for n in $(seq -w 1 "$CLAIMERS"); do
+        "$KEEL" user add "rep$n" --password "$REP_PASSWORD" --role sales_rep --app "$APP" \
+            --db "$DB_URL" >"$WORK/user.log" 2>&1 || { cat "$WORK/user.log" >&2; exit 1; }
+        REPS+=("rep$n")
+    done
+}
+
+start_keel() {
+    KEEL_LOG=warn KEEL_ADMIN_PASSWORD=unused-admin-password "$KEEL" serve --app "$APP" \
+        --db "$DB_URL" --listen "127.0.0.1:$KEEL_PORT" >"$WORK/keel.log" 2>&1 &
+    KEEL_PID=$!
+    wait_ready "$KEEL_URL/api/v1/healthz" "$KEEL_PID" "$WORK/keel.log"
+}
+
+result_field() { # LINE NAME
+    sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- 1. Claims -------------------------------------------------------------------------
+fresh_database keel_bench_claims
+log "generating $POOL_ROWS leads into the pool"
+"$GEN" --db "$DB_URL" --rows "$POOL_ROWS" --seed 7 --owner "$ADMIN" --ids "$POOL_ROWS" \
+    --ids-out "$WORK/pool-ids.txt" >&2
+sql "UPDATE lead SET owner = NULL, pool = 'bench_pool'"
+start_keel
+: >"$WORK/tokens.txt"
+for rep in "${REPS[@]}"; do
+    login "$KEEL_URL" "$rep" "$REP_PASSWORD" >>"$WORK/tokens.txt"
+done
+log "$CLAIMERS users claim $(wc -l <"$WORK/pool-ids.txt") records, two racing for each"
+CLAIM_OUTPUT=$(KEEL_BENCH_TOKEN='' KEEL_BENCH_TOKENS=$WORK/tokens.txt \
+    KEEL_BENCH_IDS=$WORK/pool-ids.txt KEEL_BENCH_POOL=bench_pool \
+    KEEL_BENCH_LISTS=$((CLAIMERS / 2)) \
+    timeout 600 wrk -t"$CLAIMERS" -c"$CLAIMERS" -d300s --timeout 10s \
+    -s "$KEEL_BENCH_LUA_DIR/claim.lua" "$KEEL_URL")
+CLAIM_LINE=$(grep '^KEEL_BENCH_RESULT' <<<"$CLAIM_OUTPUT") || { echo "$CLAIM_OUTPUT" >&2; exit 1; }
+CLAIM_SECONDS=$(sed -n 's/.*requests in \([0-9.]*\)\(m\{0,1\}s\).*/\1 \2/p' <<<"$CLAIM_OUTPUT" |
+    awk '{ print ($2 == "ms") ? $1 / 1000 : $1 }')
+CLAIM_REQUESTS=$(result_field "$CLAIM_LINE" requests)
+CLAIM_REFUSED=$(result_field "$CLAIM_LINE" non2xx)
+CLAIM_P99=$(result_field "$CLAIM_LINE" p99_us)
+CLAIMED_ROWS=$(sql "SELECT count(*) FROM lead WHERE owner IS NOT NULL")
+CLAIM_EVENTS=$(sql "SELECT count(*) FROM keel_pool_history WHERE action = 'claim'")
+DOUBLE_CLAIMS=$(sql "SELECT count(*) FROM (SELECT record_id FROM keel_pool_history WHERE action = 'claim' GROUP BY record_id HAVING count(*) > 1) twice")
+stop_process "$KEEL_PID"
+KEEL_PID=
+
+# --- 2. The auto-return sweep -------------------------------------------------------------
+fresh_database keel_bench_sweep
+OWNERS=$(IFS=,; echo "${REPS[*]}")
+log "generating $ROWS leads held from the pool by $CLAIMERS reps"
+"$GEN" --db "$DB_URL" --rows "$ROWS" --seed 42 --owner "$OWNERS" --ids-out "$WORK/ids.txt" >&2
+# About a tenth are due: those whose id ends in 00 to 19 (hex), claimed five days ago; the
+# rest were claimed an hour ago.
+sql "UPDATE lead SET pool = 'bench_pool', claimed_at = CASE WHEN substr(id, 35, 2) < '1a' THEN $(ago 5) ELSE $(ago 0.04) END"
+DUE=$(sql "SELECT count(*) FROM lead WHERE substr(id, 35, 2) < '1a'")
+if [[ $DB_KIND == sqlite ]]; then sql "ANALYZE" >/dev/null; else sql "VACUUM ANALYZE lead" >/dev/null; fi
+start_keel
+TOKEN=$(login "$KEEL_URL" "$ADMIN" "$ADMIN_PASSWORD")
+export KEEL_BENCH_TOKEN=$TOKEN KEEL_BENCH_IDS=$WORK/ids.txt KEEL_BENCH_PATH=/api/v1/records/lead/
+read_load() { # SECONDS: record reads as the admin, 4 connections; prints the result line
+    timeout $(($1 + 30)) wrk -t2 -c4 -d"$1s" --timeout 5s --latency \
+        -s "$KEEL_BENCH_LUA_DIR/get.lua" "$KEEL_URL" | grep '^KEEL_BENCH_RESULT'
+}
+log "record reads, idle (5 s)"
+read_load 2 >/dev/null
+IDLE_LINE=$(read_load 5)
+log "the sweep of $DUE due leads, with the same reads running"
+read_load 5 >"$WORK/during.txt" &
+READS_PID=$!
+sleep 0.5
+curl -fsS --max-time 10 -X POST -H "Authorization: Bearer $TOKEN" \
+    "$KEEL_URL/api/v1/admin/rules/pool:bench_pool/run" >"$WORK/run.json" ||
+    { echo "could not start the sweep" >&2; exit 1; }
+wait "$READS_PID"
+DURING_LINE=$(cat "$WORK/during.txt")
+RUN=
+for _ in $(seq 1 600); do
+    RUN=$(curl -fsS --max-time 10 -H "Authorization: Bearer $TOKEN" \
+        "$KEEL_URL/api/v1/admin/rules/pool:bench_pool/runs" | jq -c '.data[0]')
+    [[ $(jq -r '.finished_at // empty' <<<"$RUN") != "" ]] && break
+    sleep 0.5
+done
+[[ $(jq -r '.finished_at // empty' <<<"$RUN") != "" ]] || { echo "the sweep did not finish: $RUN" >&2; exit 1; }
+SWEEP_SECONDS=$(python3 -c '
+import datetime, json, sys
+run = json.loads(sys.argv[1])
+at = lambda text: datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+print(round((at(run["finished_at"]) - at(run["started_at"])).total_seconds(), 2))' "$RUN")
+RETURNED=$(sql "SELECT count(*) FROM lead WHERE owner IS NULL")
+RETURN_EVENTS=$(sql "SELECT count(*) FROM keel_pool_history WHERE action = 'return'")
+NOTIFIED=$(sql "SELECT count(*) FROM keel_notifications")
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+REPORT=$(cat <<TEXT
+### $DB_KIND — $(date -u +%Y-%m-%d) (commit $(git -C "$ROOT" rev-parse --short HEAD); load average $LOAD_BEFORE; at the end: $LOAD_AFTER)
+
+Claims: $CLAIMERS users, $(wc -l <"$WORK/pool-ids.txt") records, two users racing for each.
+
+| figure | value |
+|---|---|
+| claims won | $CLAIMED_ROWS in $CLAIM_SECONDS s = **$(awk -v n="$CLAIMED_ROWS" -v s="$CLAIM_SECONDS" 'BEGIN { printf "%.0f", n / s }') claims/s** |
+| claim requests (won + lost) | $CLAIM_REQUESTS, of which $CLAIM_REFUSED refused (409: the other user won) |
+| claim p99 | $((CLAIM_P99 / 1000)) ms |
+| claim events in the pool history | $CLAIM_EVENTS |
+| records claimed twice | **$DOUBLE_CLAIMS** |
+
+Auto-return sweep: $ROWS held leads, $DUE due.
+
+| figure | value |
+|---|---|
+| sweep time (run record: started → finished) | **$SWEEP_SECONDS s** |
+| returned / return events / notifications | $RETURNED / $RETURN_EVENTS / $NOTIFIED |
+| run record | \`$(jq -c '{matched, changed, errors}' <<<"$RUN")\` |
+| record read p99, idle | $(($(result_field "$IDLE_LINE" p99_us) / 1000)) ms ($(result_field "$IDLE_LINE" rps) reads/s) |
+| record read p99, during the sweep | $(($(result_field "$DURING_LINE" p99_us) / 1000)) ms ($(result_field "$DURING_LINE" rps) reads/s) |
+| ratio during / idle (p99) | **$(awk -v a="$(result_field "$DURING_LINE" p99_us)" -v b="$(result_field "$IDLE_LINE" p99_us)" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')×** |
+TEXT
+)
+echo "$REPORT"
+[[ -n $OUT ]] && echo "$REPORT" >>"$OUT"
+exit 0

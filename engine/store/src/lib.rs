@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod naming;
 pub mod outbox;
 pub mod records;
+pub mod schedule;
 pub mod sessions;
 pub mod system_tables;
 pub mod users;

@@ -255,6 +255,48 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         ],
         indexes: &[&["user_id", "id"], &["created_at"]],
     },
+    // One row per run of a scheduled job (docs/scheduler.md): a scheduled rule (job = the
+    // rule's name) or a pool's auto-return sweep (job = `pool:<pool>`). `id` is
+    // `<job>|<due_at RFC 3339 UTC>` for a scheduled occurrence, so claiming an occurrence is
+    // one `INSERT … ON CONFLICT DO NOTHING` that exactly one process wins, and
+    // `<job>|manual|<uuid v7>` for a run an admin started. `state` is `running`, `done`,
+    // `failed` or `skipped`; a running run whose `lease_until` passed belongs to a crashed
+    // process and is taken over (resumed after `cursor`, the last record id done).
+    SystemTable {
+        name: "keel_rule_runs",
+        columns: &[
+            ID,
+            column("job", Storage::Text).not_null(),
+            // `schedule` (a rule) or `pool` (an auto-return sweep).
+            column("kind", Storage::Text).not_null(),
+            column("due_at", Storage::Datetime).not_null(),
+            column("manual", Storage::Boolean).not_null(),
+            // A catch-up run stands for `missed` occurrences missed while every process was
+            // down (misfire `once`), or records that they were skipped (`skip`).
+            column("catch_up", Storage::Boolean).not_null(),
+            column("missed", Storage::Integer).not_null(),
+            column("state", Storage::Text).not_null(),
+            // The process running it: host, pid and a random part.
+            column("process", Storage::Text).not_null(),
+            column("started_at", Storage::Datetime).not_null(),
+            column("finished_at", Storage::Datetime),
+            column("lease_until", Storage::Datetime),
+            column("attempts", Storage::Integer).not_null(),
+            column("matched", Storage::Integer).not_null(),
+            column("changed", Storage::Integer).not_null(),
+            column("errors", Storage::Integer).not_null(),
+            column("error", Storage::Text),
+            column("cursor", Storage::Text),
+        ],
+        indexes: &[&["job", "due_at"], &["state", "lease_until"]],
+    },
+    // Per scheduled job (`id` is the job's name): every occurrence up to `checked_until` has
+    // been considered (claimed, run, or let go by the misfire policy). Only ever advanced.
+    SystemTable {
+        name: "keel_schedules",
+        columns: &[ID, column("checked_until", Storage::Datetime).not_null()],
+        indexes: &[],
+    },
     SystemTable {
         name: "keel_sessions",
         columns: &[

@@ -13,6 +13,7 @@ mod on_delete;
 mod openapi;
 mod pages;
 mod permissions;
+mod scheduler;
 mod schemathesis;
 mod serve;
 mod store_records;

@@ -826,9 +826,36 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
             worker.run(stopped).await;
         }
     });
+    // The scheduler of this process (docs/scheduler.md): ticks every second, claims each due
+    // occurrence in the database. `KEEL_SCHEDULER=off` leaves it out (an API-only node);
+    // `KEEL_SCHEDULER_TICK_MS` and `KEEL_SCHEDULER_LEASE_SECS` tune it (tests shorten them).
+    let scheduler = std::sync::Arc::clone(state.scheduler());
+    if let Some(seconds) = std::env::var("KEEL_SCHEDULER_LEASE_SECS")
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .filter(|seconds| *seconds > 0)
+    {
+        scheduler.set_lease(std::time::Duration::from_secs(seconds));
+    }
+    let tick = std::env::var("KEEL_SCHEDULER_TICK_MS")
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .filter(|millis| *millis > 0)
+        .map_or(
+            keel_runtime::scheduler::DEFAULT_TICK,
+            std::time::Duration::from_millis,
+        );
+    let scheduler_on = std::env::var("KEEL_SCHEDULER").map_or(true, |value| value != "off");
+    let scheduler_stopped = stop.subscribe();
+    let scheduler = tokio::spawn(async move {
+        if scheduler_on {
+            scheduler.run(tick, scheduler_stopped).await;
+        }
+    });
     let served = keel_web::serve(listener, state).await;
     let _ = stop.send(true);
     let _ = worker.await;
+    let _ = scheduler.await;
     served?;
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod pools;
 pub mod records;
+pub mod scheduler;
 
 /// Errors of the runtime, each naming its cause.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_runtime::auth::AuthError;
 use keel_runtime::records::RecordError;
+use keel_runtime::scheduler::SchedulerError;
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -492,6 +493,22 @@ fn script_error(error: keel_script::RunError) -> ApiError {
         api_error = api_error.with_extra("limit", json!(limit));
     }
     api_error
+}
+
+impl From<SchedulerError> for ApiError {
+    fn from(error: SchedulerError) -> ApiError {
+        let detail = error.to_string();
+        match error {
+            SchedulerError::UnknownJob(_) => ApiError::new(ErrorCode::NotFound, detail),
+            SchedulerError::EventRule(_) => ApiError::new(ErrorCode::Conflict, detail.clone())
+                .with_error(FieldError {
+                    field: String::new(),
+                    code: "event_rule".to_owned(),
+                    message: detail,
+                }),
+            SchedulerError::MissingRun(_) | SchedulerError::Store(_) => ApiError::internal(detail),
+        }
+    }
 }
 
 impl From<AuthError> for ApiError {

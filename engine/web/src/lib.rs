@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod pages;
 mod query;
 mod records;
+mod rules;
 
 use std::sync::Arc;
 
@@ -68,6 +69,7 @@ struct Inner {
     auth: Auth,
     metrics: metrics::Metrics,
     ui: pages::Ui,
+    scheduler: Arc<keel_runtime::scheduler::Scheduler>,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 inbox: Inbox::new(records.clone()),
+                scheduler: Arc::new(keel_runtime::scheduler::Scheduler::new(records.clone())),
                 records,
                 auth: Auth::new(schema.clone(), db.clone(), clock),
                 metrics: metrics::Metrics::default(),
@@ -116,6 +119,12 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// This process's scheduler: `keel serve` runs its ticks; the admin API lists and starts
+    /// runs through it.
+    pub fn scheduler(&self) -> &Arc<keel_runtime::scheduler::Scheduler> {
+        &self.inner.scheduler
+    }
+
     /// The pages' templates, catalogs and assets.
     pub fn ui(&self) -> &pages::Ui {
         &self.inner.ui
@@ -140,6 +149,9 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/outbox/{id}/retry",
             post(notifications::retry_outbox),
         )
+        .route("/api/v1/admin/rules", get(rules::list))
+        .route("/api/v1/admin/rules/{name}/runs", get(rules::runs))
+        .route("/api/v1/admin/rules/{name}/run", post(rules::run_now))
         .route("/api/v1/meta/objects", get(meta::objects))
         .route("/api/v1/meta/objects/{object}", get(meta::object))
         .route("/api/v1/meta/schema/{file}", get(meta::json_schema))

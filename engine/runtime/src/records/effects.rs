@@ -104,7 +104,7 @@ fn script_event(event: &str) -> ScriptEvent {
 }
 
 /// A row as JSON, every column as the API writes its value.
-fn row_json(row: &Row) -> Map<String, Json> {
+pub(crate) fn row_json(row: &Row) -> Map<String, Json> {
     row.iter()
         .filter(|(name, _)| !matches!(name.as_str(), "deleted_by"))
         .map(|(name, value)| (name.clone(), value.to_json()))

@@ -24,6 +24,7 @@ mod input;
 mod names;
 mod output;
 mod read;
+pub mod scheduled;
 pub mod scripting;
 mod write;
 

@@ -14,6 +14,7 @@ mod openapi;
 mod pages;
 mod permissions;
 mod scheduler;
+mod scheduler_processes;
 mod schemathesis;
 mod serve;
 mod store_records;

@@ -47,8 +47,13 @@ impl CronSchedule {
     }
 }
 
+/// Seconds required, and day of month AND day of week both holding when both are
+/// restricted — as `tokio-cron-scheduler` builds its parser (classic cron ORs them).
 fn parser() -> CronParser {
-    CronParser::builder().seconds(Seconds::Required).build()
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .dom_and_dow(true)
+        .build()
 }
 
 /// Each field's name and what it accepts, in pattern order.
@@ -119,6 +124,17 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 8, 3, 0).unwrap();
         let next = schedule.next_after(&at).unwrap();
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 1, 1, 8, 10, 0).unwrap());
+    }
+
+    #[test]
+    fn day_of_month_and_day_of_week_must_both_hold() {
+        // Friday the 13th at 09:00: 2026-02-13 and then 2026-03-13 are Fridays.
+        let schedule = CronSchedule::parse("0 0 9 13 * FRI").unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let next = schedule.next_after(&at).unwrap();
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 2, 13, 9, 0, 0).unwrap());
+        let after = schedule.next_after(&next).unwrap();
+        assert_eq!(after, Utc.with_ymd_and_hms(2026, 3, 13, 9, 0, 0).unwrap());
     }
 
     #[test]

@@ -144,6 +144,14 @@ impl Fixture {
 }
 
 async fn fixture(db_url: &str, rules: &[(&str, String)]) -> Fixture {
+    fixture_with_scripts(db_url, rules, &[]).await
+}
+
+async fn fixture_with_scripts(
+    db_url: &str,
+    rules: &[(&str, String)],
+    scripts: &[(&str, &str)],
+) -> Fixture {
     let mut files: Vec<(String, String)> = vec![
         ("metadata/app.yaml".into(), APP.into()),
         ("metadata/roles.yaml".into(), ROLES.into()),
@@ -153,6 +161,9 @@ async fn fixture(db_url: &str, rules: &[(&str, String)]) -> Fixture {
     ];
     for (name, text) in rules {
         files.push((format!("workflows/rules/{name}.yaml"), text.clone()));
+    }
+    for (name, text) in scripts {
+        files.push((format!("scripts/{name}.rhai"), (*text).to_owned()));
     }
     let borrowed: Vec<(&str, &str)> = files
         .iter()
@@ -433,6 +444,95 @@ action: { set: { flag: true } }
         };
         assert_eq!(flag(today).await, true);
         assert_eq!(flag(tomorrow).await, false);
+    }
+);
+
+keel_testkit::db_test!(
+    a_scheduled_rules_script_sees_the_event_schedule_and_the_record_as_it_matched,
+    |db| async move {
+        let rule = "\
+name: hourly_script
+object: item
+schedule: \"0 0 * * * *\"
+where: { name: tick }
+action: { script: mark }
+"
+        .to_owned();
+        let mark = "update(\"item\", record.id, #{ name: `seen ${event} ${record.name}` });\n";
+        let fixture =
+            fixture_with_scripts(&db.url, &[("hourly_script", rule)], &[("mark", mark)]).await;
+        let id = fixture.create("item", json!({ "name": "tick" })).await;
+        let other = fixture.create("item", json!({ "name": "other" })).await;
+        let scheduler = fixture.scheduler();
+        scheduler.tick().await.unwrap();
+        fixture.set(start() + chrono::Duration::hours(1));
+        scheduler.tick().await.unwrap();
+        fixture.drain_outbox().await;
+        let name = |id: String| {
+            let fixture = &fixture;
+            async move {
+                fixture
+                    .records()
+                    .get(&Actor::system(), "item", &id)
+                    .await
+                    .unwrap()["name"]
+                    .clone()
+            }
+        };
+        assert_eq!(name(id).await, "seen schedule tick");
+        assert_eq!(name(other).await, "other");
+    }
+);
+
+keel_testkit::db_test!(
+    a_run_reads_its_records_in_chunks_along_the_primary_key_and_acts_on_each_once,
+    |db| async move {
+        let rules = [(
+            "hourly_chunks",
+            log_rule("hourly_chunks", "0 0 * * * *", "once", "chunked"),
+        )];
+        let fixture = fixture(&db.url, &rules).await;
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(fixture.create("item", json!({ "name": "tick" })).await);
+        }
+        fixture.create("item", json!({ "name": "other" })).await;
+        ids.sort();
+        let scheduler = fixture.scheduler().with_chunk(2);
+        scheduler.tick().await.unwrap();
+        fixture.set(start() + chrono::Duration::hours(1));
+        scheduler.tick().await.unwrap();
+        let runs = fixture.runs("hourly_chunks").await;
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (runs[0].state.as_str(), runs[0].matched, runs[0].changed),
+            ("done", 5, 5)
+        );
+        assert_eq!(runs[0].cursor.as_deref(), Some(ids[4].as_str()));
+        fixture.drain_outbox().await;
+        assert_eq!(fixture.notes("chunked").await, 5);
+    }
+);
+
+keel_testkit::db_test!(
+    a_disabled_rule_does_not_run_and_fires_no_catch_up_when_enabled_again,
+    |db| async move {
+        let enabled = log_rule("hourly", "0 0 * * * *", "once", "hourly");
+        let disabled = format!("enabled: false\n{enabled}");
+        let off = fixture(&db.url, &[("hourly", disabled)]).await;
+        off.create("item", json!({ "name": "tick" })).await;
+        off.scheduler().tick().await.unwrap();
+        off.set(start() + chrono::Duration::minutes(5 * 60 + 30));
+        off.scheduler().tick().await.unwrap();
+        assert!(off.runs("hourly").await.is_empty());
+        // The same database, the rule enabled again: the next hour runs, nothing before.
+        let on = fixture(&db.url, &[("hourly", enabled)]).await;
+        on.set(start() + chrono::Duration::hours(6));
+        on.scheduler().tick().await.unwrap();
+        let runs = on.runs("hourly").await;
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert!(!runs[0].catch_up);
+        assert_eq!(runs[0].due_at, start() + chrono::Duration::hours(6));
     }
 );
 

@@ -99,6 +99,7 @@ fn script_event(event: &str) -> ScriptEvent {
         "create" => ScriptEvent::Create,
         "delete" => ScriptEvent::Delete,
         "transition" => ScriptEvent::Transition,
+        "schedule" => ScriptEvent::Schedule,
         _ => ScriptEvent::Update,
     }
 }

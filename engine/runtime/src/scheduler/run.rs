@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use keel_store::schedule::{self, Counts, DONE, FAILED, Run};
 
-use super::{CHUNK, JobKind, Scheduler};
+use super::{JobKind, Scheduler};
 use crate::records::RecordError;
 
 /// How a run's work ended.
@@ -116,7 +116,7 @@ impl Scheduler {
                     &run.id,
                     &self.process,
                     cursor.as_deref(),
-                    CHUNK,
+                    self.chunk,
                     self.lease_until(),
                 )
                 .await
@@ -128,7 +128,7 @@ impl Scheduler {
             if !chunk.held {
                 return Ended::Lost;
             }
-            if chunk.read < CHUNK as usize {
+            if chunk.read < self.chunk as usize {
                 return Ended::Done(Counts::default());
             }
             cursor = chunk.last;

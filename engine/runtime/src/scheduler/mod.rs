@@ -9,6 +9,9 @@
 //! `checked_until` forward, and runs the occurrences it won. It also takes over runs whose
 //! lease ran out (their process died) and finishes them from their cursor. Everything is
 //! callable directly, so tests with a `ManualClock` step through days without sleeping.
+//! One repeated trigger rather than a cron job per schedule: what is due is decided from the
+//! clock and the database, never from when a timer fired, so a process that starts, lags or
+//! runs under a test clock computes the same occurrences.
 //!
 //! Misfire: an occurrence no process claimed within [`DEFAULT_GRACE`] of its due time was
 //! missed — with every process ticking each second, that happens only while every process

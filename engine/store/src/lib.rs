@@ -20,6 +20,7 @@ pub mod layout;
 pub mod migrate;
 pub mod naming;
 pub mod outbox;
+pub mod pools;
 pub mod records;
 pub mod schedule;
 pub mod sessions;

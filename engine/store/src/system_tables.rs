@@ -297,6 +297,33 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
         columns: &[ID, column("checked_until", Storage::Datetime).not_null()],
         indexes: &[],
     },
+    // The pool history (docs/pools.md): one row per claim, release, assignment, return, move
+    // into a pool and return warning of a pooled record. `actor` is who did it (`system` for
+    // the auto-return sweep), `from_user`/`to_user` the owner before and after. Plain text,
+    // not foreign keys, like the audit trail. Indexes: a user's claims of a pool since a
+    // time (`daily_claim_limit`), one record's rows (its history, the reclaim cooldown and
+    // "warned in this holding").
+    SystemTable {
+        name: "keel_pool_history",
+        columns: &[
+            ID,
+            column("object", Storage::Text).not_null(),
+            column("record_id", Storage::Text).not_null(),
+            column("pool", Storage::Text).not_null(),
+            // claim, release, assign, return, move or warn.
+            column("action", Storage::Text).not_null(),
+            column("actor", Storage::Text).not_null(),
+            column("from_user", Storage::Text),
+            column("to_user", Storage::Text),
+            column("reason", Storage::Text),
+            column("note", Storage::Text),
+            column("at", Storage::Datetime).not_null(),
+        ],
+        indexes: &[
+            &["to_user", "pool", "action", "at"],
+            &["object", "record_id", "at"],
+        ],
+    },
     SystemTable {
         name: "keel_sessions",
         columns: &[

@@ -19,11 +19,11 @@
 
 mod aggregate;
 mod audit;
-mod columns;
-mod condition;
+pub(crate) mod columns;
+pub(crate) mod condition;
 pub mod duplicate_keys;
 pub(crate) mod execute;
-mod select;
+pub(crate) mod select;
 pub(crate) mod statement;
 mod write;
 

@@ -13,6 +13,7 @@ mod on_delete;
 mod openapi;
 mod pages;
 mod permissions;
+mod pools;
 mod scheduler;
 mod scheduler_processes;
 mod schemathesis;

@@ -45,6 +45,9 @@ pub enum ErrorCode {
     Conflict,
     /// A delete refused: other records refer to the record through `restrict` lookups.
     Referenced,
+    /// A pool refused a claim or move; `errors[0].code` says why (`taken`, `claim_limit`,
+    /// `daily_claim_limit`, `cooldown`, `in_pool`).
+    PoolRefused,
     UsernameTaken,
     DepartmentTaken,
     /// `If-Match` named an older version of the record.
@@ -117,6 +120,7 @@ impl ErrorCode {
                 StatusCode::CONFLICT,
                 "Other records refer to this record",
             ),
+            PoolRefused => ("pool_refused", StatusCode::CONFLICT, "The pool refused"),
             UsernameTaken => (
                 "username_taken",
                 StatusCode::CONFLICT,
@@ -451,6 +455,13 @@ impl From<RecordError> for ApiError {
             RecordError::ChainTooDeep { chain } => {
                 ApiError::new(ErrorCode::ChainTooDeep, detail).with_extra("chain", json!(chain))
             }
+            RecordError::PoolRefused { code, message } => {
+                ApiError::new(ErrorCode::PoolRefused, detail).with_error(FieldError {
+                    field: String::new(),
+                    code: code.to_owned(),
+                    message,
+                })
+            }
             RecordError::Store(error) => ApiError::internal(error_chain(&error)),
         }
     }
@@ -603,6 +614,7 @@ mod tests {
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::Referenced,
+        ErrorCode::PoolRefused,
         ErrorCode::UsernameTaken,
         ErrorCode::DepartmentTaken,
         ErrorCode::StaleVersion,

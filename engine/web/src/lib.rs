@@ -26,6 +26,7 @@ mod metrics;
 mod notifications;
 pub mod openapi;
 pub mod pages;
+mod pools;
 mod query;
 mod records;
 mod rules;
@@ -41,6 +42,7 @@ use keel_meta::Schema;
 use keel_runtime::auth::Auth;
 use keel_runtime::clock::{Clock, SystemClock};
 use keel_runtime::notifications::Inbox;
+use keel_runtime::pools::Pools;
 use keel_runtime::records::Records;
 use keel_store::Db;
 use serde_json::json;
@@ -65,6 +67,7 @@ struct Inner {
     schema: Arc<Schema>,
     db: Db,
     records: Records,
+    pools: Pools,
     inbox: Inbox,
     auth: Auth,
     metrics: metrics::Metrics,
@@ -85,6 +88,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 inbox: Inbox::new(records.clone()),
                 scheduler: Arc::new(keel_runtime::scheduler::Scheduler::new(records.clone())),
+                pools: Pools::new(records.clone()),
                 records,
                 auth: Auth::new(schema.clone(), db.clone(), clock),
                 metrics: metrics::Metrics::default(),
@@ -105,6 +109,11 @@ impl AppState {
 
     pub fn records(&self) -> &Records {
         &self.inner.records
+    }
+
+    /// Lead pools (docs/pools.md), over the same records.
+    pub fn pools(&self) -> &Pools {
+        &self.inner.pools
     }
 
     pub fn inbox(&self) -> &Inbox {
@@ -180,6 +189,30 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/records/{object}/{id}/history",
             get(records::history),
+        )
+        .route(
+            "/api/v1/records/{object}/{id}/pool-history",
+            get(pools::history),
+        )
+        .route("/api/v1/pools", get(pools::list_pools))
+        .route("/api/v1/pools/{pool}", get(pools::get_pool))
+        .route("/api/v1/pools/{pool}/records", get(pools::records))
+        .route("/api/v1/pools/{pool}/assign", post(pools::assign_many))
+        .route(
+            "/api/v1/pools/{pool}/records/{id}/claim",
+            post(pools::claim),
+        )
+        .route(
+            "/api/v1/pools/{pool}/records/{id}/release",
+            post(pools::release),
+        )
+        .route(
+            "/api/v1/pools/{pool}/records/{id}/assign",
+            post(pools::assign),
+        )
+        .route(
+            "/api/v1/pools/{pool}/records/{id}/move",
+            post(pools::move_into),
         )
         .route("/api/v1/aggregate/{object}", get(records::aggregate))
         .route(

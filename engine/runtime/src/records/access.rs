@@ -235,44 +235,79 @@ pub fn field_access(schema: &Schema, actor: &Actor, object: &Object, field: &str
 }
 
 /// The one masking rule, decided once per actor and object: a `mask: true` field is shown
-/// masked to everyone but the record's owner, admins and roles with `unmask` on the object.
-/// Records, `_refs` titles, exports, history, filters, sorts, aggregates and the access
-/// explanation all ask here.
+/// masked to everyone but the record's owner, admins and roles with `unmask` on the object;
+/// and a field a pool names in `hide_until_claimed` is shown masked on every record nobody
+/// holds (one sitting in a pool) to everyone but admins and roles with `unmask`, until
+/// someone claims it (docs/pools.md). Records, `_refs` titles, exports, history, filters,
+/// `q`, sorts, aggregates, notifications and the access explanation all ask here.
 #[derive(Debug, Clone)]
 pub struct Masking {
     actor_id: String,
     /// The `mask: true` fields, unless the actor sees every record in clear.
     fields: Vec<String>,
+    /// The `hide_until_claimed` fields of the pools over the object, unless the actor sees
+    /// every record in clear.
+    pool_fields: Vec<String>,
 }
 
 impl Masking {
     pub fn new(schema: &Schema, actor: &Actor, object: &Object) -> Masking {
-        let fields = if can_unmask(schema, actor, &object.name) {
-            Vec::new()
+        let (fields, pool_fields) = if can_unmask(schema, actor, &object.name) {
+            (Vec::new(), Vec::new())
         } else {
-            object
+            let fields = object
                 .fields
                 .values()
                 .filter(|field| field.mask)
                 .map(|field| field.name.clone())
-                .collect()
+                .collect();
+            let mut pool_fields: Vec<String> = Vec::new();
+            for pool in schema.pools.values().filter(|p| p.object == object.name) {
+                for field in &pool.hide_until_claimed {
+                    if !pool_fields.contains(field) {
+                        pool_fields.push(field.clone());
+                    }
+                }
+            }
+            (fields, pool_fields)
         };
         Masking {
             actor_id: actor.id.clone(),
             fields,
+            pool_fields,
         }
     }
 
     /// Whether `field` is shown masked on a record owned by `owner` (`None`: a record
-    /// without owner, which is no one's own).
+    /// without owner, which is no one's own and, in a pool, hides its `hide_until_claimed`
+    /// fields).
     pub fn hides(&self, field: &str, owner: Option<&str>) -> bool {
-        owner != Some(self.actor_id.as_str()) && self.hides_anywhere(field)
+        (owner != Some(self.actor_id.as_str()) && self.fields.iter().any(|name| name == field))
+            || (owner.is_none() && self.pool_fields.iter().any(|name| name == field))
     }
 
-    /// Whether `field` is masked on some records: those the actor does not own. Filters,
-    /// sorts and figures over such a field could reveal what the mask hides.
+    /// Whether `field` is masked on some records: those the actor does not own, or those
+    /// nobody holds. Filters, sorts and figures over such a field could reveal what the mask
+    /// hides.
     pub fn hides_anywhere(&self, field: &str) -> bool {
         self.fields.iter().any(|name| name == field)
+            || self.pool_fields.iter().any(|name| name == field)
+    }
+
+    /// The records on which the actor sees `field` in clear, as a condition a filter or a
+    /// search on `field` is confined to: every record for a field never masked, the actor's
+    /// own for a `mask: true` field, held records for a field only a pool hides.
+    pub fn clear_condition(&self, field: &str) -> Condition {
+        if self.fields.iter().any(|name| name == field) {
+            Condition::OwnerIn(vec![self.actor_id.clone()])
+        } else if self.pool_fields.iter().any(|name| name == field) {
+            Condition::IsNull {
+                column: "owner".to_owned(),
+                null: false,
+            }
+        } else {
+            Condition::Always
+        }
     }
 }
 

@@ -334,6 +334,27 @@ impl Records {
         Ok(entries)
     }
 
+    /// Writes `notifications` in `write` and queues their deliveries by email and chat as
+    /// [`Records::enqueue_external_notifications`] does: for work outside a save (pool
+    /// moves and the auto-return sweep). `key` makes the outbox rows idempotent. The caller
+    /// wakes `signals().notifications` and `signals().outbox` after the commit.
+    pub(crate) async fn write_notifications(
+        &self,
+        write: &mut RecordWrite,
+        actor: &Actor,
+        now: DateTime<Utc>,
+        notifications: &[NewNotification],
+        key: Option<&str>,
+    ) -> Result<(), RecordError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        write.insert_notifications(notifications).await?;
+        let mut save = SaveContext::new(actor, now, crate::coerce::Source::Json);
+        self.enqueue_external_notifications(write, &mut save, notifications, key)
+            .await
+    }
+
     /// Queues the deliveries of in-app notifications that leave the database: one email per
     /// recipient when the app has `smtp:`, and one message per chat channel.
     pub(super) async fn enqueue_external_notifications(

@@ -22,7 +22,7 @@ pub mod effects;
 mod explain;
 mod input;
 mod names;
-mod output;
+pub(crate) mod output;
 mod read;
 pub mod scheduled;
 pub mod scripting;
@@ -45,6 +45,7 @@ pub use budget::{LOOKUPS_PER_WINDOW, WINDOW_SECONDS};
 pub use cursor::Cursor;
 pub use explain::scope_name;
 pub use names::NAME_TTL;
+pub(crate) use read::mask;
 pub use read::{MAX_FILTER_INTEGER, RecordStream};
 
 /// The most records one page may hold.
@@ -231,6 +232,10 @@ pub enum RecordError {
     /// `scripting::MAX_CHAIN_DEPTH` (422, naming the chain).
     #[error("a chain of rules and scripts went deeper than {} saves: {}", scripting::MAX_CHAIN_DEPTH, chain.join(" → "))]
     ChainTooDeep { chain: Vec<String> },
+    /// A pool refused a move (409): `code` says why — `taken` (someone holds the record),
+    /// `claim_limit`, `daily_claim_limit`, `cooldown` or `in_pool` (docs/pools.md).
+    #[error("{message}")]
+    PoolRefused { code: &'static str, message: String },
     /// The database failed (500; the cause is logged, not shown).
     #[error(transparent)]
     Store(#[from] keel_store::StoreError),

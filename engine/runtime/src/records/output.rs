@@ -32,7 +32,7 @@ fn user_system_fields(object: &Object) -> impl Iterator<Item = &'static str> {
 }
 
 /// Which declared fields go out: the readable ones, narrowed by `requested` when given.
-pub(super) fn output_fields(
+pub(crate) fn output_fields(
     schema: &Schema,
     actor: &Actor,
     object: &Object,
@@ -59,7 +59,7 @@ pub(super) fn output_fields(
 /// Builds the JSON records for `rows`, with `_refs` resolved in one query per lookup target.
 /// A lookup target the actor may not read gets no `_refs` entry: its title is not revealed.
 /// The rows are consumed: their names and values move into the JSON instead of being copied.
-pub(super) async fn render_rows(
+pub(crate) async fn render_rows(
     records: &Records,
     actor: &Actor,
     object: &Object,

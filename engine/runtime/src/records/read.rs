@@ -143,6 +143,20 @@ impl Records {
         request: ListRequest,
     ) -> Result<Page, RecordError> {
         let object = self.object(object)?;
+        let scope = access::read_condition(&self.schema, actor, &object.name);
+        self.list_within(actor, object, scope, request).await
+    }
+
+    /// [`Records::list`] over the records `scope` selects instead of the actor's read
+    /// scope (a pool's list: records in a pool are in no one's scope), with the same
+    /// filters, `q`, order, cursor, field access and masking.
+    pub(crate) async fn list_within(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        scope: Condition,
+        request: ListRequest,
+    ) -> Result<Page, RecordError> {
         let limit = request.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if limit == 0 || limit > MAX_PAGE_SIZE {
             return Err(RecordError::BadRequest(format!(
@@ -150,8 +164,13 @@ impl Records {
             )));
         }
         let fields = output_fields(&self.schema, actor, object, request.fields.as_deref())?;
-        let condition =
-            self.list_condition(actor, object, request.filter.as_ref(), request.q.as_deref())?;
+        let condition = self.condition_within(
+            actor,
+            object,
+            scope,
+            request.filter.as_ref(),
+            request.q.as_deref(),
+        )?;
         let sort = self.sort(actor, object, &request.order)?;
         let (signature, storages) = sort_signature(object, &sort);
         let after = match &request.after {
@@ -842,7 +861,31 @@ impl Records {
         filter: Option<&Filter>,
         q: Option<&str>,
     ) -> Result<Condition, RecordError> {
-        let mut all = vec![access::read_condition(&self.schema, actor, &object.name)];
+        let scope = access::read_condition(&self.schema, actor, &object.name);
+        self.condition_within(actor, object, scope, filter, q)
+    }
+
+    /// An admin's filter of the metadata (a pool's `exempt`, `converted`,
+    /// `holding_excludes`) as a condition: read as the system, with relative dates in the
+    /// app timezone.
+    pub(crate) fn metadata_condition(
+        &self,
+        object: &Object,
+        filter: &Filter,
+    ) -> Result<Condition, RecordError> {
+        self.condition(&Actor::system(), object, filter)
+    }
+
+    /// The condition of a list: `scope`, the filter and the `q` search.
+    fn condition_within(
+        &self,
+        actor: &Actor,
+        object: &Object,
+        scope: Condition,
+        filter: Option<&Filter>,
+        q: Option<&str>,
+    ) -> Result<Condition, RecordError> {
+        let mut all = vec![scope];
         if let Some(filter) = filter {
             // The web layer checks the caps where it can name the parameter; this holds them
             // for every caller.
@@ -852,27 +895,35 @@ impl Records {
         if let Some(text) = q.map(str::trim).filter(|text| !text.is_empty()) {
             check_pattern(text)
                 .map_err(|message| RecordError::BadRequest(format!("`q`: {message}")))?;
-            let (masked, clear): (Vec<String>, Vec<String>) = object
-                .search
-                .iter()
-                .filter(|name| {
-                    access::field_access(&self.schema, actor, object, name)
-                        != keel_meta::FieldAccess::Hidden
-                })
-                .cloned()
-                .partition(|name| self.masked_for(actor, object, name));
-            let contains = |columns: Vec<String>| Condition::Contains {
-                columns,
-                text: text.to_owned(),
-            };
-            // Masked fields are searched only in the actor's own records, where they show.
-            all.push(Condition::Any(vec![
-                contains(clear),
-                Condition::All(vec![
-                    Condition::OwnerIn(vec![actor.id.clone()]),
-                    contains(masked),
-                ]),
-            ]));
+            let masking = access::Masking::new(&self.schema, actor, object);
+            // Each searched field is searched only where the actor sees it in clear (a
+            // masked field in their own records, a field a pool hides in held records).
+            let mut groups: Vec<(Condition, Vec<String>)> = Vec::new();
+            for name in object.search.iter().filter(|name| {
+                access::field_access(&self.schema, actor, object, name)
+                    != keel_meta::FieldAccess::Hidden
+            }) {
+                let clear = masking.clear_condition(name);
+                match groups.iter_mut().find(|(where_, _)| *where_ == clear) {
+                    Some((_, columns)) => columns.push(name.clone()),
+                    None => groups.push((clear, vec![name.clone()])),
+                }
+            }
+            all.push(Condition::Any(
+                groups
+                    .into_iter()
+                    .map(|(clear, columns)| {
+                        let contains = Condition::Contains {
+                            columns,
+                            text: text.to_owned(),
+                        };
+                        match clear {
+                            Condition::Always => contains,
+                            clear => Condition::All(vec![clear, contains]),
+                        }
+                    })
+                    .collect(),
+            ));
         }
         Ok(Condition::All(all))
     }
@@ -900,12 +951,11 @@ impl Records {
             }
             Filter::Compare { field, op, value } => {
                 let compared = self.compare_condition(actor, object, field, *op, value)?;
-                if self.masked_for(actor, object, field) {
-                    // Matches only where the actor sees the value in clear (their own
-                    // records), so a filter cannot reveal a masked value.
-                    Condition::All(vec![Condition::OwnerIn(vec![actor.id.clone()]), compared])
-                } else {
-                    compared
+                // Matches only where the actor sees the value in clear (see
+                // `Masking::clear_condition`), so a filter cannot reveal a masked value.
+                match access::Masking::new(&self.schema, actor, object).clear_condition(field) {
+                    Condition::Always => compared,
+                    clear => Condition::All(vec![clear, compared]),
                 }
             }
         })

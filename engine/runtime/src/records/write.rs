@@ -742,7 +742,7 @@ impl Records {
             .collect())
     }
 
-    pub(super) fn timezone(&self) -> Tz {
+    pub(crate) fn timezone(&self) -> Tz {
         self.schema
             .app
             .timezone

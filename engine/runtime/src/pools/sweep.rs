@@ -1,0 +1,341 @@
+//! The auto-return sweep of one pool (docs/pools.md, "Auto-return"): the scheduler runs it
+//! on the pool's `auto_return.schedule` as the job `pool:<pool>`.
+//!
+//! Set-based, in chunks of [`CHUNK`] records along the primary key, each chunk one
+//! transaction: select the due records (locked on PostgreSQL), one UPDATE of all of them
+//! (owner cleared, `returned_at` set, version + 1), their pool history and audit rows and
+//! the notifications to their previous owners, committed together. Warnings go the same way:
+//! a `warn` history row written with the notification marks the holding as warned, so each
+//! owner is warned once per holding. A chunk that did not commit changed nothing, and one
+//! that did no longer matches, so running a sweep again after a crash neither returns nor
+//! notifies twice.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use keel_meta::{Object, Pool, Value};
+use keel_store::pools::PoolEvent;
+use keel_store::records::{Condition, SelectQuery, Sort};
+use serde::Serialize;
+
+use super::timing::{any_rule_holds, held, not_exempt};
+use super::{Message, audit_rows, id_of, instant, notification, owner_of, seconds};
+use crate::actor::Actor;
+use crate::records::access::Masking;
+use crate::records::{RecordError, Records};
+
+/// Records per chunk (per transaction).
+pub const CHUNK: u32 = 1_000;
+
+/// What one auto-return sweep of one pool did, for the run record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepOutcome {
+    /// Held records the sweep looked at that are due to return or to be warned.
+    pub matched: u64,
+    /// Records returned to the pool.
+    pub changed: u64,
+    /// Owners warned of a coming return (`warn_before`).
+    pub warned: u64,
+    /// Records the sweep could not handle.
+    pub errors: u64,
+}
+
+/// Runs the auto-return of `pool` as of `now`: warns owners whose records will return within
+/// `warn_before`, and returns the records that are due. A pool without `auto_return` (or
+/// an unknown pool) has nothing to do.
+pub async fn sweep(
+    records: &Records,
+    pool: &str,
+    now: DateTime<Utc>,
+) -> Result<SweepOutcome, RecordError> {
+    let schema = records.schema().clone();
+    let mut outcome = SweepOutcome::default();
+    let Some(pool) = schema.pools.get(pool) else {
+        return Ok(outcome);
+    };
+    let Some(auto) = &pool.auto_return else {
+        return Ok(outcome);
+    };
+    let Some(object) = schema.object(&pool.object) else {
+        return Err(RecordError::UnknownObject(pool.object.clone()));
+    };
+    let due = Condition::All(vec![
+        held(pool),
+        not_exempt(records, object, auto)?,
+        any_rule_holds(records, object, auto, now)?,
+    ]);
+    // Returns first: a record due now is returned, not warned.
+    let mut after: Option<String> = None;
+    loop {
+        let chunk = return_chunk(records, pool, object, &due, after.as_deref(), now).await?;
+        let Some((last, matched, changed)) = chunk else {
+            break;
+        };
+        outcome.matched += matched;
+        outcome.changed += changed;
+        after = Some(last);
+    }
+    if !auto.warn_before.is_zero() {
+        let warn = Condition::All(vec![
+            held(pool),
+            not_exempt(records, object, auto)?,
+            any_rule_holds(
+                records,
+                object,
+                auto,
+                now + seconds(auto.warn_before.as_secs()),
+            )?,
+            Condition::Not(Box::new(any_rule_holds(records, object, auto, now)?)),
+        ]);
+        let mut after: Option<String> = None;
+        loop {
+            let chunk = warn_chunk(records, pool, object, &warn, after.as_deref(), now).await?;
+            let Some((last, matched, warned)) = chunk else {
+                break;
+            };
+            outcome.matched += matched;
+            outcome.warned += warned;
+            after = Some(last);
+        }
+    }
+    Ok(outcome)
+}
+
+/// The next chunk of `condition` after `after` (by id), locked for `write`.
+fn chunk_query<'a>(
+    object: &'a Object,
+    condition: &Condition,
+    after: Option<&str>,
+) -> SelectQuery<'a> {
+    let mut query = SelectQuery::new(object);
+    query.condition = condition.clone();
+    query.sort = vec![Sort {
+        column: "id".to_owned(),
+        descending: false,
+    }];
+    query.after = after.map(|id| vec![Value::Text(id.to_owned())]);
+    query.limit = Some(CHUNK);
+    query
+}
+
+/// What a chunk's notifications need, read before its transaction opens (a read from the
+/// connection pool while holding SQLite's write lock could wait for a connection held by a
+/// writer waiting for that lock): the owners of the chunk's records as actors (active users
+/// only), and when each record would return. A record whose owner changed in between is
+/// told as a user without roles (every mask on).
+struct Prepared {
+    owners: HashMap<String, Actor>,
+    timings: HashMap<String, Option<super::Timing>>,
+}
+
+impl Prepared {
+    async fn read(
+        records: &Records,
+        pool: &Pool,
+        object: &Object,
+        query: &SelectQuery<'_>,
+        with_timings: bool,
+    ) -> Result<Prepared, RecordError> {
+        let rows = keel_store::records::select(records.db(), query).await?;
+        let mut owners = HashMap::new();
+        for row in &rows {
+            if let Some(owner) = owner_of(row)
+                && !owners.contains_key(&owner)
+                && let Some(actor) = records.actor_by_id(&owner).await?
+            {
+                owners.insert(owner, actor);
+            }
+        }
+        let timings = if with_timings {
+            let ids: Vec<serde_json::Value> = rows
+                .iter()
+                .filter_map(id_of)
+                .map(|id| serde_json::json!({ "id": id }))
+                .collect();
+            super::timing::timings(records, pool, object, &ids).await?
+        } else {
+            HashMap::new()
+        };
+        Ok(Prepared { owners, timings })
+    }
+
+    fn owner(&self, id: &str) -> Actor {
+        self.owners.get(id).cloned().unwrap_or_else(|| Actor {
+            id: id.to_owned(),
+            username: id.to_owned(),
+            display_name: None,
+            roles: Vec::new(),
+            admin: false,
+            manager: None,
+            department: None,
+            language: None,
+        })
+    }
+}
+
+/// Returns one chunk of due records in one transaction: → (last id, matched, returned), or
+/// `None` when nothing is due after `after`.
+async fn return_chunk(
+    records: &Records,
+    pool: &Pool,
+    object: &Object,
+    due: &Condition,
+    after: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, u64, u64)>, RecordError> {
+    let query = chunk_query(object, due, after);
+    let prepared = Prepared::read(records, pool, object, &query, false).await?;
+    let mut write = records.db().begin_records_write().await?;
+    let rows = write.select_for_update(&query).await?;
+    let Some(last) = rows.last().and_then(id_of) else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
+    let mut changes = keel_store::records::Row::new();
+    changes.insert("owner".to_owned(), Value::Null);
+    changes.insert("returned_at".to_owned(), Value::Datetime(now));
+    changes.insert("updated_at".to_owned(), Value::Datetime(now));
+    changes.insert("updated_by".to_owned(), Value::Text("system".to_owned()));
+    // The rows are locked (or the write lock held): they still match `due`.
+    let changed = write.update_ids(object, &ids, due, &changes).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut audit = Vec::with_capacity(rows.len() * 2);
+    for row in &rows {
+        events.push(PoolEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            object: object.name.clone(),
+            record_id: id_of(row).unwrap_or_default(),
+            pool: pool.name.clone(),
+            action: "return".to_owned(),
+            actor: "system".to_owned(),
+            from_user: owner_of(row),
+            to_user: None,
+            reason: Some("auto_return".to_owned()),
+            note: None,
+            at: now,
+        });
+        audit.extend(audit_rows(object, row, &changes, None, now));
+    }
+    write.insert_pool_history(&events).await?;
+    write.insert_audit(&audit).await?;
+    let mut notified = 0;
+    if pool.notify_on_return {
+        let mut notifications = Vec::new();
+        for row in &rows {
+            if let Some(owner) = owner_of(row).map(|owner| prepared.owner(&owner)) {
+                let masking = Masking::new(records.schema(), &owner, object);
+                notifications.push(notification(
+                    records,
+                    &owner,
+                    object,
+                    row,
+                    &masking,
+                    None,
+                    Message::Returned(pool),
+                    now,
+                ));
+            }
+        }
+        notified = notifications.len();
+        records
+            .write_notifications(&mut write, &Actor::system(), now, &notifications, None)
+            .await?;
+    }
+    write.commit().await?;
+    if notified > 0 {
+        records.signals().notifications.notify_one();
+        records.signals().outbox.notify_one();
+    }
+    Ok(Some((last, rows.len() as u64, changed)))
+}
+
+/// Warns the owners of one chunk of records about to return, in one transaction: → (last
+/// id, matched, warned), or `None` when nothing is left after `after`. A record whose owner
+/// was warned in this holding (a `warn` row at or after its claim) is skipped.
+async fn warn_chunk(
+    records: &Records,
+    pool: &Pool,
+    object: &Object,
+    warn: &Condition,
+    after: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, u64, u64)>, RecordError> {
+    let query = chunk_query(object, warn, after);
+    let prepared = Prepared::read(records, pool, object, &query, true).await?;
+    let mut write = records.db().begin_records_write().await?;
+    let rows = write.select_for_update(&query).await?;
+    let Some(last) = rows.last().and_then(id_of) else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
+    let warned: HashMap<String, DateTime<Utc>> = write
+        .last_warnings(&object.name, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    let timezone = records.timezone();
+    let auto = pool.auto_return.as_ref();
+    let mut events = Vec::new();
+    let mut notifications = Vec::new();
+    for row in &rows {
+        let (Some(id), Some(owner)) = (id_of(row), owner_of(row)) else {
+            continue;
+        };
+        let holding_since =
+            instant(row, "claimed_at", timezone).or_else(|| instant(row, "created_at", timezone));
+        if let (Some(at), Some(since)) = (warned.get(&id), holding_since)
+            && *at >= since
+        {
+            continue;
+        }
+        events.push(PoolEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            object: object.name.clone(),
+            record_id: id.clone(),
+            pool: pool.name.clone(),
+            action: "warn".to_owned(),
+            actor: "system".to_owned(),
+            from_user: Some(owner.clone()),
+            to_user: Some(owner.clone()),
+            reason: None,
+            note: None,
+            at: now,
+        });
+        let return_at = prepared
+            .timings
+            .get(&id)
+            .cloned()
+            .flatten()
+            .and_then(|timing| timing.return_at)
+            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+            .map_or_else(
+                || now + seconds(auto.map_or(0, |auto| auto.warn_before.as_secs())),
+                |at| at.with_timezone(&Utc),
+            );
+        {
+            let actor = prepared.owner(&owner);
+            let masking = Masking::new(records.schema(), &actor, object);
+            notifications.push(notification(
+                records,
+                &actor,
+                object,
+                row,
+                &masking,
+                Some(&owner),
+                Message::Warned(pool, return_at),
+                now,
+            ));
+        }
+    }
+    let warned_now = events.len() as u64;
+    write.insert_pool_history(&events).await?;
+    records
+        .write_notifications(&mut write, &Actor::system(), now, &notifications, None)
+        .await?;
+    write.commit().await?;
+    if !notifications.is_empty() {
+        records.signals().notifications.notify_one();
+        records.signals().outbox.notify_one();
+    }
+    Ok(Some((last, rows.len() as u64, warned_now)))
+}

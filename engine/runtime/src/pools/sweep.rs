@@ -64,10 +64,46 @@ pub async fn sweep(
         not_exempt(records, object, auto)?,
         any_rule_holds(records, object, auto, now)?,
     ]);
+    // The owners to notify are read once, before any chunk's transaction (see `Prepared`):
+    // the distinct owners of the due records, one grouped query.
+    let owners = if pool.notify_on_return {
+        let groups = keel_store::records::aggregate(
+            records.db(),
+            object,
+            &due,
+            &["owner".to_owned()],
+            &[keel_store::records::Measure::Count],
+        )
+        .await?;
+        let mut owners = HashMap::new();
+        for group in &groups {
+            if let Some(owner) = owner_of(group)
+                && let Some(actor) = records.actor_by_id(&owner).await?
+            {
+                owners.insert(owner, actor);
+            }
+        }
+        owners
+    } else {
+        HashMap::new()
+    };
+    let prepared = Prepared {
+        owners,
+        timings: HashMap::new(),
+    };
     // Returns first: a record due now is returned, not warned.
     let mut after: Option<String> = None;
     loop {
-        let chunk = return_chunk(records, pool, object, &due, after.as_deref(), now).await?;
+        let chunk = return_chunk(
+            records,
+            pool,
+            object,
+            &due,
+            after.as_deref(),
+            now,
+            &prepared,
+        )
+        .await?;
         let Some((last, matched, changed)) = chunk else {
             break;
         };
@@ -134,7 +170,6 @@ impl Prepared {
         pool: &Pool,
         object: &Object,
         query: &SelectQuery<'_>,
-        with_timings: bool,
     ) -> Result<Prepared, RecordError> {
         let rows = keel_store::records::select(records.db(), query).await?;
         let mut owners = HashMap::new();
@@ -146,16 +181,12 @@ impl Prepared {
                 owners.insert(owner, actor);
             }
         }
-        let timings = if with_timings {
-            let ids: Vec<serde_json::Value> = rows
-                .iter()
-                .filter_map(id_of)
-                .map(|id| serde_json::json!({ "id": id }))
-                .collect();
-            super::timing::timings(records, pool, object, &ids).await?
-        } else {
-            HashMap::new()
-        };
+        let ids: Vec<serde_json::Value> = rows
+            .iter()
+            .filter_map(id_of)
+            .map(|id| serde_json::json!({ "id": id }))
+            .collect();
+        let timings = super::timing::timings(records, pool, object, &ids).await?;
         Ok(Prepared { owners, timings })
     }
 
@@ -182,9 +213,9 @@ async fn return_chunk(
     due: &Condition,
     after: Option<&str>,
     now: DateTime<Utc>,
+    prepared: &Prepared,
 ) -> Result<Option<(String, u64, u64)>, RecordError> {
     let query = chunk_query(object, due, after);
-    let prepared = Prepared::read(records, pool, object, &query, false).await?;
     let mut write = records.db().begin_records_write().await?;
     let rows = write.select_for_update(&query).await?;
     let Some(last) = rows.last().and_then(id_of) else {
@@ -261,7 +292,7 @@ async fn warn_chunk(
     now: DateTime<Utc>,
 ) -> Result<Option<(String, u64, u64)>, RecordError> {
     let query = chunk_query(object, warn, after);
-    let prepared = Prepared::read(records, pool, object, &query, true).await?;
+    let prepared = Prepared::read(records, pool, object, &query).await?;
     let mut write = records.db().begin_records_write().await?;
     let rows = write.select_for_update(&query).await?;
     let Some(last) = rows.last().and_then(id_of) else {

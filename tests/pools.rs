@@ -625,10 +625,13 @@ keel_testkit::db_test!(
         let masked =
             |record: &Value| record["phone"] != "13912345678" && record["company"] != "Secret Co";
 
-        // The pool list, as a member.
+        // The pool list and one record of it, as a member.
         let (status, list) = app.get(&rep, "/pools/leads/records").await;
         assert_eq!(status, StatusCode::OK, "{list}");
         assert!(masked(&list["data"][0]), "{list}");
+        let (status, record) = app.get(&rep, &format!("/pools/leads/records/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{record}");
+        assert!(masked(&record), "{record}");
         // Search and filters do not match hidden values.
         for query in [
             "q=12345678",
@@ -685,6 +688,9 @@ keel_testkit::db_test!(
         assert_eq!(record["phone"], "13912345678");
         let (_, record) = app.get(&viewer, &format!("/records/lead/{id}")).await;
         assert_eq!(record["phone"], "13912345678");
+        let (_, record) = app.get(&rep, &format!("/pools/leads/records/{id}")).await;
+        assert_eq!(record["phone"], "13912345678", "{record}");
+        assert!(record["_pool"]["return_at"].is_string(), "{record}");
         let (_, found) = app.get(&rep, "/records/lead?q=12345678").await;
         assert_eq!(found["data"].as_array().unwrap().len(), 1, "{found}");
 

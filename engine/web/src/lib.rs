@@ -198,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/pools/{pool}", get(pools::get_pool))
         .route("/api/v1/pools/{pool}/records", get(pools::records))
         .route("/api/v1/pools/{pool}/assign", post(pools::assign_many))
+        .route("/api/v1/pools/{pool}/records/{id}", get(pools::record))
         .route(
             "/api/v1/pools/{pool}/records/{id}/claim",
             post(pools::claim),

@@ -99,6 +99,16 @@ pub async fn records(
     Ok(axum::Json(json!({ "data": data, "next": next })).into_response())
 }
 
+/// `GET /pools/{pool}/records/{id}` → the record as the pool list shows it.
+pub async fn record(
+    State(state): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    Path((pool, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let record = state.pools().record(&actor, &pool, &id).await?;
+    Ok(axum::Json(record).into_response())
+}
+
 /// `POST /pools/{pool}/records/{id}/claim` → 200 with the record, now the user's.
 pub async fn claim(
     State(state): State<AppState>,

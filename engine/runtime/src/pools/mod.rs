@@ -51,6 +51,23 @@ impl PoolRole {
     }
 }
 
+/// What an actor may do to one record through the pools ([`Pools::actions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PoolActions {
+    /// The pool the record belongs to (in it or held from it), if any.
+    pub pool: Option<String>,
+    /// It sits in its pool and the actor may see the pool.
+    pub claim: bool,
+    /// It is held, and the actor holds it or manages its pool.
+    pub release: bool,
+    /// The actor manages its pool.
+    pub assign: bool,
+    /// The reasons a release must name (empty: none needed).
+    pub release_reasons: Vec<String>,
+    /// The pools the actor may move it into.
+    pub move_into: Vec<String>,
+}
+
 /// The pools of one app, over its records: cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Pools {
@@ -170,6 +187,66 @@ impl Pools {
             }
         }
         Ok(page)
+    }
+
+    /// One record of `pool` as [`Pools::list`] shows it: in the pool (hidden fields masked),
+    /// or — with its `_pool` timing — held from it by someone the actor follows there (see
+    /// [`Pools::list`]). `NotFound` otherwise. For a pool page's record view: a record in
+    /// a pool is in no one's read scope, so `Records::get` does not show it to a member.
+    pub async fn record(&self, actor: &Actor, name: &str, id: &str) -> Result<Json, RecordError> {
+        let by_id = keel_meta::Filter::Compare {
+            field: "id".to_owned(),
+            op: keel_meta::filter::Op::Eq,
+            value: keel_meta::filter::FilterValue::Literal(Json::String(id.to_owned())),
+        };
+        for held in [false, true] {
+            let request = ListRequest {
+                filter: Some(by_id.clone()),
+                limit: Some(1),
+                ..ListRequest::default()
+            };
+            if let Some(record) = self.list(actor, name, request, held).await?.data.pop() {
+                return Ok(record);
+            }
+        }
+        Err(RecordError::NotFound)
+    }
+
+    /// What the actor may do to `record` (a record of `object` as they were shown it, with
+    /// its `owner` and `pool`) through the pools, for a page that offers only what may be
+    /// done: claim it from its pool, release it to its pool, assign it, and the pools they
+    /// may move it into. The calls check again.
+    pub fn actions(&self, actor: &Actor, object: &str, record: &Json) -> PoolActions {
+        let schema = self.records.schema();
+        let owner = record.get("owner").and_then(Json::as_str);
+        let current = record
+            .get("pool")
+            .and_then(Json::as_str)
+            .and_then(|name| schema.pools.get(name))
+            .filter(|pool| pool.object == object);
+        let role = current.and_then(|pool| self.role(actor, pool));
+        let mut actions = PoolActions {
+            pool: current.map(|pool| pool.name.clone()),
+            ..PoolActions::default()
+        };
+        if let Some(role) = role {
+            actions.claim = owner.is_none();
+            actions.release =
+                owner.is_some() && (owner == Some(actor.id.as_str()) || role.manages());
+            actions.assign = role.manages();
+            actions.release_reasons = current
+                .map(|pool| pool.release_reasons.clone())
+                .unwrap_or_default();
+        }
+        actions.move_into = schema
+            .pools
+            .values()
+            .filter(|pool| pool.object == object)
+            .filter(|pool| self.role(actor, pool).is_some_and(PoolRole::manages))
+            .filter(|pool| Some(pool.name.as_str()) != actions.pool.as_deref() || owner.is_some())
+            .map(|pool| pool.name.clone())
+            .collect();
+        actions
     }
 
     /// Claims the record `id` from `pool` for the actor: one conditional update in one

@@ -11,6 +11,7 @@ mod form;
 mod frame;
 mod list;
 mod record;
+mod rules;
 
 use std::process::{Command, Stdio};
 

@@ -15,6 +15,7 @@ mod account;
 mod objects;
 mod outbox;
 mod roles;
+mod rules;
 mod users;
 
 use axum::Router;
@@ -51,6 +52,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/objects/{object}", get(objects::page))
         .route("/admin/outbox", get(outbox::page))
         .route("/admin/outbox/{id}/retry", post(outbox::retry))
+        .route("/admin/rules", get(rules::list))
+        .route("/admin/rules/{name}", get(rules::runs))
+        .route("/admin/rules/{name}/run", post(rules::run_now))
         .route("/account", get(account::page))
         .route("/account/language", post(account::language))
         .route("/account/password", post(account::password))
@@ -164,6 +168,11 @@ async fn index(State(state): State<AppState>, viewer: Viewer) -> Result<Response
     .await?;
     let schema = state.schema();
     let active = users.iter().filter(|user| user.active).count();
+    let pool_sweeps = schema
+        .pools
+        .values()
+        .filter(|pool| pool.auto_return.is_some())
+        .count();
     let card = |url, title, text, count: Option<String>| Card {
         url,
         title,
@@ -219,6 +228,12 @@ async fn index(State(state): State<AppState>, viewer: Viewer) -> Result<Response
                 "admin.index.outbox_counts",
                 &[("pending", pending.to_string()), ("dead", dead.to_string())],
             )),
+        ),
+        card(
+            "/admin/rules",
+            "admin.rules.title",
+            "admin.index.rules",
+            Some((schema.rules.len() + pool_sweeps).to_string()),
         ),
     ];
     render(

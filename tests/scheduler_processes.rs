@@ -3,9 +3,9 @@
 //! sweep for 60 s; one of them is killed with SIGKILL on the way. Afterwards every due second
 //! is in the run records exactly once, finished, and its action happened exactly once.
 //!
-//! The pool sweep's own effects (each returned record returned once, with one
-//! notification) depend on the pools work; until it lands the sweep finds nothing, and this
-//! test checks only that each of its seconds ran once.
+//! The pool sweep has held records falling due one after another during the run: each is
+//! returned exactly once, with one return in its pool history and one notification to the
+//! rep who held it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -69,10 +69,13 @@ auto_return:
   rules:
     - no_follow_up_for: 1d
       follow_up_field: last_follow_up_at
+notify_on_return: true
 ";
 
 /// Records the rule matches each second.
 const MATCHING: usize = 40;
+/// Records held from the pool that fall due during the run, one a second from second 10.
+const HELD: usize = 30;
 /// How long the processes run.
 const RUN_FOR: Duration = Duration::from_secs(60);
 
@@ -220,7 +223,20 @@ keel_testkit::db_test!(
         keel_store::migrate::apply(&store, &schema, false)
             .await
             .unwrap();
-        crate::support::add_users(&store, &schema, &[("admin", "admin-password", "admin")]).await;
+        crate::support::add_users(
+            &store,
+            &schema,
+            &[
+                ("admin", "admin-password", "admin"),
+                ("rep1", "rep-password", "rep"),
+            ],
+        )
+        .await;
+        let rep = keel_store::users::find_by_username(&store, "rep1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
         let records = keel_runtime::records::Records::new(
             Arc::clone(&schema),
             store.clone(),
@@ -233,6 +249,29 @@ keel_testkit::db_test!(
                 .create(&keel_runtime::actor::Actor::system(), "item", input)
                 .await
                 .unwrap_or_else(|error| panic!("item {index}: {error}"));
+        }
+
+        // Held by rep1 since a day ago less 10 + k seconds (created into the pool with an owner,
+        // they count from `created_at`): the k-th falls due 10 + k seconds from now.
+        let now = keel_runtime::clock::Clock::now(&keel_runtime::clock::SystemClock);
+        let past = keel_runtime::clock::ManualClock::new(now);
+        let held_records = keel_runtime::records::Records::new(
+            Arc::clone(&schema),
+            store.clone(),
+            Arc::new(past.clone()),
+        );
+        let mut held = Vec::new();
+        for k in 0..HELD {
+            past.set(now - chrono::Duration::days(1) + chrono::Duration::seconds(10 + k as i64));
+            let mut input = serde_json::Map::new();
+            input.insert("name".to_owned(), json!("held"));
+            input.insert("pool".to_owned(), json!("item_pool"));
+            input.insert("owner".to_owned(), json!(rep));
+            let saved = held_records
+                .create(&keel_runtime::actor::Actor::system(), "item", input)
+                .await
+                .unwrap_or_else(|error| panic!("held item {k}: {error}"));
+            held.push(saved.record["id"].as_str().unwrap().to_owned());
         }
 
         let mut running: Vec<Process> = (0..processes)
@@ -299,6 +338,45 @@ keel_testkit::db_test!(
         );
         let pool_runs = runs(&store, "pool:item_pool").await;
         assert_every_second_once("pool:item_pool", &pool_runs);
+        // Every held record came back once, with one return event and one notification.
+        let notes = keel_store::outbox::notifications(&store, &rep, false, None, 500)
+            .await
+            .unwrap();
+        for id in &held {
+            let events = keel_store::pools::history(&store, "item", id)
+                .await
+                .unwrap();
+            let returns = events
+                .iter()
+                .filter(|event| event.action == "return")
+                .count();
+            assert_eq!(
+                returns, 1,
+                "item {id}: returns in its pool history {events:?}"
+            );
+            let told = notes
+                .iter()
+                .filter(|note| note.record_id.as_deref() == Some(id.as_str()))
+                .count();
+            assert_eq!(told, 1, "item {id}: notifications to its previous owner");
+        }
+        let items = keel_store::records::select(
+            &store,
+            &keel_store::records::SelectQuery::new(schema.object("item").unwrap()),
+        )
+        .await
+        .unwrap();
+        let still_held = items
+            .iter()
+            .filter(|row| !matches!(row.get("owner"), None | Some(keel_meta::Value::Null)))
+            .filter(|row| {
+                row.get("id").is_some_and(|id| {
+                    held.iter()
+                        .any(|h| keel_meta::Value::Text(h.clone()) == *id)
+                })
+            })
+            .count();
+        assert_eq!(still_held, 0, "no held record is still held");
 
         // Each run's actions happened exactly once: one outbox row per run and record (the
         // key names both), each done, and one log record per row.

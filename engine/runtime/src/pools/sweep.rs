@@ -151,6 +151,16 @@ fn chunk_query<'a>(
     }];
     query.after = after.map(|id| vec![Value::Text(id.to_owned())]);
     query.limit = Some(CHUNK);
+    // Only what a return or a warning reads (its audit rows, history, message): a chunk of
+    // a wide object then costs a fraction of the whole rows.
+    let mut columns: Vec<String> = ["id", "owner", "claimed_at", "returned_at", "created_at"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if !columns.contains(&object.title) {
+        columns.push(object.title.clone());
+    }
+    query.columns = Some(columns);
     query
 }
 

@@ -776,3 +776,94 @@ keel_testkit::db_test!(
         assert_eq!(history.len(), 1, "only the claim: {history:?}");
     }
 );
+
+keel_testkit::db_test!(
+    a_manager_assigns_many_records_all_or_nothing_and_follows_the_team_in_the_held_list,
+    |db| async move {
+        let app = spawn_app(&db.url, PoolSettings::default(), 1).await;
+        keel_runtime::accounts::add_user(
+            app.state.db(),
+            app.state.schema(),
+            keel_runtime::accounts::NewUser {
+                username: "teamrep".to_owned(),
+                display_name: None,
+                password: PASSWORD.to_owned(),
+                roles: vec!["rep".to_owned()],
+                manager: Some("boss".to_owned()),
+                department: None,
+                language: None,
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+        let admin = app.token("admin").await;
+        let boss = app.token("boss").await;
+        let outsider = app.token("rep1").await;
+        let a = app.pooled(&admin, "Alpha", "13100000001").await;
+        let b = app.pooled(&admin, "Beta", "13100000002").await;
+        app.pooled(&admin, "Gamma", "13100000003").await;
+
+        let (status, body) = app
+            .post(
+                &boss,
+                "/pools/leads/assign",
+                json!({ "ids": [a, b, "no-such-id"], "user": "teamrep" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (_, in_pool) = app.get(&outsider, "/pools/leads/records").await;
+        assert_eq!(
+            in_pool["data"].as_array().unwrap().len(),
+            3,
+            "nothing moved"
+        );
+
+        let too_many: Vec<String> = (0..1_001).map(|n| format!("id-{n}")).collect();
+        let (status, body) = app
+            .post(
+                &boss,
+                "/pools/leads/assign",
+                json!({ "ids": too_many, "user": "teamrep" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["errors"][0]["field"], "ids");
+        let (status, body) = app
+            .post(
+                &boss,
+                "/pools/leads/assign",
+                json!({ "ids": [a], "user": "teamrep", "note": "x".repeat(2_001) }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["errors"][0]["field"], "note");
+
+        let (status, body) = app
+            .post(
+                &boss,
+                "/pools/leads/assign",
+                json!({ "ids": [a, b], "user": "teamrep" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"].as_array().unwrap().len(), 2);
+        let (_, held) = app.get(&boss, "/pools/leads/records?held=true").await;
+        let mut names: Vec<&str> = held["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|record| record["name"].as_str().unwrap())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["Alpha", "Beta"],
+            "the boss follows the team: {held}"
+        );
+        let (_, held) = app.get(&outsider, "/pools/leads/records?held=true").await;
+        assert_eq!(held["data"], json!([]), "not the outsider's");
+        let teamrep = app.token("teamrep").await;
+        assert_eq!(app.notifications(&teamrep).await.len(), 2, "one per record");
+    }
+);

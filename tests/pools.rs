@@ -867,3 +867,25 @@ keel_testkit::db_test!(
         assert_eq!(app.notifications(&teamrep).await.len(), 2, "one per record");
     }
 );
+
+#[test]
+fn only_text_email_and_phone_fields_can_be_hidden_until_claimed() {
+    let mut settings = pool_yaml(&PoolSettings::default());
+    settings = settings.replace(
+        "hide_until_claimed: [phone, company]",
+        "hide_until_claimed: [phone, status]",
+    );
+    let app = AppDir::new(&[
+        ("metadata/app.yaml", APP),
+        ("metadata/roles.yaml", ROLES),
+        ("metadata/objects/lead.yaml", LEAD),
+        ("metadata/pools/leads.yaml", &settings),
+    ]);
+    let errors = keel_meta::load_app(app.path()).expect_err("a choice field cannot be hidden");
+    let text = errors.to_string();
+    assert!(
+        text.contains("`status` cannot be hidden until claimed"),
+        "{text}"
+    );
+    assert!(!text.contains("`phone`"), "{text}");
+}

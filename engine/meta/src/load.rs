@@ -1489,12 +1489,22 @@ impl Loader {
             .and_then(|f| self.check_filter(file, "/holding_excludes", f, object));
         if let Some(object) = object {
             for (index, name) in raw.hide_until_claimed.iter().enumerate() {
-                if object.field(name).is_none() {
-                    self.value_error(
+                match object.field(name).map(|field| &field.kind) {
+                    None => self.value_error(
                         file,
                         &format!("/hide_until_claimed/{index}"),
                         unknown_field(name, &object.name),
-                    );
+                    ),
+                    // A masked value is text (`138****5678`): only the field types that may
+                    // be `mask: true` can be hidden, so a record's shape stays the same.
+                    Some(FieldKind::Text | FieldKind::Email | FieldKind::Phone) => {}
+                    Some(_) => self.value_error(
+                        file,
+                        &format!("/hide_until_claimed/{index}"),
+                        format!(
+                            "`{name}` cannot be hidden until claimed: only text, email and phone fields can"
+                        ),
+                    ),
                 }
             }
         }

@@ -256,12 +256,11 @@ pub async fn openapi(
     let user_access = crate::openapi::UserAccess {
         visible: &|object, field| field_access(object, field) != FieldAccess::Hidden,
         writable: &|object, field| field_access(object, field) == FieldAccess::Edit,
+        // The one masking rule: `mask: true` fields and fields a pool hides until claimed.
         masked: &|object, field| {
-            schema
-                .object(object)
-                .and_then(|object| object.field(field))
-                .is_some_and(|field| field.mask)
-                && !access::can_unmask(schema, &actor, object)
+            schema.object(object).is_some_and(|object| {
+                access::Masking::new(schema, &actor, object).hides_anywhere(field)
+            })
         },
         may_set_owner: &|object| admin || access::can_assign(schema, &actor, object),
         may_set_pool: &|_object| admin,

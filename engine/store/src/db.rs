@@ -5,12 +5,19 @@
 //! in memory and a 5 s busy timeout, and every write transaction starts with `BEGIN IMMEDIATE`: a plain `BEGIN` takes
 //! its write lock only at the first write, and two such transactions that both read first
 //! then deadlock into `SQLITE_BUSY` (measured: 312 of 400 concurrent read-then-write
-//! transactions lost). PostgreSQL uses a plain pool.
+//! transactions lost). Within one process, SQLite write transactions also queue on a
+//! first-come, first-served gate per database file before they take a connection: SQLite
+//! admits one writer at a time anyway, and a writer that loses the race for its lock sleeps
+//! in SQLite's busy handler (1, 2, 5 … 100 ms), so many concurrent writers spent most of their
+//! time asleep (bench/pools.sh: 64 users claiming at once). Writers in other processes still
+//! meet at SQLite's lock and its busy timeout. PostgreSQL uses a plain pool.
 //!
 //! This module deliberately does not run migrations or know any table: see `migrate`.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -97,11 +104,20 @@ impl Db {
     /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         match self {
-            Db::Sqlite(pool) => pool
-                .begin_with(AssertSqlSafe("BEGIN IMMEDIATE"))
-                .await
-                .map(WriteTransaction::Sqlite)
-                .map_err(StoreError::query("starting a write transaction")),
+            Db::Sqlite(pool) => {
+                // Waits as long as SQLite's own busy timeout would, and fails the same way.
+                let turn =
+                    tokio::time::timeout(SQLITE_BUSY_TIMEOUT, sqlite_write_gate(pool).lock_owned())
+                        .await
+                        .map_err(|_| StoreError::Query {
+                            context: "waiting for this process's other writers".to_owned(),
+                            source: sqlx::Error::PoolTimedOut,
+                        })?;
+                pool.begin_with(AssertSqlSafe("BEGIN IMMEDIATE"))
+                    .await
+                    .map(|transaction| WriteTransaction::Sqlite(transaction, turn))
+                    .map_err(StoreError::query("starting a write transaction"))
+            }
             Db::Postgres(pool) => pool
                 .begin()
                 .await
@@ -127,23 +143,39 @@ impl Db {
     }
 }
 
-/// An open write transaction of either dialect.
+/// The write gate of the SQLite file `pool` opens (see the module documentation): one per
+/// file for the life of the process, shared by every pool on it.
+fn sqlite_write_gate(pool: &SqlitePool) -> Arc<tokio::sync::Mutex<()>> {
+    static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Mutex::default);
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let mut gates = GATES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(gates.entry(file).or_default())
+}
+
+/// An open write transaction of either dialect. A SQLite one holds its turn at the write
+/// gate until it ends (committed, or rolled back when dropped).
 pub(crate) enum WriteTransaction {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(
+        sqlx::Transaction<'static, Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl WriteTransaction {
     pub(crate) fn connection(&mut self) -> Connection<'_> {
         match self {
-            WriteTransaction::Sqlite(transaction) => Connection::Sqlite(transaction),
+            WriteTransaction::Sqlite(transaction, _) => Connection::Sqlite(transaction),
             WriteTransaction::Postgres(transaction) => Connection::Postgres(transaction),
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            WriteTransaction::Sqlite(transaction) => transaction.commit().await,
+            WriteTransaction::Sqlite(transaction, _turn) => transaction.commit().await,
             WriteTransaction::Postgres(transaction) => transaction.commit().await,
         }
         .map_err(StoreError::query("committing a transaction"))
@@ -393,7 +425,7 @@ mod tests {
         assert_eq!(db.dialect(), Dialect::Sqlite);
         let mut transaction = db.begin_write().await.unwrap();
         let journal: String = match &mut transaction {
-            WriteTransaction::Sqlite(transaction) => sqlx::query_scalar("PRAGMA journal_mode")
+            WriteTransaction::Sqlite(transaction, _) => sqlx::query_scalar("PRAGMA journal_mode")
                 .fetch_one(&mut **transaction)
                 .await
                 .unwrap(),
@@ -403,5 +435,36 @@ mod tests {
         assert_eq!(journal, "wal");
         assert!(path.exists());
         db.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_writers_waiting_for_their_turn_hold_no_connection_so_reads_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("gate.db").display()
+        ))
+        .await
+        .unwrap();
+        let first = db.begin_write().await.unwrap();
+        // More waiting writers than the pool has connections: without the gate each would
+        // hold a connection in SQLite's busy handler, and the read below would wait for one
+        // until their busy timeout ran out.
+        let waiting: Vec<_> = (0..SQLITE_MAX_CONNECTIONS + 2)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { db.begin_write().await.map(drop) })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let read = tokio::time::timeout(SQLITE_BUSY_TIMEOUT / 2, db.acquire()).await;
+        assert!(
+            read.is_ok_and(|connection| connection.is_ok()),
+            "a read connection was free"
+        );
+        first.commit().await.unwrap();
+        for writer in waiting {
+            writer.await.unwrap().unwrap();
+        }
     }
 }

@@ -14,6 +14,7 @@ mod access;
 mod admin;
 mod conflict;
 mod live;
+mod pools;
 mod screens;
 mod walk;
 

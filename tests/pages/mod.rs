@@ -10,6 +10,7 @@ mod every_page;
 mod form;
 mod frame;
 mod list;
+mod pools;
 mod record;
 mod rules;
 

@@ -61,6 +61,10 @@ keel_testkit::db_test!(
             browser.wait_for("form#record-form").await;
             browser.screenshots(&format!("{prefix}-form")).await;
 
+            browser.open("/app/pools/public_leads").await;
+            browser.wait_for("table#pool-records").await;
+            browser.screenshots(&format!("{prefix}-pool")).await;
+
             browser.forget().await;
             browser.sign_in_home("admin").await;
             assert_eq!(

@@ -21,6 +21,7 @@ mod form;
 mod home;
 mod list;
 mod login;
+mod pools;
 mod record;
 
 use axum::Router;
@@ -56,6 +57,7 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(home::mark_all_read),
         )
         .merge(list::routes())
+        .merge(pools::routes())
         .merge(record::routes())
         .merge(form::routes())
         .merge(admin::routes())
@@ -362,7 +364,8 @@ impl Frame {
 
 /// The navigation of `viewer`: the objects they may read, grouped as the app's
 /// `navigation` says (objects no group names follow under "other"; no groups at all: one
-/// group in file order), then the admin console. Later features add their entries here.
+/// group in file order), then the pools the viewer may use, then the admin console. Later
+/// features add their entries here.
 pub fn nav(state: &AppState, viewer: &Viewer) -> Vec<NavGroup> {
     use keel_meta::Scope;
     use keel_runtime::records::access::{self, Action};
@@ -427,6 +430,24 @@ pub fn nav(state: &AppState, viewer: &Viewer) -> Vec<NavGroup> {
             text("nav.other")
         };
         groups.push(NavGroup { title, items: rest });
+    }
+    let pools: Vec<NavItem> = pools::visible_pools(state, &viewer.actor)
+        .into_iter()
+        .map(|pool| {
+            item(
+                pool.label
+                    .as_ref()
+                    .map(|label| label.text(&viewer.lang, &schema.app.language).to_owned())
+                    .unwrap_or_else(|| pool.name.clone()),
+                format!("/app/pools/{}", pool.name),
+            )
+        })
+        .collect();
+    if !pools.is_empty() {
+        groups.push(NavGroup {
+            title: text("pools.nav"),
+            items: pools,
+        });
     }
     if viewer.actor.admin {
         groups.push(NavGroup {

@@ -27,6 +27,7 @@ use keel_runtime::records::{ListRequest, RecordError, Referencing};
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::pools::PoolNotice;
 use super::{
     Formatter, Frame, PageError, PageForm, Shown, Viewer, form_urlencode, render,
     render_with_status,
@@ -69,9 +70,11 @@ struct RecordPage {
     related: Vec<Related>,
     history: Vec<Change>,
     duplicates: Vec<Duplicate>,
-    /// A catalog key of a notice to show on top (after a restore).
+    /// A catalog key of a notice to show on top (after a restore or a pool action).
     notice: Option<&'static str>,
     refusal: Option<Refusal>,
+    /// Pool actions and history, for an object a pool the user may see holds.
+    pool: Option<super::pools::RecordPool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,10 +153,28 @@ async fn page(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let restored = query
-        .as_deref()
-        .is_some_and(|query| query.split('&').any(|pair| pair == "restored=1"));
-    let mut response = show(&state, &viewer, &object_name, &id, restored, None).await?;
+    let pairs: Vec<&str> = query.as_deref().unwrap_or("").split('&').collect();
+    let notice = if pairs.contains(&"restored=1") {
+        Some("record.restored")
+    } else {
+        pairs.iter().find_map(|pair| match *pair {
+            "pool=claimed" => Some("pools.done.claimed"),
+            "pool=released" => Some("pools.done.released"),
+            "pool=assigned" => Some("pools.done.assigned"),
+            "pool=moved" => Some("pools.done.moved"),
+            _ => None,
+        })
+    };
+    let mut response = show(
+        &state,
+        &viewer,
+        &object_name,
+        &id,
+        notice,
+        None,
+        PoolNotice::None,
+    )
+    .await?;
     let recent = remember(recent_entries(&headers), &object_name, &id);
     if let Ok(value) = HeaderValue::from_str(&format!(
         "{RECENT_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000",
@@ -180,14 +201,37 @@ struct Referring {
     records: Vec<(String, String)>,
 }
 
-/// The record page of `id`, with `refusal` when a delete was just refused.
+/// The record page of `id` after a pool action was refused or needs another try (422 for a
+/// release without a listed reason, 409 for a refusal).
+pub async fn show_with_pool(
+    state: &AppState,
+    viewer: &Viewer,
+    object_name: &str,
+    id: &str,
+    notice: PoolNotice,
+) -> Result<Response, PageError> {
+    let status = match &notice {
+        PoolNotice::BadRelease { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        PoolNotice::Refused(refusal) => refusal.status(),
+        PoolNotice::None => StatusCode::OK,
+    };
+    let mut response = show(state, viewer, object_name, id, None, None, notice).await?;
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = status;
+    }
+    Ok(response)
+}
+
+/// The record page of `id`, with `refusal` when a delete was just refused, a notice (a
+/// catalog key) after an action, and what the pool part shows.
 async fn show(
     state: &AppState,
     viewer: &Viewer,
     object_name: &str,
     id: &str,
-    restored: bool,
+    notice: Option<&'static str>,
     refusal: Option<&[Referencing]>,
+    pool_notice: PoolNotice,
 ) -> Result<Response, PageError> {
     let (state, id) = (state.clone(), id.to_owned());
     let object_name = object_name.to_owned();
@@ -280,7 +324,8 @@ async fn show(
     let history = history(&state, actor, object, &id, &formatter, &masked).await?;
     let duplicates = duplicates(&state, actor, object, &id, &formatter).await;
     let title = record_title(object, &record);
-    let notice = restored.then_some("record.restored");
+    let pool =
+        super::pools::record_part(&state, viewer, object, &record, &formatter, pool_notice).await?;
     let refusal = refusal.map(|references| Refusal {
         references: references
             .iter()
@@ -322,6 +367,7 @@ async fn show(
         duplicates,
         notice,
         refusal,
+        pool,
     };
     let status = if page.refusal.is_some() {
         StatusCode::CONFLICT
@@ -769,7 +815,16 @@ async fn delete(
         Ok(()) => {}
         // Other records still refer to it: the record page again, saying which.
         Err(RecordError::Referenced { references, .. }) if !references.is_empty() => {
-            return show(&state, &form.viewer, &object, &id, false, Some(&references)).await;
+            return show(
+                &state,
+                &form.viewer,
+                &object,
+                &id,
+                None,
+                Some(&references),
+                PoolNotice::None,
+            )
+            .await;
         }
         Err(error) => return Err(error.into()),
     }

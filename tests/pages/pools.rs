@@ -24,6 +24,11 @@ async fn api(site: &Site, session: &Session, path: &str) -> (StatusCode, Value) 
     .await
 }
 
+/// `text` percent-encoded for a query string.
+fn encode(text: &str) -> String {
+    text.bytes().map(|byte| format!("%{byte:02X}")).collect()
+}
+
 /// The ids of the records listed on a pool page.
 fn listed(page: &Page) -> Vec<String> {
     page.attrs("table#pool-records tr[data-id]", "data-id")
@@ -78,6 +83,34 @@ keel_testkit::db_test!(
         pool.assert_clean("a pool for a user outside it");
         let unknown = chen.get("/app/pools/no_such_pool").await;
         assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+        // Filters and search narrow the pool as they narrow a list.
+        let all = chen.get(POOL).await;
+        assert_eq!(
+            all.attrs("#filter-status option[value='eq.new']", "value")
+                .len(),
+            1,
+            "{}",
+            all.html
+        );
+        let new = chen.get(&format!("{POOL}?status=eq.new")).await;
+        new.assert_clean("a filtered pool");
+        assert_eq!(
+            listed(&new),
+            listed(&all),
+            "the demo's pooled leads are new"
+        );
+        let none = chen.get(&format!("{POOL}?status=eq.converted")).await;
+        assert!(listed(&none).is_empty());
+        assert_eq!(none.attrs("#empty-state", "id").len(), 1, "{}", none.html);
+        let first = listed(&all)[0].clone();
+        let name = all.texts(&format!("tr[data-id='{first}'] td:nth-child(1)"))[0].clone();
+        let found = chen.get(&format!("{POOL}?q={}", encode(&name))).await;
+        assert!(listed(&found).contains(&first), "{name}: {}", found.html);
+        assert!(listed(&found).len() < listed(&all).len());
+        let bad = chen.get(&format!("{POOL}?no_such_field=eq.1")).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        bad.assert_clean("a bad filter");
     }
 );
 

@@ -13,7 +13,7 @@
 //! (`keel_runtime::pools`); what this module offers is only a guess the runtime checks again.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -22,13 +22,14 @@ use keel_runtime::actor::Actor;
 use keel_runtime::pools::PoolRole;
 use keel_runtime::records::access::Masking;
 use keel_runtime::records::{ListRequest, MAX_PAGE_SIZE, RecordError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::record::record_title;
 use super::{Formatter, Frame, PageError, PageForm, Viewer, form_urlencode, render_with_status};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::QueryPairs;
 
 /// Records per page of a pool.
 const PAGE_SIZE: u32 = 50;
@@ -143,13 +144,38 @@ async fn index(State(state): State<AppState>, viewer: Viewer) -> Result<Response
     super::render(&state, &frame, "pools/index.html", IndexPage { pools })
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A pool page's query: the tab, the notice after an action, and the list's own
+/// parameters (`q`, `after`, filters in the API's syntax such as `status=eq.new`).
+#[derive(Debug, Default)]
 pub struct PoolQuery {
-    q: Option<String>,
-    held: Option<String>,
-    after: Option<String>,
+    held: bool,
     done: Option<String>,
     count: Option<String>,
+    /// The list's parameters, empty values left out.
+    list: Vec<(String, String)>,
+}
+
+impl PoolQuery {
+    fn from_pairs(pairs: Vec<(String, String)>) -> PoolQuery {
+        let mut query = PoolQuery::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "held" => query.held = value == "true",
+                "done" => query.done = Some(value),
+                "count" => query.count = Some(value),
+                _ if value.trim().is_empty() => {}
+                _ => query.list.push((key, value)),
+            }
+        }
+        query
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.list
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -165,6 +191,10 @@ struct PoolPage {
     claim_limit: u32,
     daily_limit: u32,
     q: String,
+    /// A select per choice column (`status=eq.new`), as on an object's list.
+    filters: Vec<FilterView>,
+    /// Whether a search or a filter narrows the list.
+    filtered: bool,
     count: Option<String>,
     columns: Vec<ColumnView>,
     rows: Vec<RowView>,
@@ -173,6 +203,20 @@ struct PoolPage {
     refusal: Option<Refusal>,
     prev_url: Option<String>,
     next_url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FilterView {
+    name: String,
+    label: String,
+    options: Vec<OptionView>,
+}
+
+#[derive(Debug, Serialize)]
+struct OptionView {
+    value: String,
+    label: String,
+    selected: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -236,9 +280,9 @@ async fn pool_page(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(pool): Path<String>,
-    Query(query): Query<PoolQuery>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, PageError> {
-    show_pool(&state, &viewer, &pool, query, None).await
+    show_pool(&state, &viewer, &pool, PoolQuery::from_pairs(pairs), None).await
 }
 
 /// The pool page, with `refusal` when an action on it was just refused.
@@ -260,20 +304,11 @@ async fn show_pool(
     let Some(object) = schema.objects.get(&pool.object) else {
         return Err(RecordError::NotFound.into());
     };
-    let held = query.held.as_deref() == Some("true");
-    let q = query
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-        .map(str::to_owned);
-    let after = query.after.clone().filter(|after| !after.is_empty());
-    let request = ListRequest {
-        limit: Some(PAGE_SIZE),
-        after: after.clone(),
-        q: q.clone(),
-        ..ListRequest::default()
-    };
+    let held = query.held;
+    let q = query.get("q").map(str::trim).map(str::to_owned);
+    let after = query.get("after").map(str::to_owned);
+    let mut request = crate::query::list_request(&query.list)?;
+    request.limit = request.limit.or(Some(PAGE_SIZE));
     let page = state
         .pools()
         .list(&viewer.actor, &pool.name, request, held)
@@ -352,9 +387,38 @@ async fn show_pool(
             }
         })
         .collect();
+    let filters: Vec<FilterView> = fields
+        .iter()
+        .filter(|field| !masking.hides_anywhere(&field.name))
+        .filter_map(|field| match &field.kind {
+            FieldKind::Choice { options } => {
+                let current = query.get(&field.name).unwrap_or("");
+                let mut choices = vec![OptionView {
+                    value: String::new(),
+                    label: catalogs.text(&frame.lang, "pools.any", |_| None),
+                    selected: current.is_empty(),
+                }];
+                choices.extend(options.iter().map(|option| {
+                    let value = format!("eq.{}", option.key);
+                    OptionView {
+                        selected: current == value,
+                        label: formatter.label(option.label.as_ref(), &option.key),
+                        value,
+                    }
+                }));
+                Some(FilterView {
+                    name: field.name.clone(),
+                    label: formatter.field_label(field),
+                    options: choices,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let filtered = query.list.iter().any(|(key, _)| key != "after");
     let manager = is_manager(state, actor, pool);
     let users = if manager && !held {
-        user_options(state, actor).await?
+        user_options(state, pool).await?
     } else {
         Vec::new()
     };
@@ -368,8 +432,8 @@ async fn show_pool(
     if held {
         base.push(("held", "true".to_owned()));
     }
-    if let Some(q) = &q {
-        base.push(("q", q.clone()));
+    for (key, value) in query.list.iter().filter(|(key, _)| key != "after") {
+        base.push((key.as_str(), value.clone()));
     }
     let link = |extra: Option<(&str, &str)>| {
         let mut pairs: Vec<String> = base
@@ -412,6 +476,8 @@ async fn show_pool(
         claim_limit: pool.claim_limit,
         daily_limit: pool.daily_claim_limit,
         q: q.unwrap_or_default(),
+        filters,
+        filtered,
         count: (after.is_none() && page.next.is_none())
             .then(|| super::format::number_text(&page.data.len().to_string())),
         columns,
@@ -505,20 +571,29 @@ fn time_left(formatter: &Formatter, catalogs: &super::Catalogs, record: &Json) -
     }
 }
 
-/// The people a record can be assigned to: every active user, by name (the runtime refuses
-/// one the pool does not accept, and the page says why).
-async fn user_options(state: &AppState, actor: &Actor) -> Result<Vec<UserOption>, PageError> {
-    Ok(state
-        .auth()
-        .user_choices(actor)
-        .await?
+/// The people a record of `pool` can be assigned to: every active user whose roles let them
+/// see the pool (as the runtime checks an assignment), by name.
+async fn user_options(state: &AppState, pool: &Pool) -> Result<Vec<UserOption>, PageError> {
+    let schema = state.schema();
+    let mut users: Vec<UserOption> = keel_store::users::list(state.db())
+        .await
+        .map_err(ApiError::internal)?
         .into_iter()
         .filter(|user| user.active)
-        .map(|user| UserOption {
-            id: user.id,
-            name: user.name,
+        .filter(|user| {
+            user.roles.iter().any(|role| {
+                pool.members.contains(role)
+                    || pool.managers.contains(role)
+                    || schema.roles.roles.get(role).is_some_and(|role| role.admin)
+            })
         })
-        .collect())
+        .map(|user| UserOption {
+            name: user.display_name.unwrap_or_else(|| user.username.clone()),
+            id: user.id,
+        })
+        .collect();
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(users)
 }
 
 /// A refused pool action the page explains (a 409 with one of [`REFUSALS`]); any other
@@ -989,10 +1064,9 @@ pub async fn record_part(
                 .collect()
         })
         .unwrap_or_default();
-    let users = if may_assign {
-        user_options(state, actor).await?
-    } else {
-        Vec::new()
+    let users = match current {
+        Some(pool) if may_assign => user_options(state, pool).await?,
+        _ => Vec::new(),
     };
     let left = match current {
         Some(pool) if !in_pool => held_timing(state, actor, pool, &id)

@@ -64,6 +64,7 @@ keel_testkit::db_test!(
         chen.click("#release-dialog summary").await;
         chen.choose("#release-reason", "联系不上").await;
         chen.fill("#release-note", "电话一直没人接").await;
+        chen.screenshot("zh-pool-release-1280").await;
         chen.run("window.confirm = function () { return true; }; return true;")
             .await;
         chen.click("form#release button[type=submit]").await;

@@ -163,6 +163,34 @@ keel_testkit::db_test!(
             })
             .unwrap()
             .clone();
+        // The pool's view of it: the fields, the mobile masked, a claim button.
+        let view = chen.get(&format!("{POOL}/{id}")).await;
+        assert_eq!(view.status, StatusCode::OK, "{}", view.html);
+        view.assert_clean("a record in the pool");
+        assert_eq!(
+            view.texts("[data-field=mobile] dd.masked").len(),
+            1,
+            "{}",
+            view.html
+        );
+        assert_eq!(
+            view.attrs("#pool-actions form.claim", "action"),
+            vec![format!("{POOL}/{id}/claim")]
+        );
+        assert!(view.attrs("form#release", "id").is_empty());
+        let mut admin_pages = site.login("admin").await;
+        let opened = admin_pages.get(&format!("{POOL}/{id}")).await;
+        assert_eq!(
+            opened.status,
+            StatusCode::SEE_OTHER,
+            "the admin gets the record page"
+        );
+        let mut sun = site.login("sun").await;
+        assert_eq!(
+            sun.get(&format!("{POOL}/{id}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+
         let claimed = chen.post(&format!("{POOL}/{id}/claim"), &[]).await;
         assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{}", claimed.html);
         let location = claimed.location.clone().unwrap();

@@ -47,6 +47,11 @@ keel_testkit::db_test!(
             "the mobile is masked in the pool"
         );
 
+        // The pool's view of the lead, then back to the pool to claim it there.
+        chen.open(&format!("{POOL}/{id}")).await;
+        chen.wait_for("#pool-actions form.claim").await;
+        chen.screenshots("zh-pool-record").await;
+        chen.open(POOL).await;
         chen.click(&format!(
             "#pool-records tr[data-id='{id}'] form.claim button"
         ))

@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/app/pools", get(index))
         .route("/app/pools/{pool}", get(pool_page))
         .route("/app/pools/{pool}/assign", post(assign_many))
+        .route("/app/pools/{pool}/{id}", get(pool_record))
         .route("/app/pools/{pool}/{id}/claim", post(claim))
         .route("/app/pools/{pool}/{id}/assign", post(assign_one))
         .route("/app/{object}/{id}/release", post(release))
@@ -230,9 +231,9 @@ struct ColumnView {
 struct RowView {
     id: String,
     title: String,
-    /// The record page, when the user may open it (a record in the pool is in nobody's
-    /// read scope but an all-seeing role's).
-    url: Option<String>,
+    /// The record page, or the pool's view of a record in it (a record in the pool is in
+    /// nobody's read scope but an all-seeing role's).
+    url: String,
     cells: Vec<CellView>,
     /// Held records: who holds it, and when it would return.
     owner: String,
@@ -368,7 +369,11 @@ async fn show_pool(
                 .collect();
             let left = time_left(&formatter, catalogs, record);
             RowView {
-                url: (held || sees_all).then(|| format!("/app/{}/{id}", object.name)),
+                url: if held || sees_all {
+                    format!("/app/{}/{id}", object.name)
+                } else {
+                    format!("/app/pools/{}/{id}", pool.name)
+                },
                 title: record_title(object, record),
                 owner: owner
                     .map(|owner| {
@@ -616,6 +621,94 @@ fn refusal(state: &AppState, lang: &str, error: ApiError) -> Result<Refusal, Pag
         message: catalogs.text(lang, &format!("pools.refused.{code}"), |_| None),
         code,
     })
+}
+
+#[derive(Debug, Serialize)]
+struct PoolRecordPage {
+    object: String,
+    object_label: String,
+    id: String,
+    title: String,
+    pool_label: String,
+    pool_url: String,
+    fields: Vec<FieldView>,
+    pool: Option<RecordPool>,
+}
+
+#[derive(Debug, Serialize)]
+struct FieldView {
+    name: String,
+    label: String,
+    shown: super::Shown,
+    masked: bool,
+}
+
+/// `GET /app/pools/{pool}/{id}`: a record waiting in the pool as the pool shows it (its
+/// readable fields, `hide_until_claimed` ones masked), with claim, assign and its pool
+/// history: a member cannot open the record page of a record nobody holds. A record the
+/// user may open is its record page.
+async fn pool_record(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((pool_name, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let schema = state.schema().clone();
+    let Some(pool) = schema
+        .pools
+        .get(&pool_name)
+        .filter(|pool| may_see(&state, &viewer.actor, pool))
+    else {
+        return Err(RecordError::NotFound.into());
+    };
+    let Some(object) = schema.objects.get(&pool.object) else {
+        return Err(RecordError::NotFound.into());
+    };
+    let actor = &viewer.actor;
+    if state.records().get(actor, &object.name, &id).await.is_ok() {
+        return Ok(
+            Redirect::to(&format!("/app/{}/{}", object.name, form_urlencode(&id))).into_response(),
+        );
+    }
+    let record = state.pools().record(actor, &pool.name, &id).await?;
+    let frame = Frame::new(&state, &viewer).await?;
+    let formatter = frame.formatter(&state);
+    let readable = state.records().readable_fields(actor, &object.name)?;
+    let masking = Masking::new(&schema, actor, object);
+    let owner = record.get("owner").and_then(Json::as_str);
+    let fields = object
+        .fields
+        .values()
+        .filter(|field| readable.contains(&field.name))
+        .map(|field| {
+            let masked = masking.hides(&field.name, owner);
+            FieldView {
+                name: field.name.clone(),
+                label: formatter.field_label(field),
+                shown: formatter.show(field, &record, masked),
+                masked,
+            }
+        })
+        .collect();
+    let part = record_part(
+        &state,
+        &viewer,
+        object,
+        &record,
+        &formatter,
+        PoolNotice::None,
+    )
+    .await?;
+    let page = PoolRecordPage {
+        object: object.name.clone(),
+        object_label: formatter.label(Some(&object.label), &object.name),
+        title: record_title(object, &record),
+        pool_label: formatter.label(pool.label.as_ref(), &pool.name),
+        pool_url: format!("/app/pools/{}", pool.name),
+        fields,
+        pool: part,
+        id,
+    };
+    super::render(&state, &frame, "pools/record.html", page)
 }
 
 /// `POST /app/pools/{pool}/{id}/claim`: the record is the user's → its page, with a notice;
@@ -1035,17 +1128,16 @@ pub async fn record_part(
         .and_then(Json::as_str)
         .and_then(|name| schema.pools.get(name));
     let in_pool = current.is_some() && owner.is_none();
-    let manager_of = |pool: &Pool| is_manager(state, actor, pool);
-    let may_claim = in_pool && current.is_some_and(|pool| may_see(state, actor, pool));
-    let may_release = !in_pool
-        && current.is_some_and(|pool| owner == Some(actor.id.as_str()) || manager_of(pool));
-    let may_assign = current.is_some_and(manager_of);
+    // What the user may do is the runtime's answer; the calls check again.
+    let actions = state.pools().actions(actor, &object.name, record);
+    let (may_claim, may_release, may_assign) = (actions.claim, actions.release, actions.assign);
     let move_pools: Vec<PoolOption> = if in_pool {
         Vec::new()
     } else {
-        pools
+        actions
+            .move_into
             .iter()
-            .filter(|pool| manager_of(pool))
+            .filter_map(|name| schema.pools.get(name))
             .map(|pool| PoolOption {
                 name: pool.name.clone(),
                 label: formatter.label(pool.label.as_ref(), &pool.name),
@@ -1053,17 +1145,14 @@ pub async fn record_part(
             .collect()
     };
     let catalogs = state.ui().catalogs();
-    let reasons = current
-        .map(|pool| {
-            pool.release_reasons
-                .iter()
-                .map(|reason| Choice {
-                    label: reason_label(catalogs, &formatter.lang, reason),
-                    key: reason.clone(),
-                })
-                .collect()
+    let reasons = actions
+        .release_reasons
+        .iter()
+        .map(|reason| Choice {
+            label: reason_label(catalogs, &formatter.lang, reason),
+            key: reason.clone(),
         })
-        .unwrap_or_default();
+        .collect();
     let users = match current {
         Some(pool) if may_assign => user_options(state, pool).await?,
         _ => Vec::new(),

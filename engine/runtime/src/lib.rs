@@ -6,7 +6,8 @@
 //! adding users), the demo loader, the clock, and the deliveries that leave Keel (`deliver`:
 //! webhooks, chat bots, email and message templates), event rules and the transactional
 //! outbox with its worker (`records::effects`, `outbox`), and the in-app inbox
-//! (`notifications`). Pools, processes and the scheduler join it as they are built. It serves no HTTP (that is `keel-web`): its only HTTP is the
+//! (`notifications`), lead pools (`pools`) and the scheduler (`scheduler`); processes join it
+//! as they are built. It serves no HTTP (that is `keel-web`): its only HTTP is the
 //! client side of outgoing deliveries. It never writes SQL itself: storage goes through
 //! `keel-store`.
 

@@ -795,27 +795,9 @@ async fn assign_one(
         .into_response()),
         Ok(_) => Ok(Redirect::to(&format!("/app/pools/{pool}?done=assigned")).into_response()),
         Err(error) if to_record => {
-            let refused = explain(&state, &form.viewer.lang, error)?;
-            super::record::show_with_pool(
-                &state,
-                &form.viewer,
-                &object,
-                &id,
-                PoolNotice::Refused(refused),
-            )
-            .await
+            refused_on_record(&state, &form.viewer, &object, &id, error).await
         }
-        Err(error) => {
-            let refused = explain(&state, &form.viewer.lang, error)?;
-            show_pool(
-                &state,
-                &form.viewer,
-                &pool,
-                PoolQuery::default(),
-                Some(refused),
-            )
-            .await
-        }
+        Err(error) => refused_on_pool(&state, &form.viewer, &pool, error).await,
     }
 }
 
@@ -850,17 +832,7 @@ async fn assign_many(
             "/app/pools/{pool}?done=bulk_assigned&count={count}"
         ))
         .into_response()),
-        Err(error) => {
-            let refused = explain(&state, &lang, error)?;
-            show_pool(
-                &state,
-                &form.viewer,
-                &pool,
-                PoolQuery::default(),
-                Some(refused),
-            )
-            .await
-        }
+        Err(error) => refused_on_pool(&state, &form.viewer, &pool, error).await,
     }
 }
 
@@ -879,6 +851,29 @@ fn missing(state: &AppState, lang: &str, field: &str, key: &str) -> ApiError {
 /// A refusal of an assignment or a move to show on the page: a conflict as
 /// [`refusal`] explains it, bad input (an unknown user, no record ticked) with the
 /// runtime's or the form's message; anything else is the error page.
+/// The pool page again, with a refused move explained at its top.
+async fn refused_on_pool(
+    state: &AppState,
+    viewer: &Viewer,
+    pool: &str,
+    error: ApiError,
+) -> Result<Response, PageError> {
+    let refused = explain(state, &viewer.lang, error)?;
+    show_pool(state, viewer, pool, PoolQuery::default(), Some(refused)).await
+}
+
+/// The record page again, with a refused move explained in its pool part.
+async fn refused_on_record(
+    state: &AppState,
+    viewer: &Viewer,
+    object: &str,
+    id: &str,
+    error: ApiError,
+) -> Result<Response, PageError> {
+    let refused = explain(state, &viewer.lang, error)?;
+    super::record::show_with_pool(state, viewer, object, id, PoolNotice::Refused(refused)).await
+}
+
 fn explain(state: &AppState, lang: &str, error: ApiError) -> Result<Refusal, PageError> {
     match error.status() {
         StatusCode::CONFLICT => refusal(state, lang, error),
@@ -984,17 +979,7 @@ async fn release(
             )
             .await
         }
-        Err(error) => {
-            let refused = explain(&state, &form.viewer.lang, error)?;
-            super::record::show_with_pool(
-                &state,
-                &form.viewer,
-                &object,
-                &id,
-                PoolNotice::Refused(refused),
-            )
-            .await
-        }
+        Err(error) => refused_on_record(&state, &form.viewer, &object, &id, error).await,
     }
 }
 
@@ -1033,17 +1018,7 @@ async fn move_into(
             };
             Ok(Redirect::to(&url).into_response())
         }
-        Err(error) => {
-            let refused = explain(&state, &form.viewer.lang, error)?;
-            super::record::show_with_pool(
-                &state,
-                &form.viewer,
-                &object,
-                &id,
-                PoolNotice::Refused(refused),
-            )
-            .await
-        }
+        Err(error) => refused_on_record(&state, &form.viewer, &object, &id, error).await,
     }
 }
 

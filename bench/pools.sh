@@ -7,7 +7,7 @@
 #     reads idle and during the sweep, measured in the same run.
 #
 #   bench/pools.sh [--db sqlite|postgres] [--rows 1000000] [--pool-rows 10000]
-#                  [--claimers 64] [--no-build] [--out FILE]
+#                  [--claimers 64] [--part all|claims|sweep] [--no-build] [--out FILE]
 #
 # It builds the release binaries, writes bench/app plus a pool into a temporary app
 # directory, and for each part migrates a fresh database (for --db postgres, a throwaway
@@ -24,6 +24,7 @@ ROWS=1000000
 POOL_ROWS=10000
 CLAIMERS=64
 BUILD=1
+PART=all
 OUT=
 KEEL_PORT=18190
 PGPORT=61434
@@ -33,7 +34,7 @@ ADMIN_PASSWORD=bench-password-0
 REP_PASSWORD=rep-password-0
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -43,6 +44,7 @@ while (($# > 0)); do
         --rows) ROWS=${2:?}; shift 2 ;;
         --pool-rows) POOL_ROWS=${2:?}; shift 2 ;;
         --claimers) CLAIMERS=${2:?}; shift 2 ;;
+        --part) PART=${2:?}; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --out) OUT=${2:?}; shift 2 ;;
         -h | --help) usage ;;
@@ -50,6 +52,7 @@ while (($# > 0)); do
     esac
 done
 [[ $DB_KIND == sqlite || $DB_KIND == postgres ]] || { echo "--db is sqlite or postgres" >&2; exit 2; }
+[[ $PART == all || $PART == claims || $PART == sweep ]] || { echo "--part is all, claims or sweep" >&2; exit 2; }
 for number in "$ROWS" "$POOL_ROWS" "$CLAIMERS"; do
     [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
 done
@@ -161,6 +164,7 @@ result_field() { # LINE NAME
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- 1. Claims -------------------------------------------------------------------------
+if [[ $PART != sweep ]]; then
 fresh_database keel_bench_claims
 log "generating $POOL_ROWS leads into the pool"
 "$GEN" --db "$DB_URL" --rows "$POOL_ROWS" --seed 7 --owner "$ADMIN" --ids "$POOL_ROWS" \
@@ -205,8 +209,23 @@ CLAIM_EVENTS=$(sql "SELECT count(*) FROM keel_pool_history WHERE action = 'claim
 DOUBLE_CLAIMS=$(sql "SELECT count(*) FROM (SELECT record_id FROM keel_pool_history WHERE action = 'claim' GROUP BY record_id HAVING count(*) > 1) twice")
 stop_process "$KEEL_PID"
 KEEL_PID=
+CLAIM_REPORT=$(cat <<TEXT
+
+Claims: $CLAIMERS users, $(wc -l <"$WORK/pool-ids.txt") records, two users racing for each.
+
+| figure | value |
+|---|---|
+| claims won | $CLAIMED_ROWS in $CLAIM_SECONDS s = **$(awk -v n="$CLAIMED_ROWS" -v s="$CLAIM_SECONDS" 'BEGIN { printf "%.0f", n / s }') claims/s** |
+| claim requests (won + lost) | $CLAIM_REQUESTS, of which $CLAIM_REFUSED refused (409: the other user won) |
+| claim p99 | $((CLAIM_P99 / 1000)) ms |
+| claim events in the pool history | $CLAIM_EVENTS |
+| records claimed twice | **$DOUBLE_CLAIMS** |
+TEXT
+)
+fi
 
 # --- 2. The auto-return sweep -------------------------------------------------------------
+if [[ $PART != claims ]]; then
 fresh_database keel_bench_sweep
 OWNERS=$(IFS=,; echo "${REPS[*]}")
 log "generating $ROWS leads held from the pool by $CLAIMERS reps"
@@ -251,20 +270,8 @@ print(round((at(run["finished_at"]) - at(run["started_at"])).total_seconds(), 2)
 RETURNED=$(sql "SELECT count(*) FROM lead WHERE owner IS NULL")
 RETURN_EVENTS=$(sql "SELECT count(*) FROM keel_pool_history WHERE action = 'return'")
 NOTIFIED=$(sql "SELECT count(*) FROM keel_notifications")
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-REPORT=$(cat <<TEXT
-### $DB_KIND — $(date -u +%Y-%m-%d) (commit $(git -C "$ROOT" rev-parse --short HEAD); load average $LOAD_BEFORE; at the end: $LOAD_AFTER)
-
-Claims: $CLAIMERS users, $(wc -l <"$WORK/pool-ids.txt") records, two users racing for each.
-
-| figure | value |
-|---|---|
-| claims won | $CLAIMED_ROWS in $CLAIM_SECONDS s = **$(awk -v n="$CLAIMED_ROWS" -v s="$CLAIM_SECONDS" 'BEGIN { printf "%.0f", n / s }') claims/s** |
-| claim requests (won + lost) | $CLAIM_REQUESTS, of which $CLAIM_REFUSED refused (409: the other user won) |
-| claim p99 | $((CLAIM_P99 / 1000)) ms |
-| claim events in the pool history | $CLAIM_EVENTS |
-| records claimed twice | **$DOUBLE_CLAIMS** |
+SWEEP_REPORT=$(cat <<TEXT
 
 Auto-return sweep: $ROWS held leads, $DUE due.
 
@@ -278,6 +285,11 @@ Auto-return sweep: $ROWS held leads, $DUE due.
 | ratio during / idle (p99) | **$(awk -v a="$(result_field "$DURING_LINE" p99_us)" -v b="$(result_field "$IDLE_LINE" p99_us)" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')×** |
 TEXT
 )
+fi
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+REPORT="### $DB_KIND — $(date -u +%Y-%m-%d) (commit $(git -C "$ROOT" rev-parse --short HEAD); load average $LOAD_BEFORE; at the end: $LOAD_AFTER)${CLAIM_REPORT:+
+$CLAIM_REPORT}${SWEEP_REPORT:+
+$SWEEP_REPORT}"
 echo "$REPORT"
 [[ -n $OUT ]] && echo "$REPORT" >>"$OUT"
 exit 0

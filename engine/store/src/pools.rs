@@ -67,15 +67,17 @@ impl RecordWrite {
     /// Locks the user row `user_id` until this transaction ends, so that one user's claims
     /// run one after another and each sees the ones before it (`FOR UPDATE` on PostgreSQL;
     /// SQLite's `BEGIN IMMEDIATE` already serialises every writer). Returns whether the
-    /// user exists and is active.
+    /// user exists and is active. On SQLite it runs no statement and answers `true`: every
+    /// statement there is time other writers wait for the one write lock, and the caller
+    /// acts for a signed-in user, whose session is refused once they are deactivated.
     pub async fn lock_user(&mut self, user_id: &str) -> Result<bool, StoreError> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(true);
+        }
         let mut statement = Statement::new(self.dialect(), "keel_users");
         statement.push("SELECT \"id\" FROM \"keel_users\" WHERE \"id\" = ");
         statement.push_value(&text(user_id), Storage::Text)?;
-        statement.push(" AND \"active\" = TRUE");
-        if self.dialect() == Dialect::Postgres {
-            statement.push(" FOR UPDATE");
-        }
+        statement.push(" AND \"active\" = TRUE FOR UPDATE");
         let rows = self
             .fetch(&statement, &[Shape::Stored(Storage::Text)])
             .await?;

@@ -241,6 +241,15 @@ pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, StoreError
     Ok(rows.pop())
 }
 
+impl crate::records::RecordWrite {
+    /// The user `id`, read on this write transaction's own connection: a job that holds
+    /// SQLite's write lock must not wait for a pooled connection to read a user.
+    pub async fn user_by_id(&mut self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let mut rows = select_users(&mut self.connection(), UserSelection::Id(id)).await?;
+        Ok(rows.pop())
+    }
+}
+
 /// A signed-in user with their session's expiry and last use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {

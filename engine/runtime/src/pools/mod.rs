@@ -256,6 +256,14 @@ impl Pools {
     pub async fn claim(&self, actor: &Actor, name: &str, id: &str) -> Result<Json, RecordError> {
         let (pool, object, _role) = self.pool(actor, name)?;
         let now = self.records.clock().now();
+        // The record is read before the write transaction opens, so that the transaction
+        // (which holds SQLite's one write lock, and for which every other claimer waits)
+        // runs only the checks and the writes: the update below applies only to the version
+        // read here, and a record that changed in between is read again under the lock.
+        let mut current = self.row_in_pool_unlocked(pool, object, id).await?;
+        if owner_of(&current).is_some() {
+            return Err(refused("taken", "someone holds this record already"));
+        }
         let mut write = self.records.db().begin_records_write().await?;
         // Serialises this user's claims (PostgreSQL; SQLite's write lock already does), so
         // the counts below see every earlier claim of theirs.
@@ -264,10 +272,6 @@ impl Pools {
                 message: "only an active user may claim".to_owned(),
                 fields: Vec::new(),
             });
-        }
-        let current = self.row_in_pool(&mut write, pool, object, id).await?;
-        if owner_of(&current).is_some() {
-            return Err(refused("taken", "someone holds this record already"));
         }
         if pool.claim_limit > 0 {
             let mut counted = vec![self.held_by(pool, &actor.id)];
@@ -328,9 +332,30 @@ impl Pools {
             reason: None,
             note: None,
         };
-        let saved = self
-            .apply(&mut write, pool, object, &current, changes, &event, now)
-            .await?;
+        let saved = match self
+            .apply(
+                &mut write,
+                pool,
+                object,
+                &current,
+                changes.clone(),
+                &event,
+                now,
+            )
+            .await?
+        {
+            Some(saved) => saved,
+            None => {
+                // Changed since it was read: taken, or edited; read again under the lock.
+                current = self.row_in_pool(&mut write, pool, object, id).await?;
+                if owner_of(&current).is_some() {
+                    return Err(refused("taken", "someone holds this record already"));
+                }
+                self.apply(&mut write, pool, object, &current, changes, &event, now)
+                    .await?
+                    .ok_or_else(|| refused("taken", "the record changed while you acted on it"))?
+            }
+        };
         write.commit().await?;
         let fields =
             crate::records::output::output_fields(self.records.schema(), actor, object, None)?;
@@ -391,7 +416,8 @@ impl Pools {
             note: note.map(str::to_owned),
         };
         self.apply(&mut write, pool, object, &current, changes, &event, now)
-            .await?;
+            .await?
+            .ok_or_else(|| refused("taken", "the record changed while you acted on it"))?;
         write.commit().await?;
         self.last_event(object, id).await
     }
@@ -570,7 +596,8 @@ impl Pools {
             note: note.map(str::to_owned),
         };
         self.apply(&mut write, pool, object, &current, changes, &event, now)
-            .await?;
+            .await?
+            .ok_or_else(|| refused("taken", "the record changed while you acted on it"))?;
         write.commit().await?;
         self.last_event(object, id).await
     }
@@ -648,6 +675,21 @@ impl Pools {
 
     /// The live record `id` of `pool`, locked for this transaction; `NotFound` when it is
     /// not a record of this pool (held or not).
+    /// The live record `id` of `pool`, read without a lock (see [`Pools::claim`]).
+    async fn row_in_pool_unlocked(
+        &self,
+        pool: &Pool,
+        object: &Object,
+        id: &str,
+    ) -> Result<Row, RecordError> {
+        match keel_store::records::get(self.records.db(), object, id, Deleted::Exclude).await? {
+            Some(row) if matches!(row.get("pool"), Some(Value::Text(p)) if *p == pool.name) => {
+                Ok(row)
+            }
+            _ => Err(RecordError::NotFound),
+        }
+    }
+
     async fn row_in_pool(
         &self,
         write: &mut RecordWrite,
@@ -696,7 +738,7 @@ impl Pools {
         mut changes: Row,
         event: &Event<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Row, RecordError> {
+    ) -> Result<Option<Row>, RecordError> {
         let id = id_of(current).ok_or(RecordError::NotFound)?;
         let version = match current.get("version") {
             Some(Value::Integer(version)) => *version,
@@ -705,7 +747,7 @@ impl Pools {
         changes.insert("updated_at".to_owned(), Value::Datetime(now));
         changes.insert("updated_by".to_owned(), Value::Text(event.actor.id.clone()));
         if !write.update(object, &id, version, &changes).await? {
-            return Err(refused("taken", "the record changed while you acted on it"));
+            return Ok(None);
         }
         let audit = audit_rows(object, current, &changes, Some(&event.actor.id), now);
         write.insert_audit(&audit).await?;
@@ -718,7 +760,7 @@ impl Pools {
         if let Some(Value::Integer(version)) = saved.get_mut("version") {
             *version += 1;
         }
-        Ok(saved)
+        Ok(Some(saved))
     }
 
     /// The newest pool history row of a record, as JSON.

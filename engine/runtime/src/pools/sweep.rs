@@ -10,12 +10,12 @@
 //! that did no longer matches, so running a sweep again after a crash neither returns nor
 //! notifies twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use keel_meta::{Object, Pool, Value};
 use keel_store::pools::PoolEvent;
-use keel_store::records::{Condition, SelectQuery, Sort};
+use keel_store::records::{Condition, RecordWrite, SelectQuery, Sort};
 use serde::Serialize;
 
 use super::timing::{any_rule_holds, held, not_exempt};
@@ -64,33 +64,8 @@ pub async fn sweep(
         not_exempt(records, object, auto)?,
         any_rule_holds(records, object, auto, now)?,
     ]);
-    // The owners to notify are read once, before any chunk's transaction (see `Prepared`):
-    // the distinct owners of the due records, one grouped query.
-    let owners = if pool.notify_on_return {
-        let groups = keel_store::records::aggregate(
-            records.db(),
-            object,
-            &due,
-            &["owner".to_owned()],
-            &[keel_store::records::Measure::Count],
-        )
-        .await?;
-        let mut owners = HashMap::new();
-        for group in &groups {
-            if let Some(owner) = owner_of(group)
-                && let Some(actor) = records.actor_by_id(&owner).await?
-            {
-                owners.insert(owner, actor);
-            }
-        }
-        owners
-    } else {
-        HashMap::new()
-    };
-    let prepared = Prepared {
-        owners,
-        timings: HashMap::new(),
-    };
+    // The owners to notify are read as the chunks meet them, each once per sweep.
+    let mut prepared = Prepared::default();
     // Returns first: a record due now is returned, not warned.
     let mut after: Option<String> = None;
     loop {
@@ -101,7 +76,7 @@ pub async fn sweep(
             &due,
             after.as_deref(),
             now,
-            &prepared,
+            &mut prepared,
         )
         .await?;
         let Some((last, matched, changed)) = chunk else {
@@ -164,13 +139,18 @@ fn chunk_query<'a>(
     query
 }
 
-/// What a chunk's notifications need, read before its transaction opens (a read from the
-/// connection pool while holding SQLite's write lock could wait for a connection held by a
-/// writer waiting for that lock): the owners of the chunk's records as actors (active users
-/// only), and when each record would return. A record whose owner changed in between is
-/// told as a user without roles (every mask on).
+/// What a chunk's notifications need: the owners of its records as actors (active users
+/// only), and when each record would return. The returns read owners on their chunk's own
+/// transaction (a read from the connection pool while holding SQLite's write lock could
+/// wait for a connection held by a writer waiting for that lock) and keep them for the
+/// next chunks; warnings read both before their transaction opens. A record whose owner
+/// changed in between, or is no longer active, is told as a user without roles (every mask
+/// on).
+#[derive(Default)]
 struct Prepared {
     owners: HashMap<String, Actor>,
+    /// Owners already looked up who are not active users.
+    inactive: HashSet<String>,
     timings: HashMap<String, Option<super::Timing>>,
 }
 
@@ -197,7 +177,38 @@ impl Prepared {
             .map(|id| serde_json::json!({ "id": id }))
             .collect();
         let timings = super::timing::timings(records, pool, object, &ids).await?;
-        Ok(Prepared { owners, timings })
+        Ok(Prepared {
+            owners,
+            inactive: HashSet::new(),
+            timings,
+        })
+    }
+
+    /// Reads, on `write`, the owners of `rows` this sweep has not met yet.
+    async fn read_owners(
+        &mut self,
+        records: &Records,
+        write: &mut RecordWrite,
+        rows: &[keel_store::records::Row],
+    ) -> Result<(), RecordError> {
+        for owner in rows.iter().filter_map(owner_of) {
+            if self.owners.contains_key(&owner) || self.inactive.contains(&owner) {
+                continue;
+            }
+            match write
+                .user_by_id(&owner)
+                .await?
+                .and_then(|user| records.actor_of(user))
+            {
+                Some(actor) => {
+                    self.owners.insert(owner, actor);
+                }
+                None => {
+                    self.inactive.insert(owner);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn owner(&self, id: &str) -> Actor {
@@ -223,7 +234,7 @@ async fn return_chunk(
     due: &Condition,
     after: Option<&str>,
     now: DateTime<Utc>,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
 ) -> Result<Option<(String, u64, u64)>, RecordError> {
     let query = chunk_query(object, due, after);
     let mut write = records.db().begin_records_write().await?;
@@ -231,6 +242,9 @@ async fn return_chunk(
     let Some(last) = rows.last().and_then(id_of) else {
         return Ok(None);
     };
+    if pool.notify_on_return {
+        prepared.read_owners(records, &mut write, &rows).await?;
+    }
     let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
     let mut changes = keel_store::records::Row::new();
     changes.insert("owner".to_owned(), Value::Null);

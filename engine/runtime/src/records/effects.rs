@@ -747,11 +747,14 @@ impl Records {
         if id == "system" {
             return Ok(Some(Actor::system()));
         }
-        let Some(user) = keel_store::users::find_by_id(&self.db, id).await? else {
-            return Ok(None);
-        };
+        let user = keel_store::users::find_by_id(&self.db, id).await?;
+        Ok(user.and_then(|user| self.actor_of(user)))
+    }
+
+    /// `user` as an actor, or `None` when the account is deactivated.
+    pub(crate) fn actor_of(&self, user: keel_store::users::UserRow) -> Option<Actor> {
         if !user.active {
-            return Ok(None);
+            return None;
         }
         let admin = user.roles.iter().any(|role| {
             self.schema
@@ -760,7 +763,7 @@ impl Records {
                 .get(role)
                 .is_some_and(|role| role.admin)
         });
-        Ok(Some(Actor {
+        Some(Actor {
             id: user.id,
             username: user.username,
             display_name: user.display_name,
@@ -769,7 +772,7 @@ impl Records {
             manager: user.manager_id,
             department: user.department_id,
             language: user.language,
-        }))
+        })
     }
 
     /// A rule's message for `recipient`, over the record as they may see it: fields hidden

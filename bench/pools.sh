@@ -4,7 +4,9 @@
 #     every record; claims per second, and a check that no record was claimed twice;
 #  2. the auto-return sweep: 1M held leads of which about 100k are due, swept by a manual
 #     run of the pool's job; the sweep's own time from its run record, and the p99 of record
-#     reads idle and during the sweep, measured in the same run.
+#     reads idle and during the sweep, measured in the same run; then the baseline: the same
+#     writes as bare set-based SQL (sqlite3 / psql) on a copy of the same database, chunk by
+#     chunk, which is what the database itself needs.
 #
 #   bench/pools.sh [--db sqlite|postgres] [--rows 1000000] [--pool-rows 10000]
 #                  [--claimers 64] [--part all|claims|sweep] [--no-build] [--out FILE]
@@ -34,7 +36,7 @@ ADMIN_PASSWORD=bench-password-0
 REP_PASSWORD=rep-password-0
 
 usage() {
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -235,6 +237,14 @@ log "generating $ROWS leads held from the pool by $CLAIMERS reps"
 sql "UPDATE lead SET pool = 'bench_pool', claimed_at = CASE WHEN substr(id, 35, 2) < '1a' THEN $(ago 5) ELSE $(ago 0.04) END"
 DUE=$(sql "SELECT count(*) FROM lead WHERE substr(id, 35, 2) < '1a'")
 if [[ $DB_KIND == sqlite ]]; then sql "ANALYZE" >/dev/null; else sql "VACUUM ANALYZE lead" >/dev/null; fi
+# A copy for the baseline, before Keel touches it.
+if [[ $DB_KIND == sqlite ]]; then
+    cp "$WORK/$DB_NAME.db" "$WORK/floor.db"
+else
+    sql "CHECKPOINT" >/dev/null
+    as_postgres "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qAtc \
+        "CREATE DATABASE keel_bench_floor TEMPLATE $DB_NAME" postgres
+fi
 start_keel
 TOKEN=$(login "$KEEL_URL" "$ADMIN" "$ADMIN_PASSWORD")
 export KEEL_BENCH_TOKEN=$TOKEN KEEL_BENCH_IDS=$WORK/ids.txt KEEL_BENCH_PATH=/api/v1/records/lead/
@@ -270,6 +280,54 @@ print(round((at(run["finished_at"]) - at(run["started_at"])).total_seconds(), 2)
 RETURNED=$(sql "SELECT count(*) FROM lead WHERE owner IS NULL")
 RETURN_EVENTS=$(sql "SELECT count(*) FROM keel_pool_history WHERE action = 'return'")
 NOTIFIED=$(sql "SELECT count(*) FROM keel_notifications")
+stop_process "$KEEL_PID"
+KEEL_PID=
+
+# The baseline: the sweep's writes as bare SQL on the copy, in chunks of 1,000 due records
+# along the primary key, one transaction each: the pool history rows, the two audit rows
+# (owner, returned_at), the notification, then the update. Keel's sweep against this is the
+# engine's own share; this alone is what the database needs for the same rows.
+log "the baseline: the same writes as bare SQL on a copy of the database"
+DB_NAME=$([[ $DB_KIND == sqlite ]] && echo floor || echo keel_bench_floor)
+if [[ $DB_KIND == sqlite ]]; then
+    NOW="strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')"; NEW_ID="lower(hex(randomblob(16)))"
+    AS_JSON=json_quote; BEGIN="BEGIN IMMEDIATE;"
+else
+    NOW="now()"; NEW_ID="gen_random_uuid()::text"; AS_JSON=to_jsonb; BEGIN="BEGIN;"
+fi
+FLOOR_DUE="\"deleted_at\" IS NULL AND pool = 'bench_pool' AND owner IS NOT NULL AND claimed_at <= $(ago 3)"
+sql "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM lead WHERE $FLOOR_DUE) due WHERE n % 1000 = 0" >"$WORK/bounds.txt"
+echo "~" >>"$WORK/bounds.txt" # after every id (ids are lowercase hex and dashes)
+{
+    [[ $DB_KIND == sqlite ]] && echo "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456;"
+    LOW=""
+    while read -r HIGH; do
+        RANGE="$FLOOR_DUE AND id > '$LOW' AND id <= '$HIGH'"
+        cat <<SQL
+$BEGIN
+INSERT INTO keel_pool_history (id, object, record_id, pool, action, actor, from_user, to_user, reason, note, at)
+  SELECT $NEW_ID, 'lead', id, 'bench_pool', 'return', 'system', owner, NULL, 'auto_return', NULL, $NOW FROM lead WHERE $RANGE;
+INSERT INTO keel_audit (id, object, record_id, at, by, action, field, old, new)
+  SELECT $NEW_ID, 'lead', id, $NOW, 'system', 'update', 'owner', $AS_JSON(owner), NULL FROM lead WHERE $RANGE;
+INSERT INTO keel_audit (id, object, record_id, at, by, action, field, old, new)
+  SELECT $NEW_ID, 'lead', id, $NOW, 'system', 'update', 'returned_at', NULL, $AS_JSON($NOW) FROM lead WHERE $RANGE;
+INSERT INTO keel_notifications (id, user_id, message, object, record_id, created_at)
+  SELECT $NEW_ID, owner, 'Lead ' || name || ' went back to the pool bench_pool', 'lead', id, $NOW FROM lead WHERE $RANGE;
+UPDATE lead SET owner = NULL, returned_at = $NOW, updated_at = $NOW, updated_by = 'system', version = version + 1 WHERE $RANGE;
+COMMIT;
+SQL
+        LOW=$HIGH
+    done <"$WORK/bounds.txt"
+} >"$WORK/floor.sql"
+FLOOR_START=$(date +%s.%N)
+if [[ $DB_KIND == sqlite ]]; then
+    sqlite3 "$WORK/floor.db" <"$WORK/floor.sql" >/dev/null
+else
+    as_postgres "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qAt -v ON_ERROR_STOP=1 \
+        keel_bench_floor <"$WORK/floor.sql" >/dev/null
+fi
+FLOOR_SECONDS=$(awk -v a="$FLOOR_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+FLOOR_RETURNED=$(sql "SELECT count(*) FROM lead WHERE owner IS NULL")
 
 SWEEP_REPORT=$(cat <<TEXT
 
@@ -278,6 +336,8 @@ Auto-return sweep: $ROWS held leads, $DUE due.
 | figure | value |
 |---|---|
 | sweep time (run record: started → finished) | **$SWEEP_SECONDS s** |
+| baseline: the same writes as bare SQL, same chunks | $FLOOR_SECONDS s ($FLOOR_RETURNED returned) |
+| Keel / baseline | **$(awk -v a="$SWEEP_SECONDS" -v b="$FLOOR_SECONDS" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')×** |
 | returned / return events / notifications | $RETURNED / $RETURN_EVENTS / $NOTIFIED |
 | run record | \`$(jq -c '{matched, changed, errors}' <<<"$RUN")\` |
 | record read p99, idle | $(($(result_field "$IDLE_LINE" p99_us) / 1000)) ms ($(result_field "$IDLE_LINE" rps) reads/s) |

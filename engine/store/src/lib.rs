@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod naming;
 pub mod outbox;
 pub mod pools;
+pub mod processes;
 pub mod records;
 pub mod schedule;
 pub mod sessions;

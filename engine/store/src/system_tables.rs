@@ -324,6 +324,77 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
             &["object", "record_id", "at"],
         ],
     },
+    // The stage history of sales processes (docs/processes.md): one row per stage change
+    // of a record, `from_stage` empty for the row its create writes, `seconds_in_from` the
+    // seconds it spent in `from_stage`. The funnel and the briefing read it joined to the
+    // object's table. Plain text, not foreign keys, like the audit trail.
+    SystemTable {
+        name: "keel_stage_history",
+        columns: &[
+            ID,
+            column("object", Storage::Text).not_null(),
+            column("record_id", Storage::Text).not_null(),
+            column("process", Storage::Text).not_null(),
+            column("from_stage", Storage::Text),
+            column("to_stage", Storage::Text).not_null(),
+            column("at", Storage::Datetime).not_null(),
+            column("by_user", Storage::Text),
+            column("comment", Storage::Text),
+            column("seconds_in_from", Storage::Integer),
+        ],
+        indexes: &[&["object", "record_id", "at"], &["process", "to_stage"]],
+    },
+    // Approvals of transitions (docs/processes.md): one row per transition into a stage whose
+    // `approval` applied. `state` is `pending`, `approved`, `rejected` or `recalled`; `step`
+    // the current step (from 0). At most one is pending per record.
+    SystemTable {
+        name: "keel_approvals",
+        columns: &[
+            ID,
+            column("object", Storage::Text).not_null(),
+            column("record_id", Storage::Text).not_null(),
+            column("process", Storage::Text).not_null(),
+            column("from_stage", Storage::Text).not_null(),
+            column("stage", Storage::Text).not_null(),
+            column("state", Storage::Text).not_null(),
+            column("step", Storage::Integer).not_null(),
+            column("requested_by", Storage::Text).not_null(),
+            column("requested_at", Storage::Datetime).not_null(),
+            column("comment", Storage::Text),
+            column("decided_at", Storage::Datetime),
+            column("decided_by", Storage::Text),
+            column("decision_comment", Storage::Text),
+        ],
+        indexes: &[
+            &["object", "record_id", "state"],
+            &["requested_by", "requested_at"],
+        ],
+    },
+    // One row per approver and step of an approval, written when the step is reached.
+    // `reminders` counts the reminders sent; the scheduler claims reminder n with a
+    // conditional update (`reminders < n`), so each goes out once across processes.
+    SystemTable {
+        name: "keel_approval_tasks",
+        columns: &[
+            ID,
+            column("approval_id", Storage::Text)
+                .not_null()
+                .references("keel_approvals", OnDelete::Cascade),
+            column("step", Storage::Integer).not_null(),
+            column("approver", Storage::Text).not_null(),
+            column("state", Storage::Text).not_null(),
+            column("created_at", Storage::Datetime).not_null(),
+            column("decided_at", Storage::Datetime),
+            column("comment", Storage::Text),
+            column("reminded_at", Storage::Datetime),
+            column("reminders", Storage::Integer).not_null(),
+        ],
+        indexes: &[
+            &["approval_id", "step"],
+            &["approver", "state"],
+            &["state", "created_at"],
+        ],
+    },
     SystemTable {
         name: "keel_sessions",
         columns: &[

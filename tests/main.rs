@@ -14,6 +14,7 @@ mod openapi;
 mod pages;
 mod permissions;
 mod pools;
+mod processes;
 mod scheduler;
 mod scheduler_processes;
 mod schemathesis;

@@ -734,14 +734,29 @@ keel_testkit::db_test!(
             "{inbox}"
         );
 
-        // opportunity_won marks the account as dealt when the deal is won.
-        let deal_path = format!("/records/opportunity/{}", deal["id"].as_str().unwrap());
-        let (status, won) = send_json(
-            app.request(&chen, Method::PATCH, &deal_path)
-                .json(&json!({ "stage": "won" })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{won}");
+        // opportunity_won marks the account as dealt when the deal is won: the deal walks
+        // the sales process (docs/processes.md), each stage's required fields given with
+        // its transition.
+        let transition = format!(
+            "/records/opportunity/{}/transition",
+            deal["id"].as_str().unwrap()
+        );
+        for (to, fields) in [
+            (
+                "needs_analysis",
+                json!({ "budget": "2000000", "decision_maker": "王总" }),
+            ),
+            ("proposal", json!({ "close_date": "2026-12-31" })),
+            ("negotiation", json!({})),
+            ("won", json!({})),
+        ] {
+            let (status, moved) = send_json(
+                app.request(&chen, Method::POST, &transition)
+                    .json(&json!({ "to": to, "fields": fields })),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{to}: {moved}");
+        }
         let account_path = format!("/records/account/{}", account["id"].as_str().unwrap());
         let dealt = app
             .eventually(&chen, &account_path, |account| {

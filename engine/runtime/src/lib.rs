@@ -24,6 +24,7 @@ pub mod import;
 pub mod notifications;
 pub mod outbox;
 pub mod pools;
+pub mod processes;
 pub mod records;
 pub mod scheduler;
 

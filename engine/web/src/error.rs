@@ -48,6 +48,10 @@ pub enum ErrorCode {
     /// A pool refused a claim or move; `errors[0].code` says why (`taken`, `claim_limit`,
     /// `daily_claim_limit`, `cooldown`, `in_pool`).
     PoolRefused,
+    /// A sales process refused a transition or a change; `errors[0].code` says why
+    /// (`transition_not_allowed`, `approval_pending`, `guard_refused`, `not_an_approver`,
+    /// `not_the_requester`, `approval_decided`).
+    TransitionRefused,
     UsernameTaken,
     DepartmentTaken,
     /// `If-Match` named an older version of the record.
@@ -121,6 +125,11 @@ impl ErrorCode {
                 "Other records refer to this record",
             ),
             PoolRefused => ("pool_refused", StatusCode::CONFLICT, "The pool refused"),
+            TransitionRefused => (
+                "transition_refused",
+                StatusCode::CONFLICT,
+                "The sales process refused",
+            ),
             UsernameTaken => (
                 "username_taken",
                 StatusCode::CONFLICT,
@@ -462,6 +471,22 @@ impl From<RecordError> for ApiError {
                     message,
                 })
             }
+            RecordError::ProcessRefused {
+                code,
+                message,
+                script,
+            } => {
+                let mut api_error =
+                    ApiError::new(ErrorCode::TransitionRefused, detail).with_error(FieldError {
+                        field: String::new(),
+                        code: code.to_owned(),
+                        message,
+                    });
+                if let Some(script) = script {
+                    api_error = api_error.with_extra("script", json!(script));
+                }
+                api_error
+            }
             RecordError::Store(error) => ApiError::internal(error_chain(&error)),
         }
     }
@@ -615,6 +640,7 @@ mod tests {
         ErrorCode::Conflict,
         ErrorCode::Referenced,
         ErrorCode::PoolRefused,
+        ErrorCode::TransitionRefused,
         ErrorCode::UsernameTaken,
         ErrorCode::DepartmentTaken,
         ErrorCode::StaleVersion,

@@ -27,6 +27,7 @@ mod notifications;
 pub mod openapi;
 pub mod pages;
 mod pools;
+mod processes;
 mod query;
 mod records;
 mod rules;
@@ -43,6 +44,7 @@ use keel_runtime::auth::Auth;
 use keel_runtime::clock::{Clock, SystemClock};
 use keel_runtime::notifications::Inbox;
 use keel_runtime::pools::Pools;
+use keel_runtime::processes::Processes;
 use keel_runtime::records::Records;
 use keel_store::Db;
 use serde_json::json;
@@ -68,6 +70,7 @@ struct Inner {
     db: Db,
     records: Records,
     pools: Pools,
+    processes: Processes,
     inbox: Inbox,
     auth: Auth,
     metrics: metrics::Metrics,
@@ -89,6 +92,7 @@ impl AppState {
                 inbox: Inbox::new(records.clone()),
                 scheduler: Arc::new(keel_runtime::scheduler::Scheduler::new(records.clone())),
                 pools: Pools::new(records.clone()),
+                processes: Processes::new(records.clone()),
                 records,
                 auth: Auth::new(schema.clone(), db.clone(), clock),
                 metrics: metrics::Metrics::default(),
@@ -114,6 +118,11 @@ impl AppState {
     /// Lead pools (docs/pools.md), over the same records.
     pub fn pools(&self) -> &Pools {
         &self.inner.pools
+    }
+
+    /// Sales processes and approvals (docs/processes.md), over the same records.
+    pub fn processes(&self) -> &Processes {
+        &self.inner.processes
     }
 
     pub fn inbox(&self) -> &Inbox {
@@ -194,6 +203,27 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/records/{object}/{id}/pool-history",
             get(pools::history),
         )
+        .route(
+            "/api/v1/records/{object}/{id}/transition",
+            post(processes::transition),
+        )
+        .route(
+            "/api/v1/records/{object}/{id}/transitions",
+            get(processes::transitions),
+        )
+        .route(
+            "/api/v1/records/{object}/{id}/stage-history",
+            get(processes::stage_history),
+        )
+        .route(
+            "/api/v1/records/{object}/{id}/approvals",
+            get(processes::record_approvals),
+        )
+        .route("/api/v1/approvals", get(processes::list))
+        .route("/api/v1/approvals/{id}", get(processes::get_one))
+        .route("/api/v1/approvals/{id}/approve", post(processes::approve))
+        .route("/api/v1/approvals/{id}/reject", post(processes::reject))
+        .route("/api/v1/approvals/{id}/recall", post(processes::recall))
         .route("/api/v1/pools", get(pools::list_pools))
         .route("/api/v1/pools/{pool}", get(pools::get_pool))
         .route("/api/v1/pools/{pool}/records", get(pools::records))

@@ -225,33 +225,36 @@ impl Records {
         Ok(firing)
     }
 
-    /// The `on_enter` scripts of the process stages a save moved the record into (until
-    /// transitions have their own call, a change of the stage field is the transition).
+    /// The `on_enter` scripts of the stage a save moved the record into: the first stage on
+    /// a create, the target stage of a transition that happened (not one that waits for
+    /// approval). Other saves cannot change a stage (`stages`).
     fn entered_stage_scripts<'s>(
         &'s self,
+        save: &SaveContext<'_>,
         object: &Object,
         event: RuleEvent,
         row: &Row,
-        old: Option<&Row>,
     ) -> Vec<&'s String> {
-        if event == RuleEvent::Delete {
-            return Vec::new();
-        }
         let mut scripts = Vec::new();
-        for process in self.schema.processes.values() {
-            if process.object != object.name {
-                continue;
+        match event {
+            RuleEvent::Delete => {}
+            RuleEvent::Create => {
+                for process in self.processes_of(&object.name) {
+                    if let Some(Value::Text(stage)) = row.get(&process.stage_field)
+                        && let Some(stage) = process.stages.iter().find(|s| s.key == *stage)
+                    {
+                        scripts.extend(stage.on_enter.iter());
+                    }
+                }
             }
-            let now = row.get(&process.stage_field);
-            if now.is_none_or(Value::is_null)
-                || old.and_then(|old| old.get(&process.stage_field)) == now
-            {
-                continue;
-            }
-            if let Some(Value::Text(stage)) = now
-                && let Some(stage) = process.stages.iter().find(|s| s.key == *stage)
-            {
-                scripts.extend(stage.on_enter.iter());
+            RuleEvent::Update => {
+                if let Some(stage_move) = save.transition
+                    && !save.stage_pending
+                    && let Some(process) = self.schema.processes.get(&stage_move.process.name)
+                    && let Some(stage) = process.stages.iter().find(|s| s.key == stage_move.to.key)
+                {
+                    scripts.extend(stage.on_enter.iter());
+                }
             }
         }
         scripts
@@ -291,7 +294,7 @@ impl Records {
             _ => &object.triggers.after_save,
         };
         let rules = self.firing_rules(save.actor, object, event, row, old)?;
-        let entered = self.entered_stage_scripts(object, event, row, old);
+        let entered = self.entered_stage_scripts(save, object, event, row);
         if rules.is_empty() && scripts.is_empty() && entered.is_empty() {
             return Ok(Vec::new());
         }

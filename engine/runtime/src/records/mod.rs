@@ -26,6 +26,7 @@ pub(crate) mod output;
 mod read;
 pub mod scheduled;
 pub mod scripting;
+pub(crate) mod stages;
 mod write;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use explain::scope_name;
 pub use names::NAME_TTL;
 pub(crate) use read::mask;
 pub use read::{MAX_FILTER_INTEGER, RecordStream};
+pub(crate) use write::SaveContext;
 
 /// The most records one page may hold.
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -236,6 +238,16 @@ pub enum RecordError {
     /// `claim_limit`, `daily_claim_limit`, `cooldown` or `in_pool` (docs/pools.md).
     #[error("{message}")]
     PoolRefused { code: &'static str, message: String },
+    /// A sales process refused a transition or a change (409): `code` says why —
+    /// `transition_not_allowed`, `approval_pending`, `guard_refused` (with the guard's
+    /// script), `not_an_approver`, `not_the_requester`, `approval_decided`
+    /// (docs/processes.md).
+    #[error("{message}")]
+    ProcessRefused {
+        code: &'static str,
+        message: String,
+        script: Option<String>,
+    },
     /// The database failed (500; the cause is logged, not shown).
     #[error(transparent)]
     Store(#[from] keel_store::StoreError),

@@ -792,7 +792,7 @@ impl Records {
             .unwrap_or(chrono_tz::Asia::Shanghai)
     }
 
-    async fn readable_row(
+    pub(crate) async fn readable_row(
         &self,
         actor: &Actor,
         object: &Object,

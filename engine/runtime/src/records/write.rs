@@ -43,7 +43,7 @@ fn too_many_to_cascade() -> RecordError {
 
 /// Who saves, when, the `warn` duplicates a save collects on its way, and the audit rows of
 /// `block` matches it was shown (written after the transaction, which a 409 rolls back).
-pub(super) struct SaveContext<'a> {
+pub(crate) struct SaveContext<'a> {
     pub actor: &'a Actor,
     pub now: DateTime<Utc>,
     pub warnings: Vec<DuplicateMatch>,
@@ -58,6 +58,10 @@ pub(super) struct SaveContext<'a> {
     /// hub and the outbox worker are woken.
     pub notified: bool,
     pub outboxed: bool,
+    /// The transition this save makes, if any (only a transition may change a stage field).
+    pub transition: Option<super::stages::StageMove<'a>>,
+    /// Set by a transition whose target stage's approval applies: the stage did not change.
+    pub stage_pending: bool,
 }
 
 impl<'a> SaveContext<'a> {
@@ -72,6 +76,8 @@ impl<'a> SaveContext<'a> {
             subject: None,
             notified: false,
             outboxed: false,
+            transition: None,
+            stage_pending: false,
         }
     }
 
@@ -204,7 +210,7 @@ impl Records {
 
     /// Wakes whoever waits for what a committed save wrote: the outbox worker for outbox
     /// rows, the stream hub for notifications.
-    fn after_commit(&self, save: &SaveContext<'_>) {
+    pub(crate) fn after_commit(&self, save: &SaveContext<'_>) {
         if save.outboxed {
             self.signals.outbox.notify_one();
         }
@@ -652,7 +658,7 @@ impl Records {
         Ok((created, skipped))
     }
 
-    async fn saved(
+    pub(crate) async fn saved(
         &self,
         actor: &Actor,
         object: &Object,
@@ -841,6 +847,7 @@ impl Records {
         mut row: Row,
     ) -> Result<Row, RecordError> {
         let (actor, now) = (save.actor, save.now);
+        self.stage_on_create(write, save, object, &mut row).await?;
         self.check_and_compute(write, actor, object, &mut row, None, now)
             .await?;
         self.validate(actor, object, &row, None)?;
@@ -889,7 +896,7 @@ impl Records {
         Ok(row)
     }
 
-    pub(super) async fn update_in(
+    pub(crate) async fn update_in(
         &self,
         write: &mut RecordWrite,
         save: &mut SaveContext<'_>,
@@ -938,6 +945,8 @@ impl Records {
             save.subject = Some((object.name.clone(), id.to_owned()));
         }
         self.before_save(Some(&mut *write), save, object, &mut merged, Some(&current))
+            .await?;
+        self.check_stage_change(write, save, object, &mut merged, &current)
             .await?;
         self.check_and_compute(write, actor, object, &mut merged, Some(&current), now)
             .await?;
@@ -1065,7 +1074,7 @@ impl Records {
     /// The stored record, locked for this transaction, if the actor may act on it.
     /// Records the actor may not read are `NotFound` (their existence is not revealed);
     /// readable ones the actor may not change are `Forbidden`.
-    async fn writable_current(
+    pub(crate) async fn writable_current(
         &self,
         write: &mut RecordWrite,
         actor: &Actor,
@@ -1112,6 +1121,9 @@ impl Records {
                 message: format!("you may not {verb} this {} record", object.name),
                 fields: Vec::new(),
             });
+        }
+        if !want_deleted {
+            self.refuse_if_pending(write, actor, object, id).await?;
         }
         Ok(current)
     }

@@ -753,3 +753,54 @@ keel_testkit::db_test!(
         assert_eq!(both().await, 0);
     }
 );
+
+keel_testkit::db_test!(
+    the_scheduler_job_reminds_once_per_period_when_two_schedulers_tick_together,
+    |db| async move {
+        let app = spawn_app(&db.url).await;
+        let second = keel_web::AppState::with_clock(
+            app.state.schema().clone(),
+            keel_store::Db::connect(&db.url).await.unwrap(),
+            Arc::new(app.clock.clone()),
+        );
+        let schedulers = [app.state.scheduler().clone(), second.scheduler().clone()];
+        assert!(
+            schedulers[0]
+                .jobs()
+                .iter()
+                .any(|job| job.name == "approvals:remind"),
+            "the app has approvals, so the reminder job exists"
+        );
+        let rep = app.token("rep1").await;
+        let boss = app.token("boss").await;
+        let id = app.qualified(&rep, "Scheduled").await;
+        let (status, body) = app
+            .move_to(&rep, &id, "propose", json!({ "discount": "20" }))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        // The first tick starts the schedule; then a tick of both every minute for 2h10m.
+        for scheduler in &schedulers {
+            scheduler.tick().await.unwrap();
+        }
+        let mut claimed = 0;
+        for _ in 0..130 {
+            app.advance(Duration::minutes(1));
+            let (a, b) = tokio::join!(schedulers[0].tick(), schedulers[1].tick());
+            claimed += a.unwrap().claimed + b.unwrap().claimed;
+        }
+        assert_eq!(
+            claimed, 130,
+            "each minute's pass claimed by exactly one scheduler"
+        );
+        let reminders = app
+            .notifications(&boss)
+            .await
+            .iter()
+            .filter(|m| m.contains("Reminder"))
+            .count();
+        assert_eq!(
+            reminders, 2,
+            "one after the first hour, one after the second"
+        );
+    }
+);

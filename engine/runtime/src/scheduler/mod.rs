@@ -66,6 +66,9 @@ pub enum JobKind {
     Schedule,
     /// A pool's auto-return sweep; the job's name is `pool:<pool>`.
     Pool,
+    /// The approval reminders of sales processes (docs/processes.md); the job's name is
+    /// `approvals:remind`, every minute, present when some stage has an approval.
+    Approvals,
 }
 
 impl JobKind {
@@ -73,6 +76,7 @@ impl JobKind {
         match self {
             JobKind::Schedule => "schedule",
             JobKind::Pool => "pool",
+            JobKind::Approvals => "approvals",
         }
     }
 }
@@ -124,8 +128,29 @@ pub fn jobs(schema: &Schema) -> Vec<Job> {
             enabled: true,
         })
     });
-    rules.chain(pools).collect()
+    let has_approvals = schema
+        .processes
+        .values()
+        .any(|process| process.stages.iter().any(|stage| stage.approval.is_some()));
+    // Reminders are computed from how long each step has waited, so a pass after downtime
+    // catches up by itself: missed minutes are skipped, not replayed.
+    let approvals = CronSchedule::parse(APPROVALS_SCHEDULE)
+        .ok()
+        .filter(|_| has_approvals)
+        .map(|schedule| Job {
+            name: crate::processes::REMIND_JOB.to_owned(),
+            kind: JobKind::Approvals,
+            target: crate::processes::REMIND_JOB.to_owned(),
+            object: String::new(),
+            schedule,
+            misfire: Misfire::Skip,
+            enabled: true,
+        });
+    rules.chain(pools).chain(approvals).collect()
 }
+
+/// When the approval reminders job runs: at second 0 of every minute.
+const APPROVALS_SCHEDULE: &str = "0 * * * * *";
 
 /// Why a manual run or a run listing was refused.
 #[derive(Debug, thiserror::Error)]
@@ -524,7 +549,7 @@ impl Scheduler {
                     .and_then(|job| self.next_due(job)),
             });
         }
-        for job in self.jobs.iter().filter(|job| job.kind == JobKind::Pool) {
+        for job in self.jobs.iter().filter(|job| job.kind != JobKind::Schedule) {
             summaries.push(RuleSummary {
                 name: job.name.clone(),
                 kind: job.kind.as_str(),

@@ -39,6 +39,7 @@ impl Scheduler {
             Some(job) => match job.kind {
                 JobKind::Schedule => self.run_rule(&job.target, &run).await,
                 JobKind::Pool => self.run_pool(&job.target).await,
+                JobKind::Approvals => self.run_reminders().await,
             },
         };
         renewer.abort();
@@ -132,6 +133,21 @@ impl Scheduler {
                 return Ended::Done(Counts::default());
             }
             cursor = chunk.last;
+        }
+    }
+
+    /// One pass of the approval reminders (`crate::processes`): matched = tasks waiting,
+    /// changed = reminders this process sent.
+    async fn run_reminders(&self) -> Ended {
+        let processes = crate::processes::Processes::new(self.records.clone());
+        match processes.remind().await {
+            Ok(outcome) => Ended::Done(Counts {
+                matched: i64::try_from(outcome.waiting).unwrap_or(i64::MAX),
+                changed: i64::try_from(outcome.reminded).unwrap_or(i64::MAX),
+                errors: 0,
+            }),
+            Err(RecordError::Store(error)) => Ended::Retry(error.to_string()),
+            Err(error) => Ended::Failed(error.to_string()),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod pools;
 pub mod processes;
 pub mod records;
+pub mod reports;
 pub mod schedule;
 pub mod sessions;
 pub mod system_tables;

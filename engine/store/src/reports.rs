@@ -1,0 +1,380 @@
+//! The SQL of the reports (docs/reports.md): the sales funnel over a cohort of process
+//! records joined to their stage history (`keel_stage_history`), the time spent in each
+//! stage, and the records that entered some stages in a period (the briefing's won amount).
+//!
+//! Every query takes the cohort as a [`Condition`] over the object's columns — the runtime
+//! puts the caller's record scope, the period and any owner into it — and evaluates it in a
+//! subquery over the object's table alone, so its unqualified column names never meet the
+//! history's. Stage keys, object and process names are bound parameters like every value.
+//! The figures come back grouped; which stage counts as reached, the rates and the
+//! weighting are the runtime's (`keel_runtime::reports`). [`seed_stage_history`] writes
+//! history rows directly, for tests and the benchmark generator only: the one path that
+//! writes them in the product is the process transition.
+
+use chrono::{DateTime, Utc};
+use keel_meta::{Object, Storage, Value};
+
+use crate::db::Db;
+use crate::error::StoreError;
+use crate::records::columns::ObjectColumns;
+use crate::records::condition::push_condition;
+use crate::records::execute::{Shape, fetch};
+use crate::records::select::push_deleted;
+use crate::records::statement::Statement;
+use crate::records::{Condition, Deleted};
+
+const HISTORY: &str = "keel_stage_history";
+/// Rows per INSERT of [`seed_stage_history`] (10 parameters a row, under every limit).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// The funnel's question: a process over one object, the cohort of its records, and the
+/// ladder of stages a record climbs.
+#[derive(Debug, Clone)]
+pub struct FunnelQuery<'a> {
+    pub object: &'a Object,
+    pub process: &'a str,
+    /// The object's stage field.
+    pub stage_field: &'a str,
+    /// The stages without a `lost` outcome, in process order: a record's *reach* is the
+    /// index of the furthest of them it ever entered (by its history or its current stage).
+    pub ladder: &'a [String],
+    /// Stages with a `won` outcome: a record in one of them reached the whole ladder.
+    pub won: &'a [String],
+    /// The amount field (integer or decimal), if the object has one.
+    pub amount: Option<&'a str>,
+    /// Which records make the cohort: scope, period, owner.
+    pub cohort: Condition,
+}
+
+/// One group of the cohort: records with the same reach and current stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunnelGroup {
+    /// The index in [`FunnelQuery::ladder`] of the furthest stage reached; `None` when the
+    /// record never entered a ladder stage (e.g. created straight into a lost stage).
+    pub reach: Option<usize>,
+    /// The current stage (`None` when empty).
+    pub stage: Option<String>,
+    pub count: i64,
+    /// Σ amount (zero when the object has no amount field or none is filled).
+    pub amount: Value,
+}
+
+/// The completed stays in one stage of cohort records: how many, and their total seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageTime {
+    pub stage: String,
+    pub stays: i64,
+    pub seconds: i64,
+}
+
+/// One stage history row, as [`seed_stage_history`] writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageChange {
+    /// A UUIDv7.
+    pub id: String,
+    pub object: String,
+    pub record_id: String,
+    pub process: String,
+    pub from_stage: Option<String>,
+    pub to_stage: String,
+    pub at: DateTime<Utc>,
+    pub by_user: Option<String>,
+    pub comment: Option<String>,
+    pub seconds_in_from: Option<i64>,
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_owned())
+}
+
+/// `SELECT <what> FROM <object> WHERE deleted_at IS NULL AND <cohort>`: the cohort
+/// subquery, evaluated over the object's table alone.
+fn push_cohort(
+    statement: &mut Statement,
+    columns: &ObjectColumns<'_>,
+    what: &str,
+    cohort: &Condition,
+) -> Result<(), StoreError> {
+    statement.push("SELECT ");
+    // `what` is constant text and quoted identifiers of the caller's own making.
+    statement.push(what);
+    statement.push(" FROM ");
+    statement.push_identifier(columns.table());
+    statement.push(" WHERE ");
+    push_deleted(statement, Deleted::Exclude);
+    statement.push(" AND ");
+    push_condition(statement, columns, cohort)
+}
+
+/// `CASE <expression> WHEN ? THEN 0 WHEN ? THEN 1 … END`: a stage key as its ladder index.
+fn push_ladder_index(
+    statement: &mut Statement,
+    expression: &str,
+    ladder: &[String],
+) -> Result<(), StoreError> {
+    if ladder.is_empty() {
+        statement.push("NULL");
+        return Ok(());
+    }
+    statement.push("CASE ");
+    statement.push(expression);
+    for (index, stage) in ladder.iter().enumerate() {
+        statement.push(" WHEN ");
+        statement.push_value(&text(stage), Storage::Text)?;
+        statement.push(&format!(" THEN {index}"));
+    }
+    statement.push(" END");
+    Ok(())
+}
+
+/// `(?, ?, …)` of stage keys; `(NULL)` for none, which matches nothing.
+fn push_keys(statement: &mut Statement, keys: &[String]) -> Result<(), StoreError> {
+    statement.push("(");
+    if keys.is_empty() {
+        statement.push("NULL");
+    }
+    for (index, key) in keys.iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.push_value(&text(key), Storage::Text)?;
+    }
+    statement.push(")");
+    Ok(())
+}
+
+fn amount_storage(
+    statement: &Statement,
+    columns: &ObjectColumns<'_>,
+    amount: Option<&str>,
+) -> Result<Option<Storage>, StoreError> {
+    let Some(amount) = amount else {
+        return Ok(None);
+    };
+    match columns.storage(amount)? {
+        storage @ (Storage::Integer | Storage::Decimal { .. }) => Ok(Some(storage)),
+        _ => Err(statement.invalid(format!("`{amount}` is not a number"))),
+    }
+}
+
+/// The cohort grouped by reach and current stage, with each group's count and amount.
+///
+/// One statement: the cohort subquery, and per record a correlated lookup of the furthest
+/// ladder stage in its history (along the `(object, record_id, at)` index).
+pub async fn funnel_groups(
+    db: &Db,
+    query: &FunnelQuery<'_>,
+) -> Result<Vec<FunnelGroup>, StoreError> {
+    let columns = ObjectColumns::of(query.object);
+    let mut statement = Statement::new(db.dialect(), columns.table());
+    columns.storage(query.stage_field)?;
+    let amount = amount_storage(&statement, &columns, query.amount)?;
+    let stage = crate::naming::quote(query.stage_field);
+    let amount_column = match query.amount {
+        Some(name) => crate::naming::quote(name),
+        None => "CAST(NULL AS BIGINT)".to_owned(),
+    };
+    let last = query.ladder.len().checked_sub(1);
+    statement.push(
+        "SELECT keel_y.keel_reach, keel_y.keel_stage, count(*), sum(keel_y.keel_amount) \
+         FROM (SELECT keel_x.keel_stage, keel_x.keel_amount, CAST(CASE ",
+    );
+    if let Some(last) = last {
+        statement.push("WHEN keel_x.keel_stage IN ");
+        push_keys(&mut statement, query.won)?;
+        statement.push(&format!(" THEN {last} "));
+    }
+    statement.push(
+        "WHEN keel_x.keel_history IS NULL THEN keel_x.keel_current \
+         WHEN keel_x.keel_current IS NULL THEN keel_x.keel_history \
+         WHEN keel_x.keel_history > keel_x.keel_current THEN keel_x.keel_history \
+         ELSE keel_x.keel_current END AS BIGINT) AS keel_reach \
+         FROM (SELECT keel_c.keel_id, keel_c.keel_stage, keel_c.keel_amount, \
+         (SELECT max(",
+    );
+    push_ladder_index(&mut statement, "keel_h.to_stage", query.ladder)?;
+    statement.push(") FROM keel_stage_history keel_h WHERE keel_h.object = ");
+    statement.push_value(&text(&query.object.name), Storage::Text)?;
+    statement.push(" AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ");
+    statement.push_value(&text(query.process), Storage::Text)?;
+    statement.push(") AS keel_history, ");
+    push_ladder_index(&mut statement, "keel_c.keel_stage", query.ladder)?;
+    statement.push(" AS keel_current FROM (");
+    push_cohort(
+        &mut statement,
+        &columns,
+        &format!("\"id\" AS keel_id, {stage} AS keel_stage, {amount_column} AS keel_amount"),
+        &query.cohort,
+    )?;
+    statement.push(
+        ") keel_c) keel_x) keel_y GROUP BY keel_y.keel_reach, keel_y.keel_stage \
+         ORDER BY keel_y.keel_reach, keel_y.keel_stage",
+    );
+    let sum = Shape::Sum(amount.unwrap_or(Storage::Integer));
+    let shapes = [
+        Shape::Stored(Storage::Integer),
+        Shape::Stored(Storage::Text),
+        Shape::Count,
+        sum,
+    ];
+    let mut pooled = db.acquire().await?;
+    let rows = fetch(&mut pooled.connection(), &statement, &shapes).await?;
+    rows.into_iter()
+        .map(|row| match <[Value; 4]>::try_from(row) {
+            Ok([reach, stage, Value::Integer(count), amount]) => Ok(FunnelGroup {
+                reach: match reach {
+                    Value::Integer(reach) => usize::try_from(reach).ok(),
+                    _ => None,
+                },
+                stage: match stage {
+                    Value::Text(stage) => Some(stage),
+                    _ => None,
+                },
+                count,
+                amount,
+            }),
+            _ => Err(StoreError::UnreadableValue {
+                what: "a funnel group".to_owned(),
+            }),
+        })
+        .collect()
+}
+
+/// The completed stays of cohort records in each stage (history rows leaving it with a
+/// known duration), grouped by the stage left.
+pub async fn stage_times(db: &Db, query: &FunnelQuery<'_>) -> Result<Vec<StageTime>, StoreError> {
+    let columns = ObjectColumns::of(query.object);
+    let mut statement = Statement::new(db.dialect(), columns.table());
+    statement.push(
+        "SELECT keel_h.from_stage, count(keel_h.seconds_in_from), sum(keel_h.seconds_in_from) \
+         FROM keel_stage_history keel_h WHERE keel_h.object = ",
+    );
+    statement.push_value(&text(&query.object.name), Storage::Text)?;
+    statement.push(" AND keel_h.process = ");
+    statement.push_value(&text(query.process), Storage::Text)?;
+    statement.push(
+        " AND keel_h.from_stage IS NOT NULL AND keel_h.seconds_in_from IS NOT NULL \
+         AND keel_h.record_id IN (",
+    );
+    push_cohort(&mut statement, &columns, "\"id\"", &query.cohort)?;
+    statement.push(") GROUP BY keel_h.from_stage ORDER BY keel_h.from_stage");
+    let shapes = [
+        Shape::Stored(Storage::Text),
+        Shape::Count,
+        Shape::Sum(Storage::Integer),
+    ];
+    let mut pooled = db.acquire().await?;
+    let rows = fetch(&mut pooled.connection(), &statement, &shapes).await?;
+    rows.into_iter()
+        .map(|row| match <[Value; 3]>::try_from(row) {
+            Ok(
+                [
+                    Value::Text(stage),
+                    Value::Integer(stays),
+                    Value::Integer(seconds),
+                ],
+            ) => Ok(StageTime {
+                stage,
+                stays,
+                seconds,
+            }),
+            _ => Err(StoreError::UnreadableValue {
+                what: "a stage time".to_owned(),
+            }),
+        })
+        .collect()
+}
+
+/// How many live records of `object` matching `condition` entered one of `stages` of
+/// `process` in `[from, to)` (each record once), and their Σ `amount` (zero without one).
+#[allow(clippy::too_many_arguments)]
+pub async fn entered(
+    db: &Db,
+    object: &Object,
+    condition: &Condition,
+    process: &str,
+    stages: &[String],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    amount: Option<&str>,
+) -> Result<(i64, Value), StoreError> {
+    let columns = ObjectColumns::of(object);
+    let mut statement = Statement::new(db.dialect(), columns.table());
+    let storage = amount_storage(&statement, &columns, amount)?;
+    let measure = match amount {
+        Some(name) => format!("count(*), sum({})", crate::naming::quote(name)),
+        None => "count(*), sum(CAST(NULL AS BIGINT))".to_owned(),
+    };
+    push_cohort(&mut statement, &columns, &measure, condition)?;
+    statement.push(
+        " AND \"id\" IN (SELECT keel_h.record_id FROM keel_stage_history keel_h \
+         WHERE keel_h.process = ",
+    );
+    statement.push_value(&text(process), Storage::Text)?;
+    statement.push(" AND keel_h.to_stage IN ");
+    push_keys(&mut statement, stages)?;
+    statement.push(" AND keel_h.object = ");
+    statement.push_value(&text(&object.name), Storage::Text)?;
+    statement.push(" AND keel_h.at >= ");
+    statement.push_value(&Value::Datetime(from), Storage::Datetime)?;
+    statement.push(" AND keel_h.at < ");
+    statement.push_value(&Value::Datetime(to), Storage::Datetime)?;
+    statement.push(")");
+    let shapes = [
+        Shape::Count,
+        Shape::Sum(storage.unwrap_or(Storage::Integer)),
+    ];
+    let mut pooled = db.acquire().await?;
+    let rows = fetch(&mut pooled.connection(), &statement, &shapes).await?;
+    match rows.into_iter().next().map(<[Value; 2]>::try_from) {
+        Some(Ok([Value::Integer(count), sum])) => Ok((count, sum)),
+        _ => Err(StoreError::UnreadableValue {
+            what: "the count of records that entered a stage".to_owned(),
+        }),
+    }
+}
+
+/// Writes stage history rows directly, in multi-row INSERTs in one transaction. For test
+/// fixtures and the benchmark generator only: in the product, rows are written by the
+/// process transition in the record's own transaction.
+pub async fn seed_stage_history(db: &Db, rows: &[StageChange]) -> Result<(), StoreError> {
+    let mut write = db.begin_records_write().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut statement = Statement::new(write.dialect(), HISTORY);
+        statement.push(
+            "INSERT INTO keel_stage_history (id, object, record_id, process, from_stage, \
+             to_stage, at, by_user, comment, seconds_in_from) VALUES ",
+        );
+        for (index, row) in chunk.iter().enumerate() {
+            if index > 0 {
+                statement.push(", ");
+            }
+            let optional = |value: &Option<String>| value.as_deref().map_or(Value::Null, text);
+            statement.push("(");
+            for value in [
+                text(&row.id),
+                text(&row.object),
+                text(&row.record_id),
+                text(&row.process),
+                optional(&row.from_stage),
+                text(&row.to_stage),
+            ] {
+                statement.push_value(&value, Storage::Text)?;
+                statement.push(", ");
+            }
+            statement.push_value(&Value::Datetime(row.at), Storage::Datetime)?;
+            for value in [optional(&row.by_user), optional(&row.comment)] {
+                statement.push(", ");
+                statement.push_value(&value, Storage::Text)?;
+            }
+            statement.push(", ");
+            statement.push_value(
+                &row.seconds_in_from.map_or(Value::Null, Value::Integer),
+                Storage::Integer,
+            )?;
+            statement.push(")");
+        }
+        write.run(&statement).await?;
+    }
+    write.commit().await
+}

@@ -15,6 +15,7 @@ mod pages;
 mod permissions;
 mod pools;
 mod processes;
+mod reports;
 mod scheduler;
 mod scheduler_processes;
 mod schemathesis;

@@ -26,6 +26,7 @@ pub mod outbox;
 pub mod pools;
 pub mod processes;
 pub mod records;
+pub mod reports;
 pub mod scheduler;
 
 /// Errors of the runtime, each naming its cause.

@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_runtime::auth::AuthError;
 use keel_runtime::records::RecordError;
+use keel_runtime::reports::ReportError;
 use keel_runtime::scheduler::SchedulerError;
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
@@ -529,6 +530,17 @@ fn script_error(error: keel_script::RunError) -> ApiError {
         api_error = api_error.with_extra("limit", json!(limit));
     }
     api_error
+}
+
+impl From<ReportError> for ApiError {
+    fn from(error: ReportError) -> ApiError {
+        match error {
+            ReportError::BadParameter { parameter, message } => {
+                ApiError::invalid_parameter(parameter, "invalid", message)
+            }
+            ReportError::Record(error) => error.into(),
+        }
+    }
 }
 
 impl From<SchedulerError> for ApiError {

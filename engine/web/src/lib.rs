@@ -30,6 +30,7 @@ mod pools;
 mod processes;
 mod query;
 mod records;
+mod reports;
 mod rules;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use keel_runtime::notifications::Inbox;
 use keel_runtime::pools::Pools;
 use keel_runtime::processes::Processes;
 use keel_runtime::records::Records;
+use keel_runtime::reports::Reports;
 use keel_store::Db;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -71,6 +73,7 @@ struct Inner {
     records: Records,
     pools: Pools,
     processes: Processes,
+    reports: Reports,
     inbox: Inbox,
     auth: Auth,
     metrics: metrics::Metrics,
@@ -93,6 +96,7 @@ impl AppState {
                 scheduler: Arc::new(keel_runtime::scheduler::Scheduler::new(records.clone())),
                 pools: Pools::new(records.clone()),
                 processes: Processes::new(records.clone()),
+                reports: Reports::new(records.clone()),
                 records,
                 auth: Auth::new(schema.clone(), db.clone(), clock),
                 metrics: metrics::Metrics::default(),
@@ -123,6 +127,11 @@ impl AppState {
     /// Sales processes and approvals (docs/processes.md), over the same records.
     pub fn processes(&self) -> &Processes {
         &self.inner.processes
+    }
+
+    /// The reports (docs/reports.md): funnel, briefing, calendar.
+    pub fn reports(&self) -> &Reports {
+        &self.inner.reports
     }
 
     pub fn inbox(&self) -> &Inbox {
@@ -246,6 +255,9 @@ pub fn router(state: AppState) -> Router {
             post(pools::move_into),
         )
         .route("/api/v1/aggregate/{object}", get(records::aggregate))
+        .route("/api/v1/reports/funnel", get(reports::funnel))
+        .route("/api/v1/reports/briefing", get(reports::briefing))
+        .route("/api/v1/calendar", get(reports::calendar))
         .route(
             "/api/v1/admin/users",
             get(admin::list_users).post(admin::create_user),

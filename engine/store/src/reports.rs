@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use keel_meta::{Object, Storage, Value};
 
-use crate::db::Db;
+use crate::db::{Db, Dialect};
 use crate::error::StoreError;
 use crate::records::columns::ObjectColumns;
 use crate::records::condition::push_condition;
@@ -159,14 +159,16 @@ fn amount_storage(
 
 /// The cohort grouped by reach and current stage, with each group's count and amount.
 ///
-/// One statement: the cohort subquery, and per record a correlated lookup of the furthest
-/// ladder stage in its history (along the `(object, record_id, at)` index).
+/// One statement: the cohort subquery and, per record, a correlated lookup of the furthest
+/// ladder stage in its history along the covering `(object, record_id, process, to_stage,
+/// …)` index, named once in the statement (each mention would be evaluated again).
 pub async fn funnel_groups(
     db: &Db,
     query: &FunnelQuery<'_>,
 ) -> Result<Vec<FunnelGroup>, StoreError> {
     let columns = ObjectColumns::of(query.object);
-    let mut statement = Statement::new(db.dialect(), columns.table());
+    let dialect = db.dialect();
+    let mut statement = Statement::new(dialect, columns.table());
     columns.storage(query.stage_field)?;
     let amount = amount_storage(&statement, &columns, query.amount)?;
     let stage = crate::naming::quote(query.stage_field);
@@ -174,32 +176,29 @@ pub async fn funnel_groups(
         Some(name) => crate::naming::quote(name),
         None => "CAST(NULL AS BIGINT)".to_owned(),
     };
-    let last = query.ladder.len().checked_sub(1);
     statement.push(
-        "SELECT keel_y.keel_reach, keel_y.keel_stage, count(*), sum(keel_y.keel_amount) \
-         FROM (SELECT keel_x.keel_stage, keel_x.keel_amount, CAST(CASE ",
+        "SELECT keel_x.keel_reach, keel_x.keel_stage, count(*), sum(keel_x.keel_amount) \
+         FROM (SELECT keel_c.keel_stage, keel_c.keel_amount, CAST(CASE ",
     );
-    if let Some(last) = last {
-        statement.push("WHEN keel_x.keel_stage IN ");
+    if let Some(last) = query.ladder.len().checked_sub(1) {
+        statement.push("WHEN keel_c.keel_stage IN ");
         push_keys(&mut statement, query.won)?;
         statement.push(&format!(" THEN {last} "));
     }
-    statement.push(
-        "WHEN keel_x.keel_history IS NULL THEN keel_x.keel_current \
-         WHEN keel_x.keel_current IS NULL THEN keel_x.keel_history \
-         WHEN keel_x.keel_history > keel_x.keel_current THEN keel_x.keel_history \
-         ELSE keel_x.keel_current END AS BIGINT) AS keel_reach \
-         FROM (SELECT keel_c.keel_id, keel_c.keel_stage, keel_c.keel_amount, \
-         (SELECT max(",
-    );
+    // The greater of the history's furthest stage and the current stage, either possibly
+    // NULL (-1 stands for "none" in between).
+    statement.push(match dialect {
+        Dialect::Sqlite => "ELSE nullif(max(coalesce((SELECT max(",
+        Dialect::Postgres => "ELSE nullif(greatest(coalesce((SELECT max(",
+    });
     push_ladder_index(&mut statement, "keel_h.to_stage", query.ladder)?;
     statement.push(") FROM keel_stage_history keel_h WHERE keel_h.object = ");
     statement.push_value(&text(&query.object.name), Storage::Text)?;
     statement.push(" AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ");
     statement.push_value(&text(query.process), Storage::Text)?;
-    statement.push(") AS keel_history, ");
+    statement.push("), -1), coalesce(");
     push_ladder_index(&mut statement, "keel_c.keel_stage", query.ladder)?;
-    statement.push(" AS keel_current FROM (");
+    statement.push(", -1)), -1) END AS BIGINT) AS keel_reach FROM (");
     push_cohort(
         &mut statement,
         &columns,
@@ -207,15 +206,14 @@ pub async fn funnel_groups(
         &query.cohort,
     )?;
     statement.push(
-        ") keel_c) keel_x) keel_y GROUP BY keel_y.keel_reach, keel_y.keel_stage \
-         ORDER BY keel_y.keel_reach, keel_y.keel_stage",
+        ") keel_c) keel_x GROUP BY keel_x.keel_reach, keel_x.keel_stage \
+         ORDER BY keel_x.keel_reach, keel_x.keel_stage",
     );
-    let sum = Shape::Sum(amount.unwrap_or(Storage::Integer));
     let shapes = [
         Shape::Stored(Storage::Integer),
         Shape::Stored(Storage::Text),
         Shape::Count,
-        sum,
+        Shape::Sum(amount.unwrap_or(Storage::Integer)),
     ];
     let mut pooled = db.acquire().await?;
     let rows = fetch(&mut pooled.connection(), &statement, &shapes).await?;
@@ -247,17 +245,17 @@ pub async fn stage_times(db: &Db, query: &FunnelQuery<'_>) -> Result<Vec<StageTi
     let mut statement = Statement::new(db.dialect(), columns.table());
     statement.push(
         "SELECT keel_h.from_stage, count(keel_h.seconds_in_from), sum(keel_h.seconds_in_from) \
-         FROM keel_stage_history keel_h WHERE keel_h.object = ",
+         FROM (",
     );
+    push_cohort(&mut statement, &columns, "\"id\" AS keel_id", &query.cohort)?;
+    statement.push(") keel_c JOIN keel_stage_history keel_h ON keel_h.object = ");
     statement.push_value(&text(&query.object.name), Storage::Text)?;
-    statement.push(" AND keel_h.process = ");
+    statement.push(" AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ");
     statement.push_value(&text(query.process), Storage::Text)?;
     statement.push(
-        " AND keel_h.from_stage IS NOT NULL AND keel_h.seconds_in_from IS NOT NULL \
-         AND keel_h.record_id IN (",
+        " WHERE keel_h.from_stage IS NOT NULL AND keel_h.seconds_in_from IS NOT NULL \
+         GROUP BY keel_h.from_stage ORDER BY keel_h.from_stage",
     );
-    push_cohort(&mut statement, &columns, "\"id\"", &query.cohort)?;
-    statement.push(") GROUP BY keel_h.from_stage ORDER BY keel_h.from_stage");
     let shapes = [
         Shape::Stored(Storage::Text),
         Shape::Count,

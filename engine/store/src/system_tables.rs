@@ -324,10 +324,12 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
             &["object", "record_id", "at"],
         ],
     },
-    // The stage history of sales processes (docs/processes.md): one row per stage change
-    // of a record, `from_stage` empty for the row its create writes, `seconds_in_from` the
-    // seconds it spent in `from_stage`. The funnel and the briefing read it joined to the
-    // object's table. Plain text, not foreign keys, like the audit trail.
+    // The stage history of process records (docs/processes.md, docs/reports.md): one row per
+    // stage change, `from_stage` NULL for the row a create in a stage writes, and
+    // `seconds_in_from` the time the record spent in `from_stage` (this row's `at` minus the
+    // previous row's). `id` is a UUIDv7. Plain text, not foreign keys, like the audit trail.
+    // Indexes: one record's rows in order (its history), the records that entered a stage of
+    // a process (the briefing's won amount), and the funnel's covering index.
     SystemTable {
         name: "keel_stage_history",
         columns: &[
@@ -342,7 +344,20 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
             column("comment", Storage::Text),
             column("seconds_in_from", Storage::Integer),
         ],
-        indexes: &[&["object", "record_id", "at"], &["process", "to_stage"]],
+        // The third covers the funnel (docs/reports.md): its per-record lookup of the stages
+        // entered, and the stays per stage, read the index alone, never the table.
+        indexes: &[
+            &["object", "record_id", "at"],
+            &["process", "to_stage"],
+            &[
+                "object",
+                "record_id",
+                "process",
+                "to_stage",
+                "from_stage",
+                "seconds_in_from",
+            ],
+        ],
     },
     // Approvals of transitions (docs/processes.md): one row per transition into a stage whose
     // `approval` applied. `state` is `pending`, `approved`, `rejected` or `recalled`; `step`

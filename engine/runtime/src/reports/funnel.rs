@@ -221,7 +221,6 @@ impl Reports {
                 ladder_index += 1;
                 (count, sum, next)
             };
-            let time = times.iter().find(|time| time.stage == stage.key);
             stages.push(FunnelStage {
                 key: stage.key.clone(),
                 label: stage.label.clone(),
@@ -232,7 +231,10 @@ impl Reports {
                 conversion_next: next
                     .and_then(|next| ratio(Decimal::from(next), Decimal::from(count))),
                 conversion_first: ratio(Decimal::from(count), Decimal::from(first)),
-                avg_days: time.and_then(|time| average_days(time.seconds, time.stays)),
+                avg_days: times
+                    .iter()
+                    .find(|time| time.stage == stage.key)
+                    .and_then(|time| average_days(time.seconds, time.stays)),
             });
         }
         let by_amount = |part: Decimal| amount.and_then(|_| ratio(part, total_amount));

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use keel_meta::{Object, Storage, Value};
 
-use crate::db::{Db, Dialect};
+use crate::db::{Connection, Db, Dialect};
 use crate::error::StoreError;
 use crate::records::columns::ObjectColumns;
 use crate::records::condition::push_condition;
@@ -215,8 +215,7 @@ pub async fn funnel_groups(
         Shape::Count,
         Shape::Sum(amount.unwrap_or(Storage::Integer)),
     ];
-    let mut pooled = db.acquire().await?;
-    let rows = fetch(&mut pooled.connection(), &statement, &shapes).await?;
+    let rows = fetch_report(db, &statement, &shapes).await?;
     rows.into_iter()
         .map(|row| match <[Value; 4]>::try_from(row) {
             Ok([reach, stage, Value::Integer(count), amount]) => Ok(FunnelGroup {
@@ -261,8 +260,7 @@ pub async fn stage_times(db: &Db, query: &FunnelQuery<'_>) -> Result<Vec<StageTi
         Shape::Count,
         Shape::Sum(Storage::Integer),
     ];
-    let mut pooled = db.acquire().await?;
-    let rows = fetch(&mut pooled.connection(), &statement, &shapes).await?;
+    let rows = fetch_report(db, &statement, &shapes).await?;
     rows.into_iter()
         .map(|row| match <[Value; 3]>::try_from(row) {
             Ok(
@@ -322,13 +320,45 @@ pub async fn entered(
         Shape::Count,
         Shape::Sum(storage.unwrap_or(Storage::Integer)),
     ];
-    let mut pooled = db.acquire().await?;
-    let rows = fetch(&mut pooled.connection(), &statement, &shapes).await?;
+    let rows = fetch_report(db, &statement, &shapes).await?;
     match rows.into_iter().next().map(<[Value; 2]>::try_from) {
         Some(Ok([Value::Integer(count), sum])) => Ok((count, sum)),
         _ => Err(StoreError::UnreadableValue {
             what: "the count of records that entered a stage".to_owned(),
         }),
+    }
+}
+
+/// Runs a report's statement. On PostgreSQL without JIT compilation, in a read-only
+/// transaction of its own: a report's cost estimate is high enough for PostgreSQL to compile
+/// it, which took longer (half a second) than running the funnel of a month of a million
+/// opportunities, and a report runs once, not often enough for that to pay.
+async fn fetch_report(
+    db: &Db,
+    statement: &Statement,
+    shapes: &[Shape],
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    match db {
+        Db::Postgres(pool) => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(StoreError::query("starting a report's transaction"))?;
+            let mut connection = Connection::Postgres(&mut transaction);
+            connection
+                .execute("SET TRANSACTION READ ONLY; SET LOCAL jit = off")
+                .await?;
+            let rows = fetch(&mut connection, statement, shapes).await?;
+            transaction
+                .commit()
+                .await
+                .map_err(StoreError::query("ending a report's transaction"))?;
+            Ok(rows)
+        }
+        Db::Sqlite(_) => {
+            let mut pooled = db.acquire().await?;
+            fetch(&mut pooled.connection(), statement, shapes).await
+        }
     }
 }
 

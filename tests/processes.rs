@@ -312,6 +312,26 @@ keel_testkit::db_test!(
         assert!(history[0]["from_stage"].is_null());
         assert_eq!(history[0]["to_stage"], "lead");
 
+        // The stage path offers the neighbour (with what it still needs) and `lost`.
+        let (status, path) = app
+            .get(&rep, &format!("/records/deal/{id}/transitions"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(path["current"], "lead");
+        let offered: Vec<(String, Value)> = path["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["to"].as_str().unwrap().to_owned(), t["missing"].clone()))
+            .collect();
+        assert_eq!(
+            offered,
+            [
+                ("qualify".to_owned(), json!(["budget", "contact"])),
+                ("lost".to_owned(), json!(["lost_reason"]))
+            ]
+        );
+
         // Linear: only the neighbour; a jump is 409.
         let (status, body) = app.move_to(&rep, &id, "propose", json!({})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -499,6 +519,16 @@ keel_testkit::db_test!(
         assert_eq!(app.stage(&rep, &id).await, "qualify");
         let (_, record) = app.get(&rep, &format!("/records/deal/{id}")).await;
         assert_eq!(record["discount"], "20.00", "the fields given are saved");
+
+        let (_, path) = app
+            .get(&rep, &format!("/records/deal/{id}/transitions"))
+            .await;
+        assert_eq!(
+            path["pending_approval"]["id"],
+            approval_id.as_str(),
+            "{path}"
+        );
+        assert_eq!(path["transitions"], json!([]));
 
         // Locked: the rep's edits, deletes and transitions are 409; the admin may edit.
         let path = format!("/records/deal/{id}");

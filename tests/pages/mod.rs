@@ -11,6 +11,7 @@ mod form;
 mod frame;
 mod list;
 mod pools;
+mod process;
 mod record;
 mod rules;
 

@@ -46,6 +46,8 @@ pub const SEARCH_SHOWN: u32 = 5;
 /// How many list columns besides the title a search match shows.
 const SEARCH_CONTEXT: usize = 2;
 
+/// The page-only parameter choosing the kanban of a process object.
+const VIEW: &str = "view";
 /// The page-only parameter holding the trail of earlier cursors.
 const TRAIL: &str = "_back";
 /// Parameters of the list that are not filters (the API's, and the trail).
@@ -81,6 +83,8 @@ struct ListPage {
     next_url: Option<String>,
     prev_url: Option<String>,
     can_create: bool,
+    /// The kanban of the object's process, when a process owns the object.
+    kanban_url: Option<String>,
     export_all_url: String,
     /// The record just deleted from this list, with its undo button (`record/undo.html`).
     undo: Option<super::record::Undo>,
@@ -181,7 +185,15 @@ async fn list_page(
 ) -> Result<Response, PageError> {
     let schema = state.schema().clone();
     let object = readable_object(&schema, &viewer, &object_name)?;
-    let pairs = parse_query(query.as_deref().unwrap_or(""))?;
+    let mut pairs = parse_query(query.as_deref().unwrap_or(""))?;
+    // `view=kanban` on a process object is its board; no other view exists.
+    let process = super::kanban::process_of(&schema, &object.name);
+    if let Some(at) = pairs.iter().position(|(key, _)| key == VIEW) {
+        let (_, view) = pairs.remove(at);
+        if let (Some(process), "kanban") = (process, view.as_str()) {
+            return super::kanban::page(&state, &viewer, object, process, &pairs).await;
+        }
+    }
     let formatter = Formatter::new(&schema, &viewer.lang, state.records().clock().now());
     let canonical = canonical_pairs(object, &pairs, &formatter);
     if canonical != pairs {
@@ -340,6 +352,11 @@ async fn list_page(
         next_url,
         prev_url,
         can_create: access::can_create(&schema, &viewer.actor, &object.name),
+        kanban_url: process.map(|_| {
+            let mut board = base.clone();
+            board.insert(0, (VIEW.to_owned(), "kanban".to_owned()));
+            list_url(&object.name, &board)
+        }),
         export_all_url: format!(
             "/api/v1/records/{}/export?{}",
             object.name,
@@ -770,7 +787,7 @@ fn list_columns(object: &Object, readable: &[String]) -> Vec<Field> {
 
 /// The field behind a list column the viewer may read: a declared field, or a system
 /// field described as one (so the formatter shows it like any other).
-fn column_field(object: &Object, name: &str, readable: &[String]) -> Option<Field> {
+pub(super) fn column_field(object: &Object, name: &str, readable: &[String]) -> Option<Field> {
     if let Some(field) = object.fields.get(name) {
         return readable.contains(&field.name).then(|| field.clone());
     }

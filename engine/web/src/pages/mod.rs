@@ -19,6 +19,7 @@ mod ui;
 mod admin;
 mod form;
 mod home;
+mod kanban;
 mod list;
 mod login;
 mod pools;

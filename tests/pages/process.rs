@@ -1,0 +1,179 @@
+//! The sales-process pages over real HTTP (docs/ui.md, "Sales processes"): the kanban of a
+//! process object (`/app/opportunity?view=kanban`), with a column per stage, its count and
+//! amount, cards that link to their records and carry a move form, and the viewer's scope
+//! (a rep sees their own deals, their manager the team's, another team's rep none).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::pages::{Page, Session, Site};
+use crate::support::send_json;
+
+const KANBAN: &str = "/app/opportunity?view=kanban";
+
+/// `method /api/v1{path}` as `session`'s user → (status, JSON body).
+async fn api(
+    site: &Site,
+    session: &Session,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}/api/v1{path}", site.base_url()))
+        .bearer_auth(session.token().unwrap());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    send_json(request).await
+}
+
+/// Creates an opportunity of `session`'s user on one of the accounts they may read.
+async fn deal(site: &Site, session: &Session, name: &str, amount: &str) -> String {
+    let (status, accounts) = api(
+        site,
+        session,
+        reqwest::Method::GET,
+        "/records/account?limit=1",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{accounts}");
+    let account = accounts["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, created) = api(
+        site,
+        session,
+        reqwest::Method::POST,
+        "/records/opportunity",
+        Some(json!({"name": name, "account": account, "amount": amount})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// The card ids in the column of `stage`.
+fn cards(page: &Page, stage: &str) -> Vec<String> {
+    page.attrs(
+        &format!(".kanban-column[data-stage={stage}] .kanban-card"),
+        "data-id",
+    )
+}
+
+keel_testkit::db_test!(
+    the_kanban_shows_a_column_per_stage_with_its_count_and_amount_and_cards_that_move,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut chen = site.login("chen").await;
+        let first = deal(&site, &chen, "看板商机一", "1000").await;
+        let second = deal(&site, &chen, "看板商机二", "2500.50").await;
+
+        // The list of a process object offers its kanban; the kanban is a clean page.
+        let list = chen.get("/app/opportunity").await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.html);
+        assert_eq!(list.attrs("a#view-kanban", "href"), vec![KANBAN]);
+        let board = chen.get(KANBAN).await;
+        assert_eq!(board.status, StatusCode::OK, "{}", board.html);
+        board.assert_clean(KANBAN);
+        assert_eq!(
+            board.attrs(".kanban-column", "data-stage"),
+            vec![
+                "qualification",
+                "needs_analysis",
+                "proposal",
+                "negotiation",
+                "won",
+                "lost"
+            ]
+        );
+        assert_eq!(
+            board.texts(".kanban-column h2"),
+            vec![
+                "初步接洽",
+                "需求确认",
+                "方案报价",
+                "商务谈判",
+                "赢单",
+                "输单"
+            ]
+        );
+        let mut shown = cards(&board, "qualification");
+        shown.sort();
+        let mut made = vec![first.clone(), second.clone()];
+        made.sort();
+        assert_eq!(shown, made);
+        assert_eq!(
+            board.texts(".kanban-column[data-stage=qualification] .count"),
+            vec!["2"]
+        );
+        assert_eq!(
+            board.texts(".kanban-column[data-stage=qualification] .sum"),
+            vec!["¥ 3,500.50"]
+        );
+        assert_eq!(
+            board.texts(".kanban-column[data-stage=won] .count"),
+            vec!["0"]
+        );
+        assert!(cards(&board, "won").is_empty());
+        assert!(
+            board
+                .texts(&format!(".kanban-card[data-id='{first}'] .amount"))
+                .contains(&"¥ 1,000.00".to_owned()),
+            "{}",
+            board.html
+        );
+        assert!(
+            board
+                .texts(&format!(".kanban-card[data-id='{first}'] .owner"))
+                .contains(&"陈晨".to_owned()),
+            "{}",
+            board.html
+        );
+        // Each card links to its record and moves through a form to its transition route,
+        // offering every other stage.
+        assert_eq!(
+            board.attrs(
+                &format!(".kanban-card[data-id='{first}'] a.card-title"),
+                "href"
+            ),
+            vec![format!("/app/opportunity/{first}")]
+        );
+        assert_eq!(
+            board.attrs(
+                &format!(".kanban-card[data-id='{first}'] form.move"),
+                "action"
+            ),
+            vec![format!("/app/opportunity/{first}/transition")]
+        );
+        assert_eq!(
+            board.attrs(
+                &format!(".kanban-card[data-id='{first}'] form.move option"),
+                "value"
+            ),
+            vec!["needs_analysis", "proposal", "negotiation", "won", "lost"]
+        );
+        assert!(board.csrf().is_some());
+
+        // A search narrows the board.
+        let narrowed = chen
+            .get("/app/opportunity?view=kanban&q=%E7%9C%8B%E6%9D%BF%E5%95%86%E6%9C%BA%E4%BA%8C")
+            .await;
+        assert_eq!(cards(&narrowed, "qualification"), vec![second.clone()]);
+
+        // The manager sees the team's deals; a rep of another team sees none of them.
+        let mut li = site.login("li").await;
+        let team = li.get(KANBAN).await;
+        assert!(cards(&team, "qualification").contains(&first));
+        let mut huang = site.login("huang").await;
+        let other = huang.get(KANBAN).await;
+        assert_eq!(other.status, StatusCode::OK);
+        assert!(!cards(&other, "qualification").contains(&first));
+
+        // An object no process owns has no kanban: the view is its list.
+        let leads = chen.get("/app/lead?view=kanban").await;
+        assert_eq!(leads.status, StatusCode::OK, "{}", leads.html);
+        assert!(leads.attrs(".kanban", "id").is_empty());
+        assert!(!leads.attrs("table#records", "id").is_empty());
+        assert!(leads.attrs("a#view-kanban", "href").is_empty());
+    }
+);

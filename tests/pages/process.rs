@@ -177,3 +177,57 @@ keel_testkit::db_test!(
         assert!(leads.attrs("a#view-kanban", "href").is_empty());
     }
 );
+
+keel_testkit::db_test!(
+    the_record_page_of_a_process_object_shows_the_stage_path_with_a_button_per_other_stage,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut chen = site.login("chen").await;
+        let id = deal(&site, &chen, "路径商机", "800").await;
+        let path = format!("/app/opportunity/{id}");
+        let page = chen.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        page.assert_clean(&path);
+        assert_eq!(
+            page.attrs("#stage-path .step", "data-stage"),
+            vec![
+                "qualification",
+                "needs_analysis",
+                "proposal",
+                "negotiation",
+                "won",
+                "lost"
+            ]
+        );
+        assert_eq!(
+            page.attrs("#stage-path .step[aria-current=step]", "data-stage"),
+            vec!["qualification"]
+        );
+        assert_eq!(
+            page.attrs("#transition-form", "action"),
+            vec![format!("/app/opportunity/{id}/transition")]
+        );
+        assert_eq!(
+            page.attrs("#transition-form button[name=to]", "value"),
+            vec!["needs_analysis", "proposal", "negotiation", "won", "lost"]
+        );
+        assert_eq!(
+            page.attrs("#stage-path .step.outcome-won", "data-stage"),
+            vec!["won"]
+        );
+
+        // An object no process owns has no path.
+        let (_, leads) = api(
+            &site,
+            &chen,
+            reqwest::Method::GET,
+            "/records/lead?limit=1",
+            None,
+        )
+        .await;
+        let lead = leads["data"][0]["id"].as_str().unwrap().to_owned();
+        let page = chen.get(&format!("/app/lead/{lead}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.attrs("#stage-path", "id").is_empty());
+    }
+);

@@ -23,6 +23,7 @@ mod kanban;
 mod list;
 mod login;
 mod pools;
+mod process;
 mod record;
 
 use axum::Router;

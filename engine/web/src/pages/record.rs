@@ -75,6 +75,8 @@ struct RecordPage {
     refusal: Option<Refusal>,
     /// Pool actions and history, for an object a pool the user may see holds.
     pool: Option<super::pools::RecordPool>,
+    /// The stage path and transitions, for an object a process owns.
+    process: Option<super::process::RecordProcess>,
 }
 
 #[derive(Debug, Serialize)]
@@ -352,7 +354,10 @@ async fn show(
             .collect(),
     });
 
+    let process = super::kanban::process_of(&schema, &object.name)
+        .map(|process| super::process::record_part(process, object, &record, &formatter, may_edit));
     let page = RecordPage {
+        process,
         object: object.name.clone(),
         object_label: formatter.label(Some(&object.label), &object.name),
         id: id.clone(),

@@ -231,3 +231,217 @@ keel_testkit::db_test!(
         assert!(page.attrs("#stage-path", "id").is_empty());
     }
 );
+
+keel_testkit::db_test!(
+    the_funnel_page_draws_the_funnel_beside_its_table_under_the_viewers_scope,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut chen = site.login("chen").await;
+        deal(&site, &chen, "漏斗商机一", "1000").await;
+        deal(&site, &chen, "漏斗商机二", "500").await;
+        let home = chen.get("/").await;
+        assert_eq!(
+            home.attrs("nav.sidenav a[href='/app/reports/funnel']", "href")
+                .len(),
+            1,
+            "{}",
+            home.html
+        );
+        let page = chen.get("/app/reports/funnel").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        page.assert_clean("/app/reports/funnel");
+        assert_eq!(
+            page.attrs("#funnel-stages tbody tr", "data-stage"),
+            vec![
+                "qualification",
+                "needs_analysis",
+                "proposal",
+                "negotiation",
+                "won",
+                "lost"
+            ]
+        );
+        assert_eq!(
+            page.texts("#funnel-stages tr[data-stage=qualification] .reached"),
+            vec!["2"]
+        );
+        assert_eq!(
+            page.texts("#funnel-stages tr[data-stage=qualification] .amount"),
+            vec!["¥ 1,500.00"]
+        );
+        assert_eq!(
+            page.attrs("#funnel-chart svg g.funnel-bar", "data-value")
+                .len(),
+            6
+        );
+        assert_eq!(
+            page.attrs("#funnel-chart svg g.funnel-bar", "data-value")[0],
+            "2"
+        );
+        // A rep picks no owner; their manager may pick anyone of the team, and sees the
+        // team's deals.
+        assert!(page.attrs("#funnel-owner", "id").is_empty());
+        let mut li = site.login("li").await;
+        let team = li.get("/app/reports/funnel").await;
+        assert_eq!(team.status, StatusCode::OK, "{}", team.html);
+        let owners = team.texts("#funnel-owner option");
+        assert!(owners.contains(&"陈晨".to_owned()), "{owners:?}");
+        assert!(!owners.contains(&"黄婷".to_owned()), "{owners:?}");
+        let reached: u64 = team.texts("#funnel-stages tr[data-stage=qualification] .reached")[0]
+            .parse()
+            .unwrap();
+        assert!(reached >= 2);
+        // A bad date is the page again, saying what is wrong.
+        let bad = chen.get("/app/reports/funnel?from=2026-13-40").await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+        bad.assert_clean("bad funnel");
+        assert_eq!(bad.attrs("#funnel-error", "id").len(), 1);
+    }
+);
+
+keel_testkit::db_test!(
+    the_calendar_shows_a_reps_entries_in_agenda_week_and_month_and_a_managers_team,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut chen = site.login("chen").await;
+        // Today in the app's timezone, as the server sees it (its "today" link).
+        let first = chen.get("/app/calendar").await;
+        let today = first.attrs("#calendar-today", "href")[0]
+            .split("date=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned();
+        let due = format!("{today}T10:30:00+08:00");
+        let (status, task) = api(
+            &site,
+            &chen,
+            reqwest::Method::POST,
+            "/records/task",
+            Some(json!({"subject": "日历回访", "due_at": due})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{task}");
+        let id = task["id"].as_str().unwrap().to_owned();
+        let url = format!("/app/task/{id}");
+
+        let home = chen.get("/").await;
+        assert_eq!(
+            home.attrs("nav.sidenav a[href='/app/calendar']", "href")
+                .len(),
+            1
+        );
+        // The agenda is the default view.
+        let agenda = chen.get("/app/calendar").await;
+        assert_eq!(agenda.status, StatusCode::OK, "{}", agenda.html);
+        agenda.assert_clean("/app/calendar");
+        assert_eq!(agenda.attrs("#calendar", "data-view"), vec!["agenda"]);
+        assert!(
+            agenda
+                .attrs(&format!(".agenda-day[data-date='{today}'] a.entry"), "href")
+                .contains(&url),
+            "{}",
+            agenda.html
+        );
+        assert!(
+            agenda
+                .texts(&format!(".agenda-day[data-date='{today}'] a.entry"))
+                .iter()
+                .any(|text| text.contains("10:30") && text.contains("日历回访"))
+        );
+        for view in ["week", "month"] {
+            let path = format!("/app/calendar?view={view}&date={today}&scope=mine");
+            let page = chen.get(&path).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+            page.assert_clean(&path);
+            assert!(
+                page.attrs(&format!("td[data-date='{today}'] a.entry"), "href")
+                    .contains(&url),
+                "{view}: {}",
+                page.html
+            );
+            assert_eq!(page.texts("table.month-grid thead th").len(), 7);
+        }
+        // A rep has no team switch; the manager sees the team's entry, another team's
+        // manager does not.
+        assert!(agenda.attrs("#calendar-scope", "id").is_empty());
+        let mut li = site.login("li").await;
+        let mine = li.get("/app/calendar").await;
+        assert!(!mine.attrs("a.entry", "href").contains(&url));
+        let team = li
+            .get(&format!(
+                "/app/calendar?view=agenda&date={today}&scope=team"
+            ))
+            .await;
+        assert_eq!(team.status, StatusCode::OK, "{}", team.html);
+        assert!(
+            team.attrs("a.entry", "href").contains(&url),
+            "{}",
+            team.html
+        );
+        let mut zhao = site.login("zhao").await;
+        let other = zhao
+            .get(&format!(
+                "/app/calendar?view=agenda&date={today}&scope=team"
+            ))
+            .await;
+        assert!(!other.attrs("a.entry", "href").contains(&url));
+    }
+);
+
+keel_testkit::db_test!(
+    the_home_page_shows_the_briefing_with_change_arrows_for_the_chosen_period,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut chen = site.login("chen").await;
+        deal(&site, &chen, "简报商机一", "1200").await;
+        deal(&site, &chen, "简报商机二", "300").await;
+        let home = chen.get("/").await;
+        assert_eq!(home.status, StatusCode::OK, "{}", home.html);
+        home.assert_clean("/");
+        assert_eq!(home.attrs("#briefing", "data-period"), vec!["week"]);
+        let figure = |page: &Page, key: &str, part: &str| {
+            page.texts(&format!("#briefing [data-figure={key}] .{part}"))
+                .join("")
+        };
+        assert_eq!(figure(&home, "new_opportunities", "figure-value"), "2");
+        assert_eq!(
+            figure(&home, "new_opportunity_amount", "figure-value"),
+            "¥ 1,500.00"
+        );
+        // Nothing last week: up, with the arrow, in the success colour.
+        assert_eq!(
+            home.attrs(
+                "#briefing [data-figure=new_opportunities] .figure-change",
+                "class"
+            ),
+            vec!["figure-change up"]
+        );
+        assert!(figure(&home, "new_opportunities", "figure-change").contains("▲"));
+        assert!(figure(&home, "new_opportunities", "figure-change").contains("+2"));
+        assert_eq!(
+            home.attrs("#briefing-periods a", "data-period"),
+            vec!["day", "week", "month"]
+        );
+        for period in ["day", "month"] {
+            let page = chen.get(&format!("/?period={period}")).await;
+            assert_eq!(page.status, StatusCode::OK);
+            page.assert_clean(period);
+            assert_eq!(page.attrs("#briefing", "data-period"), vec![period]);
+            assert_eq!(figure(&page, "new_opportunities", "figure-value"), "2");
+        }
+        // Another team's rep counts none of chen's deals.
+        let mut huang = site.login("huang").await;
+        let theirs = huang.get("/").await;
+        assert_eq!(figure(&theirs, "new_opportunities", "figure-value"), "0");
+        assert_eq!(
+            theirs.attrs(
+                "#briefing [data-figure=new_opportunities] .figure-change",
+                "class"
+            ),
+            vec!["figure-change flat"]
+        );
+    }
+);

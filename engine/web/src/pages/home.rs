@@ -5,7 +5,7 @@
 //! trail, through `Records::recently_changed`) and the latest notifications, with the bell kept live
 //! over the notification stream by `app.js`; and the form that marks them all read.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_meta::Filter;
@@ -13,7 +13,9 @@ use keel_runtime::records::ListRequest;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Frame, PageError, PageForm, Viewer, render};
+use keel_runtime::reports::{Change, Period};
+
+use super::{Formatter, Frame, PageError, PageForm, Viewer, render};
 use crate::AppState;
 
 /// How many entries each "due" list and the notification list show.
@@ -21,10 +23,38 @@ const SHOWN: u32 = 10;
 
 #[derive(Debug, Serialize)]
 struct HomePage {
+    briefing: Option<BriefingView>,
     due: Vec<DueList>,
     recent: Vec<RecentItem>,
     changed: Vec<RecentItem>,
     notifications: Vec<NotificationItem>,
+}
+
+/// The briefing cards (销售简报): each figure of the period with its change against the
+/// previous one.
+#[derive(Debug, Serialize)]
+struct BriefingView {
+    /// `day`, `week` or `month`.
+    period: &'static str,
+    range: String,
+    /// (`day`|`week`|`month`, its label) for the period switch.
+    periods: Vec<(&'static str, String)>,
+    cards: Vec<BriefingCard>,
+}
+
+#[derive(Debug, Serialize)]
+struct BriefingCard {
+    /// The catalog key of the figure's name, and the figure (`new_leads`, …).
+    key: String,
+    label: String,
+    value: String,
+    previous: String,
+    /// The change as shown: `+3`, `−¥ 1,200.00`, with the rate when there is one.
+    change: String,
+    /// `up`, `down` or `flat`.
+    trend: &'static str,
+    /// The trend in words, for screen readers (the arrow and colour are not all).
+    trend_label: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,9 +94,17 @@ pub async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let frame = Frame::new(&state, &viewer).await?;
     let formatter = frame.formatter(&state);
+    let period = match query.as_deref() {
+        Some("period=day") => Period::Day,
+        Some("period=month") => Period::Month,
+        _ => Period::Week,
+    };
+    let text = |key: &str| state.ui().catalogs().text(&frame.lang, key, |_| None);
+    let briefing = briefing(&state, &viewer, period, &formatter, &text).await?;
     let schema = state.schema().clone();
     let now = state.records().clock().now();
     let mut due = Vec::new();
@@ -198,6 +236,7 @@ pub async fn page(
         &frame,
         "home.html",
         HomePage {
+            briefing,
             due,
             recent,
             changed,
@@ -213,4 +252,110 @@ pub async fn mark_all_read(
 ) -> Result<Response, PageError> {
     state.inbox().mark_all_read(&form.viewer.actor).await?;
     Ok(Redirect::to("/#notifications").into_response())
+}
+
+/// The briefing of `period` for the viewer (under their record scope), as cards; `None`
+/// when the app has none of the objects it counts.
+async fn briefing(
+    state: &AppState,
+    viewer: &Viewer,
+    period: Period,
+    formatter: &Formatter,
+    text: &impl Fn(&str) -> String,
+) -> Result<Option<BriefingView>, PageError> {
+    let briefing = state.reports().briefing(&viewer.actor, period).await?;
+    let mut cards = Vec::new();
+    let mut card = |key: &str, change: &Option<Change>, money: bool| {
+        if let Some(change) = change {
+            let mut shown = briefing_card(key, change, money, formatter);
+            shown.label = text(&format!("briefing.figure.{key}"));
+            shown.trend_label = text(&format!("briefing.trend.{}", shown.trend));
+            cards.push(shown);
+        }
+    };
+    card("new_leads", &briefing.new_leads, false);
+    card("new_customers", &briefing.new_customers, false);
+    if let Some(opportunities) = &briefing.new_opportunities {
+        card(
+            "new_opportunities",
+            &Some(opportunities.count.clone()),
+            false,
+        );
+        card("new_opportunity_amount", &opportunities.amount, true);
+    }
+    card("won_amount", &briefing.won_amount, true);
+    card("follow_ups", &briefing.follow_ups, false);
+    if cards.is_empty() {
+        return Ok(None);
+    }
+    let last = briefing
+        .current
+        .to
+        .pred_opt()
+        .unwrap_or(briefing.current.to);
+    Ok(Some(BriefingView {
+        period: match period {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+        },
+        range: if last == briefing.current.from {
+            last.to_string()
+        } else {
+            format!("{} – {last}", briefing.current.from)
+        },
+        periods: ["day", "week", "month"]
+            .into_iter()
+            .map(|key| (key, text(&format!("briefing.period.{key}"))))
+            .collect(),
+        cards,
+    }))
+}
+
+/// One briefing figure: its value, the previous period's, and the change with its sign.
+fn briefing_card(key: &str, change: &Change, money: bool, formatter: &Formatter) -> BriefingCard {
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "0".to_owned(),
+        other => other.to_string(),
+    };
+    let shown = |raw: &str| {
+        if money {
+            formatter.money(raw)
+        } else {
+            super::format::number_text(raw)
+        }
+    };
+    let delta = text(&change.change);
+    let negative = delta.starts_with('-');
+    let zero = delta
+        .trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.');
+    let magnitude = shown(delta.trim_start_matches('-'));
+    let trend = if zero {
+        "flat"
+    } else if negative {
+        "down"
+    } else {
+        "up"
+    };
+    let sign = match trend {
+        "up" => "+",
+        "down" => "−",
+        _ => "±",
+    };
+    let rate = change
+        .change_rate
+        .map(|rate| format!(" ({sign}{:.1}%)", rate.abs() * 100.0))
+        .unwrap_or_default();
+    BriefingCard {
+        key: key.to_owned(),
+        label: String::new(),
+        trend_label: String::new(),
+        value: shown(&text(&change.value)),
+        previous: shown(&text(&change.previous)),
+        change: format!("{sign}{magnitude}{rate}"),
+        trend,
+    }
 }

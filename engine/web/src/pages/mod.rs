@@ -11,6 +11,7 @@
 //! [`PageError`] (how a failure becomes a page). Later features add their pages as modules
 //! here and their entries to [`nav`].
 
+mod chart;
 mod format;
 mod i18n;
 mod session;
@@ -25,6 +26,7 @@ mod login;
 mod pools;
 mod process;
 mod record;
+mod reports;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -61,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .merge(list::routes())
         .merge(pools::routes())
         .merge(record::routes())
+        .merge(reports::routes())
         .merge(form::routes())
         .merge(admin::routes())
 }
@@ -449,6 +452,32 @@ pub fn nav(state: &AppState, viewer: &Viewer) -> Vec<NavGroup> {
         groups.push(NavGroup {
             title: text("pools.nav"),
             items: pools,
+        });
+    }
+    // The sales pages: the calendar when an object the viewer may read has entries, the
+    // funnel when a process owns one.
+    let mut work = Vec::new();
+    if schema
+        .objects
+        .values()
+        .any(|object| object.calendar.is_some() && readable(&object.name).is_some())
+    {
+        work.push(item(text("calendar.nav"), "/app/calendar".to_owned()));
+    }
+    if schema
+        .processes
+        .values()
+        .any(|process| readable(&process.object).is_some())
+    {
+        work.push(item(
+            text("reports.funnel"),
+            "/app/reports/funnel".to_owned(),
+        ));
+    }
+    if !work.is_empty() {
+        groups.push(NavGroup {
+            title: text("reports.nav"),
+            items: work,
         });
     }
     if viewer.actor.admin {

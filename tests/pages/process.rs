@@ -179,7 +179,7 @@ keel_testkit::db_test!(
 );
 
 keel_testkit::db_test!(
-    the_record_page_of_a_process_object_shows_the_stage_path_with_a_button_per_other_stage,
+    the_record_page_of_a_process_object_shows_the_stage_path_with_a_button_per_allowed_move,
     |db| async move {
         let site = Site::standard(&db.url);
         let mut chen = site.login("chen").await;
@@ -207,9 +207,10 @@ keel_testkit::db_test!(
             page.attrs("#transition-form", "action"),
             vec![format!("/app/opportunity/{id}/transition")]
         );
+        // The moves the process allows from the first stage: the next one, and lost.
         assert_eq!(
             page.attrs("#transition-form button[name=to]", "value"),
-            vec!["needs_analysis", "proposal", "negotiation", "won", "lost"]
+            vec!["needs_analysis", "lost"]
         );
         assert_eq!(
             page.attrs("#stage-path .step.outcome-won", "data-stage"),
@@ -443,5 +444,160 @@ keel_testkit::db_test!(
             ),
             vec!["figure-change flat"]
         );
+    }
+);
+
+keel_testkit::db_test!(
+    a_rep_moves_a_deal_through_the_kanban_fills_the_missing_fields_and_the_managers_approve_it_from_the_inbox,
+    |db| async move {
+        let site = Site::standard(&db.url);
+        let mut chen = site.login("chen").await;
+        let id = deal(&site, &chen, "推进商机", "5000").await;
+        let record = format!("/app/opportunity/{id}");
+        let transition = format!("{record}/transition");
+        chen.get(KANBAN).await;
+
+        // Needs analysis requires a budget and a decision maker: the move asks for both.
+        let asked = chen
+            .post(&transition, &[("to", "needs_analysis"), ("back", KANBAN)])
+            .await;
+        assert_eq!(asked.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", asked.html);
+        asked.assert_clean("missing fields");
+        assert_eq!(
+            asked.attrs("#missing-form [data-field]", "data-field"),
+            vec!["budget", "decision_maker"]
+        );
+        assert_eq!(asked.attrs("#missing-form input[name=to]", "value"), vec!["needs_analysis"]);
+        let moved = chen
+            .post(
+                &transition,
+                &[
+                    ("to", "needs_analysis"),
+                    ("back", KANBAN),
+                    ("budget", "6000"),
+                    ("decision_maker", "王总"),
+                ],
+            )
+            .await;
+        assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.html);
+        assert_eq!(
+            moved.location.as_deref(),
+            Some("/app/opportunity?view=kanban&moved=needs_analysis")
+        );
+        let board = chen.get(KANBAN).await;
+        assert!(cards(&board, "needs_analysis").contains(&id), "{}", board.html);
+
+        // Proposal needs a close date (the amount is there): only that is asked for.
+        let asked = chen.post(&transition, &[("to", "proposal")]).await;
+        assert_eq!(asked.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", asked.html);
+        assert_eq!(
+            asked.attrs("#missing-form [data-field]", "data-field"),
+            vec!["close_date"]
+        );
+        let moved = chen
+            .post(&transition, &[("to", "proposal"), ("close_date", "2027-03-31")])
+            .await;
+        assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.html);
+        assert_eq!(moved.location.as_deref(), Some(&*format!("{record}?moved=proposal")));
+
+        // A discount above 15 % (set by the manager) makes negotiation wait for approval.
+        let li = site.login("li").await;
+        let (status, body) = api(
+            &site,
+            &li,
+            reqwest::Method::PATCH,
+            &format!("/records/opportunity/{id}"),
+            Some(json!({"discount": 20})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let page = chen.get(&record).await;
+        assert_eq!(
+            page.attrs("#transition-form button[data-approval=true]", "value"),
+            vec!["negotiation"]
+        );
+        let pending = chen
+            .post(&transition, &[("to", "negotiation"), ("comment", "客户要求折扣")])
+            .await;
+        assert_eq!(pending.status, StatusCode::SEE_OTHER, "{}", pending.html);
+        assert_eq!(
+            pending.location.as_deref(),
+            Some(&*format!("{record}?approval=pending"))
+        );
+        let page = chen.get(&format!("{record}?approval=pending")).await;
+        page.assert_clean("pending record");
+        assert_eq!(page.attrs("#approval-pending", "id").len(), 1, "{}", page.html);
+        assert_eq!(page.attrs("#approval-pending form.recall", "action").len(), 1);
+        assert!(page.attrs("#approval-pending form.approve", "action").is_empty());
+        assert!(page.attrs("#transition-form button[name=to]", "value").is_empty());
+        assert_eq!(
+            page.attrs("#stage-path .step[aria-current=step]", "data-stage"),
+            vec!["proposal"]
+        );
+        // The rep's own requests.
+        let mine = chen.get("/app/approvals?tab=mine").await;
+        mine.assert_clean("mine");
+        assert_eq!(mine.attrs("#approval-list .approval", "data-state"), vec!["pending"]);
+
+        // Step one: the owner's manager approves from the inbox; step two: the director.
+        for (approver, comment) in [("li", "同意"), ("wang", "可以")] {
+            let mut session = site.login(approver).await;
+            let home = session.get("/").await;
+            assert_eq!(
+                home.attrs("nav.sidenav a[href='/app/approvals']", "href").len(),
+                1
+            );
+            let inbox = session.get("/app/approvals").await;
+            assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.html);
+            inbox.assert_clean(approver);
+            let forms = inbox.attrs("#approval-list form.approve", "action");
+            assert_eq!(forms.len(), 1, "{approver}: {}", inbox.html);
+            let done = session
+                .post(&forms[0], &[("comment", comment), ("back", "/app/approvals")])
+                .await;
+            assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+            let after = session.get(done.location.as_deref().unwrap()).await;
+            assert_eq!(after.attrs("#approvals-notice", "id").len(), 1);
+            assert!(after.attrs("#approval-list form.approve", "action").is_empty());
+        }
+        let page = chen.get(&record).await;
+        assert_eq!(
+            page.attrs("#stage-path .step[aria-current=step]", "data-stage"),
+            vec!["negotiation"]
+        );
+        assert!(page.attrs("#approval-pending", "id").is_empty());
+        assert_eq!(
+            page.attrs("#approvals .approval", "data-state"),
+            vec!["approved"]
+        );
+        assert!(page.texts("#approvals .trail td").iter().any(|text| text == "同意"));
+
+        // Won, from the kanban's form; the record page shows it, the funnel counts it.
+        chen.get(KANBAN).await;
+        let won = chen
+            .post(&transition, &[("to", "won"), ("back", KANBAN)])
+            .await;
+        assert_eq!(won.status, StatusCode::SEE_OTHER, "{}", won.html);
+        let page = chen.get(&record).await;
+        assert_eq!(
+            page.attrs("#stage-path .step[aria-current=step]", "data-stage"),
+            vec!["won"]
+        );
+        assert_eq!(
+            page.attrs("#stage-path .step.done", "data-stage"),
+            vec!["qualification", "needs_analysis", "proposal", "negotiation"]
+        );
+        assert!(page.texts("#stage-history .stage-change").len() >= 5, "{}", page.html);
+        let funnel = chen.get("/app/reports/funnel").await;
+        assert_eq!(
+            funnel.texts("#funnel-stages tr[data-stage=won] .reached"),
+            vec!["1"]
+        );
+
+        // A move the process does not allow is the record page with the reason (409).
+        let refused = chen.post(&transition, &[("to", "qualification")]).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+        refused.assert_clean("refused");
+        assert_eq!(refused.attrs("#transition-refused", "id").len(), 1);
     }
 );

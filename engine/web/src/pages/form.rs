@@ -523,7 +523,7 @@ fn read_form(editable: &[&Field], assign: bool, form: &PageForm, tz: Tz) -> (Inp
 /// The JSON `Records` reads for a field's form texts. Blank is `null`; numbers go as their
 /// text (Records reads and checks it); a `datetime-local` value is read in the app timezone.
 /// A value that does not read as its type goes on as text, so `Records` names the problem.
-fn input_json(field: &Field, values: &[&str], tz: Tz) -> Json {
+pub(super) fn input_json(field: &Field, values: &[&str], tz: Tz) -> Json {
     match &field.kind {
         FieldKind::MultiChoice { .. } => Json::Array(
             values

@@ -64,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pools::routes())
         .merge(record::routes())
         .merge(reports::routes())
+        .merge(process::routes())
         .merge(form::routes())
         .merge(admin::routes())
 }
@@ -457,6 +458,12 @@ pub fn nav(state: &AppState, viewer: &Viewer) -> Vec<NavGroup> {
     // The sales pages: the calendar when an object the viewer may read has entries, the
     // funnel when a process owns one.
     let mut work = Vec::new();
+    if schema.processes.values().any(|process| {
+        readable(&process.object).is_some()
+            && process.stages.iter().any(|stage| stage.approval.is_some())
+    }) {
+        work.push(item(text("approvals.nav"), "/app/approvals".to_owned()));
+    }
     if schema
         .objects
         .values()

@@ -167,6 +167,15 @@ async fn page(
             _ => None,
         })
     };
+    // After a move: `moved=<stage>` or `approval=pending`.
+    let process_notice = ProcessNotice {
+        error: None,
+        notice: pairs.iter().find_map(|pair| {
+            pair.strip_prefix("moved=")
+                .map(str::to_owned)
+                .or_else(|| (*pair == "approval=pending").then(|| "pending".to_owned()))
+        }),
+    };
     let mut response = show(
         &state,
         &viewer,
@@ -175,6 +184,7 @@ async fn page(
         notice,
         None,
         PoolNotice::None,
+        process_notice,
     )
     .await?;
     let recent = remember(recent_entries(&headers), &object_name, &id);
@@ -203,6 +213,39 @@ struct Referring {
     records: Vec<(String, String)>,
 }
 
+/// What the process part of a record page says after a move.
+#[derive(Debug, Default)]
+pub struct ProcessNotice {
+    /// Why the move was refused.
+    pub error: Option<String>,
+    /// `pending`, or the stage moved to.
+    pub notice: Option<String>,
+}
+
+/// The record page of `id` after a refused move (409), with the runtime's reason.
+pub async fn show_with_notice(
+    state: &AppState,
+    viewer: &Viewer,
+    object_name: &str,
+    id: &str,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    show(
+        state,
+        viewer,
+        object_name,
+        id,
+        None,
+        None,
+        PoolNotice::None,
+        ProcessNotice {
+            error,
+            notice: None,
+        },
+    )
+    .await
+}
+
 /// The record page of `id` after a pool action was refused or needs another try (422 for a
 /// release without a listed reason, 409 for a refusal).
 pub async fn show_with_pool(
@@ -217,7 +260,17 @@ pub async fn show_with_pool(
         PoolNotice::Refused(refusal) => refusal.status(),
         PoolNotice::None => StatusCode::OK,
     };
-    let mut response = show(state, viewer, object_name, id, None, None, notice).await?;
+    let mut response = show(
+        state,
+        viewer,
+        object_name,
+        id,
+        None,
+        None,
+        notice,
+        ProcessNotice::default(),
+    )
+    .await?;
     if response.status() == StatusCode::OK {
         *response.status_mut() = status;
     }
@@ -226,6 +279,7 @@ pub async fn show_with_pool(
 
 /// The record page of `id`, with `refusal` when a delete was just refused, a notice (a
 /// catalog key) after an action, and what the pool part shows.
+#[allow(clippy::too_many_arguments)]
 async fn show(
     state: &AppState,
     viewer: &Viewer,
@@ -234,6 +288,7 @@ async fn show(
     notice: Option<&'static str>,
     refusal: Option<&[Referencing]>,
     pool_notice: PoolNotice,
+    process_notice: ProcessNotice,
 ) -> Result<Response, PageError> {
     let (state, id) = (state.clone(), id.to_owned());
     let object_name = object_name.to_owned();
@@ -354,8 +409,22 @@ async fn show(
             .collect(),
     });
 
-    let process = super::kanban::process_of(&schema, &object.name)
-        .map(|process| super::process::record_part(process, object, &record, &formatter, may_edit));
+    let process = match super::kanban::process_of(&schema, &object.name) {
+        Some(process) => Some(
+            super::process::record_part(
+                &state,
+                viewer,
+                process,
+                object,
+                &record,
+                &formatter,
+                process_notice.error,
+                process_notice.notice.as_deref(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let page = RecordPage {
         process,
         object: object.name.clone(),
@@ -828,6 +897,7 @@ async fn delete(
                 None,
                 Some(&references),
                 PoolNotice::None,
+                ProcessNotice::default(),
             )
             .await;
         }

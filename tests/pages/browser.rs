@@ -15,6 +15,7 @@ mod admin;
 mod conflict;
 mod live;
 mod pools;
+mod process;
 mod screens;
 mod walk;
 

@@ -484,7 +484,10 @@ keel_testkit::db_test!(
             moved.location.as_deref(),
             Some("/app/opportunity?view=kanban&moved=needs_analysis")
         );
-        let board = chen.get(KANBAN).await;
+        let board = chen.get(moved.location.as_deref().unwrap()).await;
+        assert_eq!(board.status, StatusCode::OK, "{}", board.html);
+        board.assert_clean("moved on the board");
+        assert_eq!(board.attrs("#process-notice", "id").len(), 1);
         assert!(cards(&board, "needs_analysis").contains(&id), "{}", board.html);
 
         // Proposal needs a close date (the amount is there): only that is asked for.

@@ -56,6 +56,8 @@ struct KanbanPage {
     /// Every stage, for the move select of each card.
     stages: Vec<StageOption>,
     amount_label: Option<String>,
+    /// The stage a card was just moved to (the notice after a move).
+    moved: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +97,7 @@ pub async fn page(
     object: &Object,
     process: &Process,
     pairs: &[(String, String)],
+    moved: Option<String>,
 ) -> Result<Response, PageError> {
     let schema = state.schema().clone();
     let frame = Frame::new(state, viewer).await?;
@@ -228,7 +231,22 @@ pub async fn page(
     let view = KanbanPage {
         title: formatter.label(Some(&object.label), &object.name),
         list_url: format!("/app/{}", object.name),
-        back: viewer.path.clone(),
+        // Where a move returns: this board, without the notice of an earlier move.
+        back: {
+            let (path, query) = viewer
+                .path
+                .split_once('?')
+                .unwrap_or((viewer.path.as_str(), ""));
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|pair| !pair.is_empty() && !pair.starts_with("moved="))
+                .collect();
+            if kept.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        },
         q,
         stages: process
             .stages
@@ -239,6 +257,13 @@ pub async fn page(
             })
             .collect(),
         amount_label: amount.map(|field| formatter.field_label(field)),
+        moved: moved.and_then(|key| {
+            process
+                .stages
+                .iter()
+                .find(|stage| stage.key == key)
+                .map(|stage| formatter.label(stage.label.as_ref(), &stage.key))
+        }),
         columns,
         object: object.name.clone(),
     };

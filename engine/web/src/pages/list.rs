@@ -191,7 +191,13 @@ async fn list_page(
     if let Some(at) = pairs.iter().position(|(key, _)| key == VIEW) {
         let (_, view) = pairs.remove(at);
         if let (Some(process), "kanban") = (process, view.as_str()) {
-            return super::kanban::page(&state, &viewer, object, process, &pairs).await;
+            // `moved=<stage>`: the notice after a move from the board, not a filter.
+            let moved = pairs
+                .iter()
+                .rfind(|(key, _)| key == "moved")
+                .map(|(_, stage)| stage.clone());
+            pairs.retain(|(key, _)| key != "moved");
+            return super::kanban::page(&state, &viewer, object, process, &pairs, moved).await;
         }
     }
     let formatter = Formatter::new(&schema, &viewer.lang, state.records().clock().now());

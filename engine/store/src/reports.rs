@@ -1,6 +1,6 @@
 //! The SQL of the reports (docs/reports.md): the sales funnel over a cohort of process
 //! records joined to their stage history (`keel_stage_history`), the time spent in each
-//! stage, and the records that entered some stages in a period (the briefing's won amount).
+//! stage (in the same pass), and the records that entered some stages in a period (the briefing's won amount).
 //!
 //! Every query takes the cohort as a [`Condition`] over the object's columns — the runtime
 //! puts the caller's record scope, the period and any owner into it — and evaluates it in a
@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use keel_meta::{Object, Storage, Value};
 
-use crate::db::{Connection, Db, Dialect};
+use crate::db::{Connection, Db};
 use crate::error::StoreError;
 use crate::records::columns::ObjectColumns;
 use crate::records::condition::push_condition;
@@ -40,6 +40,8 @@ pub struct FunnelQuery<'a> {
     pub ladder: &'a [String],
     /// Stages with a `won` outcome: a record in one of them reached the whole ladder.
     pub won: &'a [String],
+    /// Every stage of the process, in order: the completed stays are counted per stage.
+    pub stages: &'a [String],
     /// The amount field (integer or decimal), if the object has one.
     pub amount: Option<&'a str>,
     /// Which records make the cohort: scope, period, owner.
@@ -57,13 +59,15 @@ pub struct FunnelGroup {
     pub count: i64,
     /// Σ amount (zero when the object has no amount field or none is filled).
     pub amount: Value,
+    /// Per stage of [`FunnelQuery::stages`]: the group's completed stays in it (history
+    /// rows leaving it with a known duration).
+    pub stays: Vec<Stays>,
 }
 
-/// The completed stays in one stage of cohort records: how many, and their total seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageTime {
-    pub stage: String,
-    pub stays: i64,
+/// Completed stays in one stage: how many, and their total seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stays {
+    pub count: i64,
     pub seconds: i64,
 }
 
@@ -157,18 +161,20 @@ fn amount_storage(
     }
 }
 
-/// The cohort grouped by reach and current stage, with each group's count and amount.
+/// The cohort grouped by reach and current stage, with each group's count, amount and
+/// completed stays per stage.
 ///
-/// One statement: the cohort subquery and, per record, a correlated lookup of the furthest
-/// ladder stage in its history along the covering `(object, record_id, process, to_stage,
-/// …)` index, named once in the statement (each mention would be evaluated again).
+/// One statement, one pass over the history: the cohort subquery joined to its stage
+/// history along the covering `(object, record_id, process, to_stage, …)` index and grouped
+/// per record — the furthest ladder stage in its history and, per stage of
+/// [`FunnelQuery::stages`], the count and total seconds of the stays that ended by leaving
+/// it — then grouped again by reach and current stage.
 pub async fn funnel_groups(
     db: &Db,
     query: &FunnelQuery<'_>,
 ) -> Result<Vec<FunnelGroup>, StoreError> {
     let columns = ObjectColumns::of(query.object);
-    let dialect = db.dialect();
-    let mut statement = Statement::new(dialect, columns.table());
+    let mut statement = Statement::new(db.dialect(), columns.table());
     columns.storage(query.stage_field)?;
     let amount = amount_storage(&statement, &columns, query.amount)?;
     let stage = crate::naming::quote(query.stage_field);
@@ -176,49 +182,86 @@ pub async fn funnel_groups(
         Some(name) => crate::naming::quote(name),
         None => "CAST(NULL AS BIGINT)".to_owned(),
     };
-    statement.push(
-        "SELECT keel_x.keel_reach, keel_x.keel_stage, count(*), sum(keel_x.keel_amount) \
-         FROM (SELECT keel_c.keel_stage, keel_c.keel_amount, CAST(CASE ",
-    );
+    let stays: String = (0..query.stages.len())
+        .map(|index| format!(", sum(keel_x.keel_s{index}), sum(keel_x.keel_n{index})"))
+        .collect();
+    statement.push(&format!(
+        "SELECT keel_x.keel_reach, keel_x.keel_stage, count(*), sum(keel_x.keel_amount){stays} \
+         FROM (SELECT keel_r.*, CAST(CASE "
+    ));
     if let Some(last) = query.ladder.len().checked_sub(1) {
-        statement.push("WHEN keel_c.keel_stage IN ");
+        statement.push("WHEN keel_r.keel_stage IN ");
         push_keys(&mut statement, query.won)?;
         statement.push(&format!(" THEN {last} "));
     }
-    // The greater of the history's furthest stage and the current stage, either possibly
-    // NULL (-1 stands for "none" in between).
-    statement.push(match dialect {
-        Dialect::Sqlite => "ELSE nullif(max(coalesce((SELECT max(",
-        Dialect::Postgres => "ELSE nullif(greatest(coalesce((SELECT max(",
-    });
+    statement.push(
+        "WHEN keel_r.keel_history IS NULL THEN keel_r.keel_current \
+         WHEN keel_r.keel_current IS NULL THEN keel_r.keel_history \
+         WHEN keel_r.keel_history > keel_r.keel_current THEN keel_r.keel_history \
+         ELSE keel_r.keel_current END AS BIGINT) AS keel_reach \
+         FROM (SELECT keel_c.keel_stage, keel_c.keel_amount, max(",
+    );
     push_ladder_index(&mut statement, "keel_h.to_stage", query.ladder)?;
-    statement.push(") FROM keel_stage_history keel_h WHERE keel_h.object = ");
-    statement.push_value(&text(&query.object.name), Storage::Text)?;
-    statement.push(" AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ");
-    statement.push_value(&text(query.process), Storage::Text)?;
-    statement.push("), -1), coalesce(");
+    statement.push(") AS keel_history, ");
     push_ladder_index(&mut statement, "keel_c.keel_stage", query.ladder)?;
-    statement.push(", -1)), -1) END AS BIGINT) AS keel_reach FROM (");
+    statement.push(" AS keel_current");
+    for (index, key) in query.stages.iter().enumerate() {
+        for (function, alias) in [("sum", "s"), ("count", "n")] {
+            statement.push(&format!(", {function}(CASE keel_h.from_stage WHEN "));
+            statement.push_value(&text(key), Storage::Text)?;
+            statement.push(&format!(
+                " THEN keel_h.seconds_in_from END) AS keel_{alias}{index}"
+            ));
+        }
+    }
+    statement.push(" FROM (");
     push_cohort(
         &mut statement,
         &columns,
         &format!("\"id\" AS keel_id, {stage} AS keel_stage, {amount_column} AS keel_amount"),
         &query.cohort,
     )?;
+    statement.push(") keel_c LEFT JOIN keel_stage_history keel_h ON keel_h.object = ");
+    statement.push_value(&text(&query.object.name), Storage::Text)?;
+    statement.push(" AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ");
+    statement.push_value(&text(query.process), Storage::Text)?;
     statement.push(
-        ") keel_c) keel_x GROUP BY keel_x.keel_reach, keel_x.keel_stage \
+        " GROUP BY keel_c.keel_id, keel_c.keel_stage, keel_c.keel_amount) keel_r) keel_x \
+         GROUP BY keel_x.keel_reach, keel_x.keel_stage \
          ORDER BY keel_x.keel_reach, keel_x.keel_stage",
     );
-    let shapes = [
+    let mut shapes = vec![
         Shape::Stored(Storage::Integer),
         Shape::Stored(Storage::Text),
         Shape::Count,
         Shape::Sum(amount.unwrap_or(Storage::Integer)),
     ];
+    for _ in query.stages {
+        shapes.push(Shape::Sum(Storage::Integer));
+        shapes.push(Shape::Sum(Storage::Integer));
+    }
     let rows = fetch_report(db, &statement, &shapes).await?;
     rows.into_iter()
-        .map(|row| match <[Value; 4]>::try_from(row) {
-            Ok([reach, stage, Value::Integer(count), amount]) => Ok(FunnelGroup {
+        .map(|row| {
+            let unreadable = || StoreError::UnreadableValue {
+                what: "a funnel group".to_owned(),
+            };
+            let mut values = row.into_iter();
+            let (Some(reach), Some(stage), Some(Value::Integer(count)), Some(amount)) =
+                (values.next(), values.next(), values.next(), values.next())
+            else {
+                return Err(unreadable());
+            };
+            let mut stays = Vec::with_capacity(query.stages.len());
+            for _ in query.stages {
+                match (values.next(), values.next()) {
+                    (Some(Value::Integer(seconds)), Some(Value::Integer(count))) => {
+                        stays.push(Stays { count, seconds });
+                    }
+                    _ => return Err(unreadable()),
+                }
+            }
+            Ok(FunnelGroup {
                 reach: match reach {
                     Value::Integer(reach) => usize::try_from(reach).ok(),
                     _ => None,
@@ -229,54 +272,8 @@ pub async fn funnel_groups(
                 },
                 count,
                 amount,
-            }),
-            _ => Err(StoreError::UnreadableValue {
-                what: "a funnel group".to_owned(),
-            }),
-        })
-        .collect()
-}
-
-/// The completed stays of cohort records in each stage (history rows leaving it with a
-/// known duration), grouped by the stage left.
-pub async fn stage_times(db: &Db, query: &FunnelQuery<'_>) -> Result<Vec<StageTime>, StoreError> {
-    let columns = ObjectColumns::of(query.object);
-    let mut statement = Statement::new(db.dialect(), columns.table());
-    statement.push(
-        "SELECT keel_h.from_stage, count(keel_h.seconds_in_from), sum(keel_h.seconds_in_from) \
-         FROM (",
-    );
-    push_cohort(&mut statement, &columns, "\"id\" AS keel_id", &query.cohort)?;
-    statement.push(") keel_c JOIN keel_stage_history keel_h ON keel_h.object = ");
-    statement.push_value(&text(&query.object.name), Storage::Text)?;
-    statement.push(" AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ");
-    statement.push_value(&text(query.process), Storage::Text)?;
-    statement.push(
-        " WHERE keel_h.from_stage IS NOT NULL AND keel_h.seconds_in_from IS NOT NULL \
-         GROUP BY keel_h.from_stage ORDER BY keel_h.from_stage",
-    );
-    let shapes = [
-        Shape::Stored(Storage::Text),
-        Shape::Count,
-        Shape::Sum(Storage::Integer),
-    ];
-    let rows = fetch_report(db, &statement, &shapes).await?;
-    rows.into_iter()
-        .map(|row| match <[Value; 3]>::try_from(row) {
-            Ok(
-                [
-                    Value::Text(stage),
-                    Value::Integer(stays),
-                    Value::Integer(seconds),
-                ],
-            ) => Ok(StageTime {
-                stage,
                 stays,
-                seconds,
-            }),
-            _ => Err(StoreError::UnreadableValue {
-                what: "a stage time".to_owned(),
-            }),
+            })
         })
         .collect()
 }

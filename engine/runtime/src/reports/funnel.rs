@@ -4,7 +4,7 @@
 use chrono::{Datelike as _, Months, NaiveDate};
 use keel_meta::{Label, Outcome, Process, Value};
 use keel_store::records::{CompareOp, Condition};
-use keel_store::reports::{FunnelQuery, funnel_groups, stage_times};
+use keel_store::reports::{FunnelQuery, Stays, funnel_groups};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -152,8 +152,14 @@ impl Reports {
             .filter(|stage| stage.outcome == Some(Outcome::Won))
             .map(|stage| stage.key.clone())
             .collect();
+        let keys: Vec<String> = process
+            .stages
+            .iter()
+            .map(|stage| stage.key.clone())
+            .collect();
         let amount = amount_field(&self.records, actor, object);
         let query = FunnelQuery {
+            stages: &keys,
             object,
             process: &process.name,
             stage_field: &process.stage_field,
@@ -164,7 +170,14 @@ impl Reports {
         };
         let db = self.records.db();
         let groups = funnel_groups(db, &query).await?;
-        let times = stage_times(db, &query).await?;
+        // Per stage: the completed stays of the whole cohort.
+        let mut times = vec![Stays::default(); keys.len()];
+        for group in &groups {
+            for (total, stays) in times.iter_mut().zip(&group.stays) {
+                total.count += stays.count;
+                total.seconds += stays.seconds;
+            }
+        }
 
         let scale = scale_of(object, amount);
         let shown = |sum: Decimal| amount.map(|_| money(sum, scale));
@@ -211,7 +224,7 @@ impl Reports {
         let first = reached.first().map_or(0, |(count, _)| *count);
         let mut stages = Vec::with_capacity(process.stages.len());
         let mut ladder_index = 0_usize;
-        for stage in &process.stages {
+        for (stage, time) in process.stages.iter().zip(&times) {
             let (count, sum, next) = if stage.outcome == Some(Outcome::Lost) {
                 let (count, sum) = ended.get(stage.key.as_str()).copied().unwrap_or_default();
                 (count, sum, None)
@@ -231,10 +244,7 @@ impl Reports {
                 conversion_next: next
                     .and_then(|next| ratio(Decimal::from(next), Decimal::from(count))),
                 conversion_first: ratio(Decimal::from(count), Decimal::from(first)),
-                avg_days: times
-                    .iter()
-                    .find(|time| time.stage == stage.key)
-                    .and_then(|time| average_days(time.seconds, time.stays)),
+                avg_days: average_days(time.seconds, time.count),
             });
         }
         let by_amount = |part: Decimal| amount.and_then(|_| ratio(part, total_amount));

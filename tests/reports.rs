@@ -4,8 +4,10 @@
 //! different reps — for an admin, for a rep (only their own deals) and for a manager asking
 //! for one rep; the briefing of the same fixture on a controlled clock; the calendar of a
 //! rep and of their manager; and bad parameters answered 422 naming the parameter. Real
-//! HTTP on loopback over SQLite and PostgreSQL. Stage history rows are written directly
-//! (`keel_store::reports::seed_stage_history`), so these tests do not depend on the
+//! HTTP on loopback over SQLite and PostgreSQL. Deals are created through the API in the
+//! first stage (which writes their first stage-history row, as every create does); their
+//! later stages and stage history rows are then written directly (`RecordWrite::update`,
+//! `keel_store::reports::seed_stage_history`), so these tests do not depend on the
 //! transition code.
 
 use std::sync::Arc;
@@ -106,6 +108,7 @@ struct TestApp {
     client: reqwest::Client,
     clock: ManualClock,
     db: keel_store::Db,
+    schema: Arc<keel_meta::Schema>,
     _app: AppDir,
 }
 
@@ -166,7 +169,7 @@ async fn spawn_app(db_url: &str) -> TestApp {
     }
     // Wednesday 9 December 2026, noon in Shanghai: the briefing's week is 7–13 December.
     let clock = ManualClock::new(local(12, 9, 12, 0));
-    let state = keel_web::AppState::with_clock(schema, db.clone(), Arc::new(clock.clone()));
+    let state = keel_web::AppState::with_clock(schema.clone(), db.clone(), Arc::new(clock.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(keel_web::serve_until(
@@ -179,6 +182,7 @@ async fn spawn_app(db_url: &str) -> TestApp {
         client: reqwest::Client::new(),
         clock,
         db,
+        schema,
         _app: app,
     }
 }
@@ -202,6 +206,23 @@ impl TestApp {
                 .bearer_auth(token),
         )
         .await
+    }
+
+    /// Creates a deal as `token` at the instant `at` in the first stage, as a client must,
+    /// then puts it in `stage` directly (its history is seeded by the fixture); returns its id.
+    async fn create_deal(&self, token: &str, at: DateTime<Utc>, mut body: Value) -> String {
+        let stage = body["stage"].take();
+        body["stage"] = json!("qualification");
+        let id = self.create(token, "opportunity", at, body).await;
+        if let Some(stage) = stage.as_str().filter(|stage| *stage != "qualification") {
+            let object = self.schema.object("opportunity").unwrap();
+            let mut changes = keel_store::records::Row::new();
+            changes.insert("stage".to_owned(), keel_meta::Value::Text(stage.to_owned()));
+            let mut write = self.db.begin_records_write().await.unwrap();
+            assert!(write.update(object, &id, 1, &changes).await.unwrap());
+            write.commit().await.unwrap();
+        }
+        id
     }
 
     /// Creates a record as `token` at the instant `at`; returns its id.
@@ -270,73 +291,41 @@ async fn fixture(app: &TestApp) -> Deals {
     let rep3 = app.token("rep3").await;
     let deal = |name: &str, stage: &str, amount: &str| json!({ "name": name, "stage": stage, "amount": amount });
     let a = app
-        .create(
+        .create_deal(
             &rep1,
-            "opportunity",
             local(12, 5, 10, 0),
             json!({ "name": "A", "stage": "won", "amount": "100", "close_date": "2026-12-15" }),
         )
         .await;
     let b = app
-        .create(
-            &rep1,
-            "opportunity",
-            local(12, 1, 0, 30),
-            deal("B", "proposal", "200"),
-        )
+        .create_deal(&rep1, local(12, 1, 0, 30), deal("B", "proposal", "200"))
         .await;
     let c = app
-        .create(
-            &rep1,
-            "opportunity",
-            local(12, 2, 10, 0),
-            deal("C", "lost", "300"),
-        )
+        .create_deal(&rep1, local(12, 2, 10, 0), deal("C", "lost", "300"))
         .await;
     let d = app
-        .create(
-            &rep2,
-            "opportunity",
-            local(12, 7, 10, 0),
-            deal("D", "lost", "400"),
-        )
+        .create_deal(&rep2, local(12, 7, 10, 0), deal("D", "lost", "400"))
         .await;
     let e = app
-        .create(
+        .create_deal(
             &rep2,
-            "opportunity",
             local(12, 8, 10, 0),
             deal("E", "qualification", "500"),
         )
         .await;
     let f = app
-        .create(
-            &rep3,
-            "opportunity",
-            local(12, 8, 11, 0),
-            deal("F", "negotiation", "600"),
-        )
+        .create_deal(&rep3, local(12, 8, 11, 0), deal("F", "negotiation", "600"))
         .await;
     let _g = app
-        .create(
-            &rep3,
-            "opportunity",
-            local(12, 9, 9, 0),
-            deal("G", "proposal", "1000"),
-        )
+        .create_deal(&rep3, local(12, 9, 9, 0), deal("G", "proposal", "1000"))
         .await;
     let h = app
-        .create(
-            &rep1,
-            "opportunity",
-            local(11, 30, 23, 30),
-            deal("H", "won", "50"),
-        )
+        .create_deal(&rep1, local(11, 30, 23, 30), deal("H", "won", "50"))
         .await;
     let mut rows = Vec::new();
     let mut history = |id: &str, created: DateTime<Utc>, steps: &[(&str, i64)]| {
+        // The create wrote the first row (none → qualification, at `created`).
         let mut at = created;
-        rows.push(change(rows.len(), id, None, "qualification", at, None));
         let mut from = Some("qualification");
         for (to, stay) in steps {
             at += chrono::Duration::seconds(*stay);

@@ -290,11 +290,12 @@ KEEL_PID=
 log "the baseline: the same writes as bare SQL on a copy of the database"
 DB_NAME=$([[ $DB_KIND == sqlite ]] && echo floor || echo keel_bench_floor)
 if [[ $DB_KIND == sqlite ]]; then
-    NOW="strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')"; NEW_ID="lower(hex(randomblob(16)))"
-    AS_JSON=json_quote; BEGIN="BEGIN IMMEDIATE;"
+    NOW="strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')"; AS_JSON=json_quote; BEGIN="BEGIN IMMEDIATE;"
 else
-    NOW="now()"; NEW_ID="gen_random_uuid()::text"; AS_JSON=to_jsonb; BEGIN="BEGIN;"
+    NOW="now()"; AS_JSON=to_jsonb; BEGIN="BEGIN;"
 fi
+# New rows' ids: the lead's id (UUIDv7, in creation order) and a suffix, so that they grow
+# the way Keel's UUIDv7 ids do, at the end of each primary key.
 FLOOR_DUE="\"deleted_at\" IS NULL AND pool = 'bench_pool' AND owner IS NOT NULL AND claimed_at <= $(ago 3)"
 sql "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM lead WHERE $FLOOR_DUE) due WHERE n % 1000 = 0" >"$WORK/bounds.txt"
 echo "~" >>"$WORK/bounds.txt" # after every id (ids are lowercase hex and dashes)
@@ -306,13 +307,13 @@ echo "~" >>"$WORK/bounds.txt" # after every id (ids are lowercase hex and dashes
         cat <<SQL
 $BEGIN
 INSERT INTO keel_pool_history (id, object, record_id, pool, action, actor, from_user, to_user, reason, note, at)
-  SELECT $NEW_ID, 'lead', id, 'bench_pool', 'return', 'system', owner, NULL, 'auto_return', NULL, $NOW FROM lead WHERE $RANGE;
+  SELECT id || '-h', 'lead', id, 'bench_pool', 'return', 'system', owner, NULL, 'auto_return', NULL, $NOW FROM lead WHERE $RANGE;
 INSERT INTO keel_audit (id, object, record_id, at, by, action, field, old, new)
-  SELECT $NEW_ID, 'lead', id, $NOW, 'system', 'update', 'owner', $AS_JSON(owner), NULL FROM lead WHERE $RANGE;
+  SELECT id || '-a1', 'lead', id, $NOW, 'system', 'update', 'owner', $AS_JSON(owner), NULL FROM lead WHERE $RANGE;
 INSERT INTO keel_audit (id, object, record_id, at, by, action, field, old, new)
-  SELECT $NEW_ID, 'lead', id, $NOW, 'system', 'update', 'returned_at', NULL, $AS_JSON($NOW) FROM lead WHERE $RANGE;
+  SELECT id || '-a2', 'lead', id, $NOW, 'system', 'update', 'returned_at', NULL, $AS_JSON($NOW) FROM lead WHERE $RANGE;
 INSERT INTO keel_notifications (id, user_id, message, object, record_id, created_at)
-  SELECT $NEW_ID, owner, 'Lead ' || name || ' went back to the pool bench_pool', 'lead', id, $NOW FROM lead WHERE $RANGE;
+  SELECT id || '-n', owner, 'Lead ' || name || ' went back to the pool bench_pool', 'lead', id, $NOW FROM lead WHERE $RANGE;
 UPDATE lead SET owner = NULL, returned_at = $NOW, updated_at = $NOW, updated_by = 'system', version = version + 1 WHERE $RANGE;
 COMMIT;
 SQL

@@ -12,6 +12,7 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod edit;
 pub mod filter;
 pub mod ident;
 pub mod label;

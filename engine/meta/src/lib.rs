@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod edit;
 pub mod filter;
+pub mod forms;
 pub mod ident;
 pub mod label;
 mod load;

@@ -27,7 +27,9 @@ use serde_json::Value;
 use crate::source::SourceDocument;
 pub use diff::diff;
 use render::{Indentation, Renderer, Shape, Written};
-use tree::{Entry, Item, Kind, Node, ScalarStyle, first_on_line, line_end, line_start};
+use tree::{
+    Entry, Item, Kind, Node, ScalarStyle, first_on_line, line_end, line_start, next_line_start,
+};
 
 /// One change to a YAML file. Paths are JSON pointers (RFC 6901): `""` is the whole file,
 /// `/a/b` the key `b` of the mapping at `/a`, `/a/0` the first item of the sequence at `/a`.
@@ -131,7 +133,16 @@ pub fn apply_to_value(value: &mut Value, edit: &Edit) -> Result<(), EditError> {
                 return Ok(());
             }
             let (parent, last) = split_pointer(path).ok_or_else(|| fail("not a JSON pointer"))?;
-            match value.pointer_mut(parent) {
+            let target = value.pointer_mut(parent);
+            match target {
+                Some(Value::Null) => {
+                    let mut map = serde_json::Map::new();
+                    map.insert(last, new.clone());
+                    if let Some(target) = value.pointer_mut(parent) {
+                        *target = Value::Object(map);
+                    }
+                    Ok(())
+                }
                 Some(Value::Object(map)) => {
                     map.insert(last, new.clone());
                     Ok(())
@@ -382,7 +393,13 @@ impl Editor<'_> {
         }
         match child(node, last) {
             Some(found) => Ok(Ok(found)),
-            None if matches!(node.kind, Kind::Mapping { .. }) => Ok(Err(node)),
+            None if matches!(
+                node.kind,
+                Kind::Mapping { .. } | Kind::Scalar(ScalarStyle::Empty)
+            ) =>
+            {
+                Ok(Err(node))
+            }
             None => Err(EditError::new(path, "no such node")),
         }
     }
@@ -446,6 +463,21 @@ impl Editor<'_> {
     ) -> Result<String, EditError> {
         let text = self.text;
         let (attach, column, on_dash_line) = match slot {
+            Slot::Root if matches!(node.kind, Kind::Scalar(ScalarStyle::Empty)) => {
+                // A file of comments only: the value goes after them.
+                let separator = if text.is_empty() || text.ends_with('\n') {
+                    ""
+                } else {
+                    "\n"
+                };
+                let document = self.renderer.document(value);
+                return Ok(splice(
+                    text,
+                    text.len(),
+                    text.len(),
+                    &format!("{separator}{document}"),
+                ));
+            }
             Slot::Root => {
                 let mut new_text = self.renderer.document(value);
                 if text[node.end..].trim().is_empty() {
@@ -643,10 +675,13 @@ impl Editor<'_> {
         if first_on_line(text, start) {
             let from = line_start(text, start);
             let to = line_end(text, end);
-            return Ok(if to < text.len() {
-                splice(text, from, to + 1, "")
+            let next = next_line_start(text, to);
+            return Ok(if next > to {
+                splice(text, from, next, "")
             } else {
-                splice(text, from.saturating_sub(1), to, "")
+                // The last line, without a line break: the one before it goes instead.
+                let previous_end = from.checked_sub(1).map_or(0, |last| line_end(text, last));
+                splice(text, previous_end, to, "")
             });
         }
         // The first entry of a mapping on its item's dash line: the next entry moves up.
@@ -861,10 +896,16 @@ fn trailing_comment(text: &str, end: usize) -> (usize, String) {
     }
 }
 
+/// `text` with `start..end` replaced by `with`, whose line breaks become `\r\n` in a file
+/// that uses them.
 fn splice(text: &str, start: usize, end: usize, with: &str) -> String {
     let mut new_text = String::with_capacity(text.len() + with.len());
     new_text.push_str(&text[..start]);
-    new_text.push_str(with);
+    if text.contains("\r\n") {
+        new_text.push_str(&with.replace("\r\n", "\n").replace('\n', "\r\n"));
+    } else {
+        new_text.push_str(with);
+    }
     new_text.push_str(&text[end..]);
     new_text
 }

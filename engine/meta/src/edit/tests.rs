@@ -302,6 +302,55 @@ fn a_missing_key_is_set_by_inserting_it_and_an_empty_value_is_filled_in() {
 }
 
 #[test]
+fn a_file_with_windows_line_breaks_keeps_them() {
+    let text = "a: 1\r\nb:\r\n  c: 2\r\nd: [x]\r\n";
+    let text = edited(
+        text,
+        &[
+            Edit::Insert {
+                path: "/b".to_owned(),
+                key: "e".to_owned(),
+                value: json!({"f": [1, 2]}),
+                after: None,
+            },
+            Edit::Remove {
+                path: "/a".to_owned(),
+            },
+            set("/d/0", json!("y\nz")),
+        ],
+    );
+    assert_eq!(
+        text,
+        "b:\r\n  c: 2\r\n  e:\r\n    f:\r\n      - 1\r\n      - 2\r\nd: [\"y\\nz\"]\r\n"
+    );
+    let text = edited("a: 1\r\nb: |\r\n  x\r\n", &[set("/b", json!("z"))]);
+    assert_eq!(text, "a: 1\r\nb: z\r\n");
+}
+
+#[test]
+fn a_file_of_comments_only_gets_its_first_key_after_them() {
+    let text = edited(
+        "# Roles.\n",
+        &[set("/roles", json!({"admin": {"admin": true}}))],
+    );
+    assert_eq!(text, "# Roles.\nroles:\n  admin:\n    admin: true\n");
+    assert_eq!(edited("", &[set("/a", json!(1))]), "a: 1\n");
+}
+
+#[test]
+fn removing_the_last_line_of_a_file_without_a_final_line_break() {
+    assert_eq!(
+        edited(
+            "a: 1\nb: 2",
+            &[Edit::Remove {
+                path: "/b".to_owned()
+            }]
+        ),
+        "a: 1"
+    );
+}
+
+#[test]
 fn errors_name_the_path() {
     let error = apply(FIELDS, &[set("/fields/nothing/type", json!("x"))]).unwrap_err();
     assert_eq!(error.path, "/fields/nothing/type");
@@ -360,10 +409,16 @@ mod standard_app {
     use super::super::tree::{self, Kind, Node};
     use super::super::*;
 
+    /// The standard app's files and the templates'.
     fn app_files() -> Vec<(PathBuf, String)> {
+        files_of(&["metadata", "workflows", "templates"])
+    }
+
+    /// The YAML files under `directories` of the repository root.
+    fn files_of(directories: &[&str]) -> Vec<(PathBuf, String)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut files = Vec::new();
-        for directory in ["metadata", "workflows"] {
+        for directory in directories {
             collect_yaml(&root.join(directory), &mut files);
         }
         files.sort();
@@ -533,9 +588,12 @@ mod standard_app {
             key in "[a-z_]{1,8}|[0-9]|yes|a b|中文",
             pick in any::<prop::sample::Index>(),
             second_pick in any::<prop::sample::Index>(),
+            windows_line_breaks in prop::bool::weighted(0.2),
         ) {
             let files = app_files();
             let (file_path, text) = file.get(&files);
+            let crlf_text = text.replace('\n', "\r\n");
+            let text = if windows_line_breaks { &crlf_text } else { text };
             let original = SourceDocument::parse(text).unwrap().value;
             let root = tree::parse(text).unwrap();
             let mut nodes = Vec::new();
@@ -613,6 +671,9 @@ mod standard_app {
                 .map_err(|error| TestCaseError::fail(format!("{error:?}\n{result}")))?
                 .value;
             prop_assert_eq!(&actual, &expected, "{:?}\n{}", edit, result);
+            if windows_line_breaks {
+                prop_assert!(!result.replace("\r\n", "").contains('\n'), "{}", result);
+            }
             let old_lines: Vec<&str> = text.lines().collect();
             let new_lines: Vec<&str> = result.lines().collect();
             let (first, last) = lines;
@@ -624,6 +685,71 @@ mod standard_app {
                 &new_lines[new_lines.len() - kept_after..],
                 "{:?}\n{}", edit, result
             );
+        }
+    }
+
+    /// A random change of a file's value: set a node, remove one, add a key or an item, or
+    /// swap two items.
+    fn mutate(value: &mut Value, choice: (usize, prop::sample::Index, Value, String)) {
+        let (operation, pick, new, key) = choice;
+        let mut nodes = Vec::new();
+        pointers(value, String::new(), &mut nodes);
+        let (path, found) = pick.get(&nodes).clone();
+        match (operation, found) {
+            (0, _) if !path.is_empty() => {
+                *value.pointer_mut(&path).unwrap() = new;
+            }
+            (1, _) if !path.is_empty() => {
+                apply_to_value(value, &Edit::Remove { path }).unwrap();
+            }
+            (2, Value::Object(map)) if !map.contains_key(&key) => {
+                value.pointer_mut(&path).unwrap()[&key] = new;
+            }
+            (3, Value::Array(items)) => {
+                let index = items.len() / 2;
+                value
+                    .pointer_mut(&path)
+                    .unwrap()
+                    .as_array_mut()
+                    .unwrap()
+                    .insert(index, new);
+            }
+            (4, Value::Array(items)) if items.len() > 1 => {
+                let items = value.pointer_mut(&path).unwrap().as_array_mut().unwrap();
+                let last = items.len() - 1;
+                items.swap(0, last);
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn rewriting_a_file_to_a_changed_value_reads_back_as_that_value(
+            file in any::<prop::sample::Index>(),
+            changes in prop::collection::vec(
+                (0usize..5, any::<prop::sample::Index>(), arbitrary_value(), "[a-z_]{1,8}|yes|中文"),
+                1..5,
+            ),
+        ) {
+            let files = app_files();
+            let (file_path, text) = file.get(&files);
+            let original = SourceDocument::parse(text).unwrap().value;
+            let mut value = original.clone();
+            for change in changes {
+                mutate(&mut value, change);
+            }
+            let result = rewrite(text, &value)
+                .map_err(|error| TestCaseError::fail(format!("{}: {error}", file_path.display())))?;
+            let actual = SourceDocument::parse(&result)
+                .map_err(|error| TestCaseError::fail(format!("{error:?}\n{result}")))?
+                .value;
+            prop_assert_eq!(&actual, &value, "{}", result);
+            if value == original {
+                prop_assert_eq!(&result, text);
+            }
         }
     }
 }

@@ -290,10 +290,9 @@ impl Builder<'_> {
     /// than `column`, its key's or dash's).
     fn block_scalar_end(&self, indicator: usize, column: usize) -> usize {
         let mut end = line_end(self.text, indicator);
-        let mut position = end;
         let mut content_indent: Option<usize> = None;
-        while position < self.text.len() {
-            let line_start = position + 1;
+        let mut line_start = next_line_start(self.text, indicator);
+        while line_start < self.text.len() {
             let line_stop = line_end(self.text, line_start);
             let line = &self.text[line_start..line_stop];
             if !line.trim().is_empty() {
@@ -305,7 +304,7 @@ impl Builder<'_> {
                 content_indent.get_or_insert(indent);
                 end = line_stop;
             }
-            position = line_stop;
+            line_start = next_line_start(self.text, line_start);
         }
         end
     }
@@ -379,11 +378,22 @@ pub(super) fn line_start(text: &str, position: usize) -> usize {
         .map_or(0, |newline| newline + 1)
 }
 
-/// The byte offset of the end of the line holding `position` (its `\n`, or the text's end).
+/// The byte offset of the end of the line holding `position`: its `\n` (or the `\r` of its
+/// `\r\n`), or the text's end.
 pub(super) fn line_end(text: &str, position: usize) -> usize {
+    match text[position..].find('\n') {
+        Some(newline) if text[..position + newline].ends_with('\r') => position + newline - 1,
+        Some(newline) => position + newline,
+        None => text.len(),
+    }
+}
+
+/// The byte offset where the line after the one holding `position` starts (the text's end
+/// on the last line).
+pub(super) fn next_line_start(text: &str, position: usize) -> usize {
     text[position..]
         .find('\n')
-        .map_or(text.len(), |newline| position + newline)
+        .map_or(text.len(), |newline| position + newline + 1)
 }
 
 /// The column (in characters, from 0) of `position` on its line.

@@ -7,8 +7,8 @@
 //! columns, search fields and duplicate keys ([`save_list_settings`]), a pool's limits,
 //! cooldown, hidden fields and auto-return rules ([`save_pool`]), a process's stages
 //! ([`save_stages`], which also keeps the stage field's options equal to the stage keys), a
-//! rule's trigger, filter and actions ([`save_rule`]) and one cell of a role's permission
-//! matrix ([`set_grant`]).
+//! rule's trigger, filter and actions ([`save_rule`]), and one cell of a role's permission
+//! matrix ([`set_grant`]) or one field's access in it ([`set_field_access`]).
 //!
 //! They check what the form alone can get wrong (a name that is no identifier, a field the
 //! object lacks, a bad duration or cron schedule), each error naming the form field; whether
@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::duration::Duration;
 use crate::edit::{self, EditError};
-use crate::model::{ApprovalMode, DuplicateAction, Misfire, Scope};
+use crate::model::{ApprovalMode, DuplicateAction, FieldAccess, Misfire, Scope};
 use crate::schedule::CronSchedule;
 use crate::source::SourceDocument;
 use crate::{Schema, ident};
@@ -823,6 +823,75 @@ pub fn set_grant(
         .as_object_mut()
         .ok_or_else(|| FormError::new("object", "the grant is not a mapping"))?;
     grant.insert(key_text(&to_json(&action)), to_json(&value));
+    document.save()
+}
+
+/// Sets what `role` may do with one field of `object` (`edit`, `read` or `hidden`), or
+/// removes the field's entry (`None`: the object's access applies).
+pub fn set_field_access(
+    files: &Files,
+    schema: &Schema,
+    role: &str,
+    object: &str,
+    field: &str,
+    access: Option<FieldAccess>,
+) -> Result<Changes, FormError> {
+    if !schema.roles.roles.contains_key(role) {
+        return Err(FormError::new("role", format!("no role `{role}`")));
+    }
+    let known = schema
+        .object(object)
+        .ok_or_else(|| FormError::new("object", format!("no object `{object}`")))?;
+    if !known.fields.contains_key(field) {
+        return Err(FormError::new(
+            "field",
+            format!("no field `{field}` in `{object}`"),
+        ));
+    }
+    let mut document = Document::open(files, ROLES_FILE)?;
+    let root = document.root_mut()?;
+    let grant = root
+        .get_mut("permissions")
+        .and_then(|permissions| permissions.get_mut(role))
+        .and_then(|grants| grants.get_mut(object))
+        .and_then(Value::as_object_mut);
+    match (grant, access) {
+        (Some(grant), None) => {
+            if let Some(fields) = grant.get_mut("fields").and_then(Value::as_object_mut) {
+                fields.shift_remove(field);
+                if fields.is_empty() {
+                    grant.shift_remove("fields");
+                }
+            }
+        }
+        (None, None) => {}
+        (grant, Some(access)) => {
+            let grant = match grant {
+                Some(grant) => grant,
+                None => root
+                    .entry("permissions")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .ok_or_else(|| FormError::new("role", "`permissions` is not a mapping"))?
+                    .entry(role.to_owned())
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .ok_or_else(|| {
+                        FormError::new("role", "the role's permissions are not a mapping")
+                    })?
+                    .entry(object.to_owned())
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .ok_or_else(|| FormError::new("object", "the grant is not a mapping"))?,
+            };
+            grant
+                .entry("fields")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .ok_or_else(|| FormError::new("field", "the grant's `fields` is not a mapping"))?
+                .insert(field.to_owned(), to_json(&access));
+        }
+    }
     document.save()
 }
 

@@ -377,8 +377,8 @@ impl Editor<'_> {
         Ok(node)
     }
 
-    /// The node at `path` and its slot; `None` when the last key is missing from an existing
-    /// mapping (its parent is returned instead).
+    /// The node at `path` and its slot; `Err(parent)` when the last key is missing from an
+    /// existing mapping (or an empty value, which an insertion makes a mapping).
     fn slot(&self, path: &str) -> Result<Result<(&Node, Slot<'_>), &Node>, EditError> {
         let segments = segments(path)?;
         let Some((last, parents)) = segments.split_last() else {

@@ -553,3 +553,40 @@ fn a_grant_changes_one_cell_of_the_permission_matrix() {
     .unwrap_err();
     assert_eq!(error.field, "value");
 }
+
+#[test]
+fn a_field_access_is_set_and_removed_in_the_role_s_grant() {
+    let schema = schema();
+    let files = app_files();
+    let mut changes = set_field_access(
+        &files,
+        &schema,
+        "sales_rep",
+        "lead",
+        "score",
+        Some(FieldAccess::Read),
+    )
+    .unwrap();
+    let mut files = files;
+    files.extend(changes.clone());
+    for (field, access) in [("discount", None), ("cost", None)] {
+        let more =
+            set_field_access(&files, &schema, "sales_rep", "opportunity", field, access).unwrap();
+        files.extend(more.clone());
+        changes.extend(more);
+    }
+    let (loaded, diff) = load_changed(&changes);
+    assert_eq!(
+        loaded.roles.permissions["sales_rep"]["lead"].fields["score"],
+        FieldAccess::Read
+    );
+    assert!(
+        loaded.roles.permissions["sales_rep"]["opportunity"]
+            .fields
+            .is_empty()
+    );
+    insta::assert_snapshot!(diff);
+    let error =
+        set_field_access(&files, &schema, "sales_rep", "lead", "nothing", None).unwrap_err();
+    assert_eq!(error.field, "field");
+}

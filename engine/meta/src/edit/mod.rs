@@ -761,7 +761,13 @@ impl Editor<'_> {
                 let position = line_start(text, item.start());
                 Ok(splice(text, position, position, &format!("{lines}\n")))
             }
-            Some(_) => Err(EditError::new(path, "this item's layout is not supported")),
+            Some(item) => {
+                // The first item on its parent's dash line (`- - a`): the new item takes its
+                // place there and it moves to the next line.
+                let pad = " ".repeat(tree::column_of(text, item.start()));
+                let written = format!("{}\n{pad}", lines.trim_start_matches(' '));
+                Ok(splice(text, item.start(), item.start(), &written))
+            }
             None => {
                 let position = items
                     .last()
@@ -785,10 +791,10 @@ impl Editor<'_> {
         }
         let moved = if node.is_flow() {
             text[item.value.start..item.value.end].to_owned()
-        } else if first_on_line(text, item.start()) {
-            text[line_start(text, item.start())..line_end(text, item.end())].to_owned()
         } else {
-            return Err(EditError::new(path, "this item's layout is not supported"));
+            // The item's lines, the first one indented even on its parent's dash line.
+            let pad = " ".repeat(tree::column_of(text, item.start()));
+            format!("{pad}{}", &text[item.start()..line_end(text, item.end())])
         };
         let removed = self.remove(&format!("{path}/{from}"))?;
         let root = tree::parse(&removed).map_err(|message| EditError::new(path, message))?;

@@ -137,7 +137,7 @@ impl Builder<'_> {
                 self.scalar(yaml, start, end, context)
             }
             YamlData::Sequence(items) => {
-                if self.text[start..].starts_with('[') {
+                if self.opens_flow(context, start, '[') {
                     let items = items
                         .iter()
                         .map(|item| {
@@ -155,8 +155,14 @@ impl Builder<'_> {
                     })
                 } else {
                     let mut built = Vec::with_capacity(items.len());
+                    // Each dash is the first token after what precedes it (the key's colon,
+                    // the parent item's dash, the previous item), past blanks and comments.
+                    let mut from = match context {
+                        Context::Block { attach, .. } => attach,
+                        Context::Root | Context::Flow => 0,
+                    };
                     for item in items {
-                        let dash = self.dash_before(self.byte(item.span.start))?;
+                        let dash = self.dash_after(from)?;
                         let column = column_of(self.text, dash);
                         let value = self.node(
                             item,
@@ -165,10 +171,12 @@ impl Builder<'_> {
                                 column,
                             },
                         )?;
-                        built.push(Item {
+                        let item = Item {
                             dash: Some(dash),
                             value,
-                        });
+                        };
+                        from = item.end();
+                        built.push(item);
                     }
                     let start = built.first().map_or(start, Item::start);
                     let end = built.last().map_or(start, Item::end);
@@ -184,7 +192,7 @@ impl Builder<'_> {
             }
             YamlData::Mapping(entries) => {
                 // Inside a flow sequence, `[a: 1]` is a mapping without braces.
-                let braced = self.text[start..].starts_with('{');
+                let braced = self.opens_flow(context, start, '{');
                 let flow = braced || matches!(context, Context::Flow);
                 let mut built = Vec::with_capacity(entries.len());
                 for (key, value) in entries {
@@ -285,17 +293,30 @@ impl Builder<'_> {
         })
     }
 
-    /// The end of a block scalar's last line of text: the lines after the indicator's line
-    /// that are blank or indented at least as deep as its first line of text (which is deeper
-    /// than `column`, its key's or dash's).
+    /// The end of a block scalar's last line: the lines after the indicator's line that are
+    /// blank or indented at least as deep as its text (the indentation indicator's, as in
+    /// `|2`, else its first line's, which is deeper than `column`, its key's or dash's). The
+    /// blank lines after its text are part of it when it keeps them (`|+`).
     fn block_scalar_end(&self, indicator: usize, column: usize) -> usize {
+        let header: String = self.text[indicator + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '+' || *c == '-')
+            .collect();
+        let keep = header.contains('+');
+        let mut content_indent = header
+            .chars()
+            .find_map(|c| c.to_digit(10))
+            .map(|digit| column + digit as usize);
         let mut end = line_end(self.text, indicator);
-        let mut content_indent: Option<usize> = None;
         let mut line_start = next_line_start(self.text, indicator);
         while line_start < self.text.len() {
             let line_stop = line_end(self.text, line_start);
             let line = &self.text[line_start..line_stop];
-            if !line.trim().is_empty() {
+            if line.trim().is_empty() {
+                if keep {
+                    end = line_stop;
+                }
+            } else {
                 let indent = leading_spaces(line);
                 let required = content_indent.unwrap_or(column + 1);
                 if indent < required {
@@ -337,20 +358,46 @@ impl Builder<'_> {
         }
     }
 
-    /// The dash of a block sequence item whose value starts at `value_start`: before it on
-    /// the same line, or on the line of a block scalar's indicator.
-    fn dash_before(&self, value_start: usize) -> Result<usize, String> {
-        let before = self.text[..value_start].trim_end();
-        if before.ends_with('-') {
-            return Ok(before.len() - 1);
+    /// Whether the collection starting at `start` is written in flow style, opening with
+    /// `bracket`. saphyr's start of a block sequence can be its first item's value (`[` of
+    /// `- []`), so outside flow collections the first token after the key or dash decides.
+    fn opens_flow(&self, context: Context, start: usize, bracket: char) -> bool {
+        let first = match context {
+            Context::Flow => start,
+            Context::Block { attach, .. } => self.first_token(attach),
+            Context::Root => self.first_token(0),
+        };
+        self.text[first..].starts_with(bracket)
+    }
+
+    /// The dash of a block sequence item: the first token from `from` on.
+    fn dash_after(&self, from: usize) -> Result<usize, String> {
+        let position = self.first_token(from);
+        let after = self.text[position..].chars().nth(1);
+        if self.text[position..].starts_with('-') && after.is_none_or(char::is_whitespace) {
+            Ok(position)
+        } else {
+            Err("a sequence item whose dash cannot be found".to_owned())
         }
-        let line = line_start(self.text, before.len());
-        let rest = &self.text[line..];
-        let indent = leading_spaces(rest);
-        if rest[indent..].starts_with("- ") {
-            return Ok(line + indent);
+    }
+
+    /// The first token from `from` on, past blanks, comments and a document start (`---`).
+    fn first_token(&self, from: usize) -> usize {
+        let mut position = from;
+        loop {
+            let rest = &self.text[position..];
+            let blank = rest.len() - rest.trim_start().len();
+            position += blank;
+            let rest = &self.text[position..];
+            if rest.starts_with('#') {
+                position = line_end(self.text, position);
+            } else if rest.starts_with("---") && first_on_line(self.text, position) {
+                position += 3;
+            } else if blank == 0 {
+                break;
+            }
         }
-        Err("a sequence item whose dash cannot be found".to_owned())
+        position
     }
 }
 

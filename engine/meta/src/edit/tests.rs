@@ -767,14 +767,30 @@ mod standard_app {
             file in any::<prop::sample::Index>(),
             random in random_edit(),
             windows_line_breaks in prop::bool::weighted(0.2),
+            double_indentation in prop::bool::weighted(0.2),
         ) {
             let files = app_files();
             let (file_path, text) = file.get(&files);
-            let text = if windows_line_breaks {
-                text.replace('\n', "\r\n")
-            } else {
-                text.clone()
-            };
+            let mut text = text.clone();
+            if double_indentation {
+                // The same file indented by four, where that keeps its meaning (not where a
+                // mapping starts on a dash line): new values must follow it.
+                let doubled: String = text
+                    .split_inclusive('\n')
+                    .map(|line| {
+                        let spaces = line.len() - line.trim_start_matches(' ').len();
+                        format!("{}{line}", " ".repeat(spaces))
+                    })
+                    .collect();
+                let same = SourceDocument::parse(&doubled)
+                    .is_ok_and(|document| document.value == SourceDocument::parse(&text).unwrap().value);
+                if same {
+                    text = doubled;
+                }
+            }
+            if windows_line_breaks {
+                text = text.replace('\n', "\r\n");
+            }
             check_random_edit(&file_path.display().to_string(), &text, random)?;
         }
 

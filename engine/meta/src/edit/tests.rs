@@ -351,6 +351,26 @@ fn removing_the_last_line_of_a_file_without_a_final_line_break() {
 }
 
 #[test]
+fn new_values_follow_the_file_s_own_indentation() {
+    let text = edited(
+        "a:\n    b: 1\nlist:\n- x\n",
+        &[
+            Edit::Insert {
+                path: "/a".to_owned(),
+                key: "c".to_owned(),
+                value: json!({"d": [1]}),
+                after: None,
+            },
+            set("/e", json!([{"f": 1, "g": 2}])),
+        ],
+    );
+    assert_eq!(
+        text,
+        "a:\n    b: 1\n    c:\n        d:\n        - 1\nlist:\n- x\ne:\n- f: 1\n  g: 2\n"
+    );
+}
+
+#[test]
 fn errors_name_the_path() {
     let error = apply(FIELDS, &[set("/fields/nothing/type", json!("x"))]).unwrap_err();
     assert_eq!(error.path, "/fields/nothing/type");

@@ -12,6 +12,10 @@ use serde_json::Value;
 use super::Edit;
 use crate::source::escape_pointer;
 
+/// The most item pairs two sequences are aligned over (a metadata file's lists are far
+/// shorter; this bounds the work on any input).
+const MAX_ALIGNED_PAIRS: usize = 250_000;
+
 /// The edits that turn `old` into `new`, in the order they must be applied.
 pub fn diff(old: &Value, new: &Value) -> Vec<Edit> {
     let mut edits = Vec::new();
@@ -81,6 +85,14 @@ fn diff_sequence(path: &str, old: &[Value], new: &[Value], edits: &mut Vec<Edit>
         }
         return;
     }
+    // The alignment is quadratic: a sequence too long for it is set whole.
+    if old.len().saturating_mul(new.len()) > MAX_ALIGNED_PAIRS {
+        edits.push(Edit::Set {
+            path: path.to_owned(),
+            value: Value::Array(new.to_vec()),
+        });
+        return;
+    }
     // Pairs (old index, new index) of items kept, in order: matched equal items, then the
     // unmatched ones of each gap paired up (they are compared, not replaced).
     let matched = longest_common_subsequence(old, new);
@@ -140,8 +152,8 @@ fn is_permutation(old: &[Value], new: &[Value]) -> bool {
     true
 }
 
-/// Index pairs of a longest common subsequence of equal items (sequences in metadata files
-/// are short: quadratic is fine).
+/// Index pairs of a longest common subsequence of equal items (quadratic: the caller bounds
+/// the lengths).
 fn longest_common_subsequence(old: &[Value], new: &[Value]) -> Vec<(usize, usize)> {
     let (rows, columns) = (old.len(), new.len());
     let mut lengths = vec![vec![0usize; columns + 1]; rows + 1];

@@ -411,6 +411,31 @@ fn rewrite_turns_a_new_value_into_the_fewest_edits() {
 }
 
 #[test]
+fn sequences_too_long_to_align_are_set_whole() {
+    let old: Vec<Value> = (0..600).map(|n| json!(n)).collect();
+    let mut new = old.clone();
+    new.insert(300, json!("x"));
+    new.pop();
+    let edits = diff(&json!({ "a": old }), &json!({ "a": new.clone() }));
+    assert_eq!(
+        edits,
+        [Edit::Set {
+            path: "/a".to_owned(),
+            value: json!(new)
+        }]
+    );
+    let short = diff(&json!({"a": [1, 2, 3]}), &json!({"a": [1, 9, 2, 3]}));
+    assert_eq!(
+        short,
+        [Edit::InsertItem {
+            path: "/a".to_owned(),
+            index: 1,
+            value: json!(9)
+        }]
+    );
+}
+
+#[test]
 fn a_new_document_is_block_style() {
     assert_eq!(
         render_document(&json!({"name": "x", "fields": {"a": {"type": "text"}}, "list": ["a"]})),
@@ -859,6 +884,37 @@ mod standard_app {
                 items.swap(0, last);
             }
             _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn edits_of_any_text_never_panic(
+            text in "[a-c :\\-\n#'\"{}\\[\\],|>&*!?%@`~0-9+.\t\r]{0,80}",
+            random in random_edit(),
+        ) {
+            // Whatever the text, an edit returns a new text or an error.
+            let path = match SourceDocument::parse(&text) {
+                Ok(document) => {
+                    let mut nodes = Vec::new();
+                    pointers(&document.value, String::new(), &mut nodes);
+                    random.node.get(&nodes).0.clone()
+                }
+                Err(_) => "/a".to_owned(),
+            };
+            let edits = [
+                Edit::Set { path: path.clone(), value: random.value.clone() },
+                Edit::Remove { path: path.clone() },
+                Edit::Insert { path: path.clone(), key: random.key.clone(), value: random.value.clone(), after: None },
+                Edit::Append { path: path.clone(), value: random.value.clone() },
+                Edit::MoveItem { path: path.clone(), from: 0, to: 1 },
+            ];
+            for edit in &edits {
+                let _ = apply(&text, std::slice::from_ref(edit));
+            }
+            let _ = rewrite(&text, &random.value);
         }
     }
 

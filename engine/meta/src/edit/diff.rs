@@ -66,6 +66,14 @@ fn diff_at(path: String, old: &Value, new: &Value, edits: &mut Vec<Edit>) {
 }
 
 fn diff_sequence(path: &str, old: &[Value], new: &[Value], edits: &mut Vec<Edit>) {
+    // Finding moves and the alignment are quadratic: a sequence too long for it is set whole.
+    if old.len().saturating_mul(new.len()) > MAX_ALIGNED_PAIRS {
+        edits.push(Edit::Set {
+            path: path.to_owned(),
+            value: Value::Array(new.to_vec()),
+        });
+        return;
+    }
     if old.len() == new.len() && is_permutation(old, new) {
         let mut current: Vec<&Value> = old.iter().collect();
         for (index, wanted) in new.iter().enumerate() {
@@ -83,14 +91,6 @@ fn diff_sequence(path: &str, old: &[Value], new: &[Value], edits: &mut Vec<Edit>
                 to: index,
             });
         }
-        return;
-    }
-    // The alignment is quadratic: a sequence too long for it is set whole.
-    if old.len().saturating_mul(new.len()) > MAX_ALIGNED_PAIRS {
-        edits.push(Edit::Set {
-            path: path.to_owned(),
-            value: Value::Array(new.to_vec()),
-        });
         return;
     }
     // Pairs (old index, new index) of items kept, in order: matched equal items, then the

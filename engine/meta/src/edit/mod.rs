@@ -98,17 +98,24 @@ impl EditError {
 
 /// Applies `edits` in order to the YAML `text`.
 pub fn apply(text: &str, edits: &[Edit]) -> Result<String, EditError> {
-    let mut text = text.to_owned();
-    for edit in edits {
-        text = apply_one(&text, edit)?;
-    }
-    Ok(text)
+    let value = read_value(text, edits.first().map_or("", Edit::path))?;
+    apply_from(text, value, edits)
 }
 
 /// The whole new value of a file, written into its text with the fewest edits.
 pub fn rewrite(text: &str, new_value: &Value) -> Result<String, EditError> {
     let old_value = read_value(text, "")?;
-    apply(text, &diff(&old_value, new_value))
+    let edits = diff(&old_value, new_value);
+    apply_from(text, old_value, &edits)
+}
+
+/// Applies `edits` to `text`, whose value is `value`.
+fn apply_from(text: &str, mut value: Value, edits: &[Edit]) -> Result<String, EditError> {
+    let mut text = text.to_owned();
+    for edit in edits {
+        (text, value) = apply_one(&text, value, edit)?;
+    }
+    Ok(text)
 }
 
 /// A new file holding `value`, in block style with two-space indentation.
@@ -242,10 +249,11 @@ fn sequence_mut<'v>(value: &'v mut Value, path: &str) -> Result<&'v mut Vec<Valu
         .ok_or_else(|| EditError::new(path, "not a sequence"))
 }
 
-/// Applies one edit and checks that the new text means the old value with the edit applied.
-fn apply_one(text: &str, edit: &Edit) -> Result<String, EditError> {
+/// Applies one edit to `text` (whose value is `value`) and checks that the new text means
+/// the old value with the edit applied; returns the new text and its value.
+fn apply_one(text: &str, value: Value, edit: &Edit) -> Result<(String, Value), EditError> {
     let path = edit.path();
-    let mut expected = read_value(text, path)?;
+    let mut expected = value;
     apply_to_value(&mut expected, edit)?;
     let root = tree::parse(text).map_err(|message| EditError::new(path, message))?;
     let editor = Editor {
@@ -263,7 +271,7 @@ fn apply_one(text: &str, edit: &Edit) -> Result<String, EditError> {
             "the edit could not be written without changing the file's meaning elsewhere",
         ));
     }
-    Ok(new_text)
+    Ok((new_text, actual))
 }
 
 fn read_value(text: &str, path: &str) -> Result<Value, EditError> {

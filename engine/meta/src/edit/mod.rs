@@ -496,14 +496,8 @@ impl Editor<'_> {
                 return Ok(splice(text, node.start, node.end, &new_text));
             }
             Slot::Entry { parent, .. } | Slot::Item { parent, .. } if parent.is_flow() => {
-                let written = match (value, text[node.start..].chars().next()) {
-                    (Value::String(new), Some(quote @ ('"' | '\'')))
-                        if matches!(node.kind, Kind::Scalar(ScalarStyle::Inline)) =>
-                    {
-                        render::quoted(new, quote)
-                    }
-                    _ => render::inline(value, true),
-                };
+                let written =
+                    same_quotes(text, node, value).unwrap_or_else(|| render::inline(value, true));
                 return Ok(splice(text, node.start, node.end, &written));
             }
             Slot::Entry { entry, .. } => (
@@ -528,14 +522,9 @@ impl Editor<'_> {
         } else {
             self.renderer.child_indent(value, column)
         };
-        let written = match (value, text[node.start..].chars().next()) {
-            // A quoted string replaced by a string keeps its quotes.
-            (Value::String(new), Some(quote @ ('"' | '\'')))
-                if matches!(node.kind, Kind::Scalar(ScalarStyle::Inline)) =>
-            {
-                Written::Inline(render::quoted(new, quote))
-            }
-            _ => self.renderer.value(value, shape, indent),
+        let written = match same_quotes(text, node, value) {
+            Some(quoted) => Written::Inline(quoted),
+            None => self.renderer.value(value, shape, indent),
         };
         let inline_old = matches!(node.kind, Kind::Scalar(ScalarStyle::Inline)) || node.is_flow();
         match written {
@@ -554,19 +543,18 @@ impl Editor<'_> {
                     joined.trim_start_matches(' '),
                 ))
             }
-            Written::Block(lines) => {
+            Written::Block(mut lines) => {
+                // A comment after the old value stays on the first line.
                 let (end, comment) = trailing_comment(text, node.end);
-                let joined = if on_dash_line {
-                    let joined = lines.join("\n");
-                    let mut lines: Vec<&str> = joined.split('\n').collect();
-                    let first = lines.remove(0).trim_start_matches(' ').to_owned();
-                    let mut all = vec![format!(" {first}{comment}")];
-                    all.extend(lines.into_iter().map(str::to_owned));
-                    all.join("\n")
+                let written = if on_dash_line {
+                    if let Some(first) = lines.first_mut() {
+                        *first = format!(" {}{comment}", first.trim_start_matches(' '));
+                    }
+                    lines.join("\n")
                 } else {
                     format!("{comment}\n{}", lines.join("\n"))
                 };
-                Ok(splice(text, attach, end, &joined))
+                Ok(splice(text, attach, end, &written))
             }
             Written::Literal(header, lines) => {
                 let (end, comment) = trailing_comment(text, node.end);
@@ -886,6 +874,20 @@ fn child_end(node: &Node, index: usize) -> Option<usize> {
         Kind::Mapping { entries, .. } => entries.get(index).map(Entry::end),
         Kind::Sequence { items, .. } => items.get(index).map(Item::end),
         Kind::Scalar(_) => None,
+    }
+}
+
+/// A string replacing a quoted string, in the same quotes.
+fn same_quotes(text: &str, node: &Node, value: &Value) -> Option<String> {
+    let Value::String(new) = value else {
+        return None;
+    };
+    if !matches!(node.kind, Kind::Scalar(ScalarStyle::Inline)) {
+        return None;
+    }
+    match text[node.start..].chars().next() {
+        Some(quote @ ('"' | '\'')) => Some(render::quoted(new, quote)),
+        _ => None,
     }
 }
 

@@ -308,9 +308,9 @@ pub fn save_field(
         .as_object_mut()
         .ok_or_else(|| FormError::new("name", "the field is not a mapping"))?;
     put(field, "type", Some(json!(form.field_type)));
-    put(field, "required", form.required.then_some(json!(true)));
-    put(field, "unique", form.unique.then_some(json!(true)));
-    put(field, "mask", form.mask.then_some(json!(true)));
+    put_flag(field, "required", form.required);
+    put_flag(field, "unique", form.unique);
+    put_flag(field, "mask", form.mask);
     put(
         field,
         "default",
@@ -415,11 +415,7 @@ pub fn save_list_settings(
     if root.get("list").is_some_and(|list| list == &json!({})) {
         root.shift_remove("list");
     }
-    put(
-        root,
-        "search",
-        (!form.search.is_empty()).then(|| json!(form.search)),
-    );
+    put_names(root, "search", &form.search);
     let old_keys = root.get("duplicates").and_then(Value::as_array).cloned();
     let keys: Vec<Value> = form
         .duplicates
@@ -466,20 +462,18 @@ pub fn save_pool(
     })?;
     let mut document = Document::open(files, &pool_file(&known.name))?;
     let root = document.root_mut()?;
-    root.insert("claim_limit".to_owned(), json!(form.claim_limit));
-    root.insert(
-        "daily_claim_limit".to_owned(),
-        json!(form.daily_claim_limit),
-    );
-    root.insert(
-        "reclaim_cooldown".to_owned(),
-        duration_value(&form.reclaim_cooldown),
-    );
-    put(
-        root,
-        "hide_until_claimed",
-        (!form.hide_until_claimed.is_empty()).then(|| json!(form.hide_until_claimed)),
-    );
+    // A value the pool already has (also by default) is left as written.
+    if form.claim_limit != known.claim_limit {
+        root.insert("claim_limit".to_owned(), json!(form.claim_limit));
+    }
+    if form.daily_claim_limit != known.daily_claim_limit {
+        root.insert(
+            "daily_claim_limit".to_owned(),
+            json!(form.daily_claim_limit),
+        );
+    }
+    put_duration(root, "reclaim_cooldown", &form.reclaim_cooldown);
+    put_names(root, "hide_until_claimed", &form.hide_until_claimed);
     match &form.auto_return {
         None => {
             root.shift_remove("auto_return");
@@ -496,12 +490,11 @@ pub fn save_pool(
                 .as_object_mut()
                 .ok_or_else(|| FormError::new("auto_return", "`auto_return` is not a mapping"))?;
             section.insert("schedule".to_owned(), json!(auto_return.schedule));
-            put(
-                section,
-                "warn_before",
-                (!auto_return.warn_before.is_empty())
-                    .then(|| duration_value(&auto_return.warn_before)),
-            );
+            if auto_return.warn_before.is_empty() {
+                section.shift_remove("warn_before");
+            } else {
+                put_duration(section, "warn_before", &auto_return.warn_before);
+            }
             let old_rules = section.get("rules").and_then(Value::as_array).cloned();
             let mut rules = Vec::new();
             for (index, rule) in auto_return.rules.iter().enumerate() {
@@ -528,7 +521,7 @@ pub fn save_pool(
                         if let Some(old) = old.filter(|old| old.contains_key("no_follow_up_for")) {
                             item = old.clone();
                         }
-                        item.insert("no_follow_up_for".to_owned(), duration_value(duration));
+                        put_duration(&mut item, "no_follow_up_for", duration);
                         put(
                             &mut item,
                             "follow_up_field",
@@ -543,7 +536,7 @@ pub fn save_pool(
                         if let Some(old) = old.filter(|old| old.contains_key("not_converted_for")) {
                             item = old.clone();
                         }
-                        item.insert("not_converted_for".to_owned(), duration_value(duration));
+                        put_duration(&mut item, "not_converted_for", duration);
                         item.insert("converted".to_owned(), converted.clone());
                     }
                 }
@@ -644,12 +637,10 @@ pub fn save_stages(
         }
         let label = label_value(item.get("label"), &stage.label);
         put(&mut item, "label", label);
-        item.insert("probability".to_owned(), json!(stage.probability));
-        put(
-            &mut item,
-            "require",
-            (!stage.require.is_empty()).then(|| json!(stage.require)),
-        );
+        if item.get("probability").is_some() || stage.probability != 0 {
+            item.insert("probability".to_owned(), json!(stage.probability));
+        }
+        put_names(&mut item, "require", &stage.require);
         let approval = stage
             .approval
             .as_ref()
@@ -895,6 +886,245 @@ pub fn set_field_access(
     document.save()
 }
 
+/// The field form showing a field as its file has it (what the studio's edit form starts
+/// from); saving it unchanged changes nothing.
+pub fn field_form(files: &Files, object: &str, field: &str) -> Option<FieldForm> {
+    let value = file_value(files, &object_file(object))?;
+    let written = value.get("fields")?.get(field)?;
+    let options = written
+        .get("options")
+        .and_then(Value::as_array)
+        .map(|options| {
+            options
+                .iter()
+                .map(|option| ChoiceOptionForm {
+                    key: key_text(option.get("key").unwrap_or(option)),
+                    label: label_form(option.get("label")),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let section = value
+        .get("layout")
+        .and_then(Value::as_array)
+        .and_then(|layout| {
+            layout.iter().position(|section| {
+                section
+                    .get("fields")
+                    .and_then(Value::as_array)
+                    .is_some_and(|names| names.contains(&json!(field)))
+            })
+        });
+    let list_column = value
+        .get("list")
+        .and_then(|list| list.get("columns"))
+        .and_then(Value::as_array)
+        .is_some_and(|columns| columns.contains(&json!(field)));
+    Some(FieldForm {
+        name: field.to_owned(),
+        field_type: written.get("type")?.as_str()?.to_owned(),
+        label: label_form(written.get("label")),
+        help: label_form(written.get("help")),
+        options,
+        required: written.get("required") == Some(&json!(true)),
+        unique: written.get("unique") == Some(&json!(true)),
+        mask: written.get("mask") == Some(&json!(true)),
+        default: written.get("default").cloned(),
+        section,
+        list_column,
+    })
+}
+
+/// The list settings form showing an object's columns, search fields and duplicate keys.
+pub fn list_settings_form(files: &Files, object: &str) -> Option<ListSettingsForm> {
+    let value = file_value(files, &object_file(object))?;
+    let names = |value: Option<&Value>| -> Vec<String> {
+        value
+            .and_then(Value::as_array)
+            .map(|names| names.iter().map(key_text).collect())
+            .unwrap_or_default()
+    };
+    let duplicates = value
+        .get("duplicates")
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|key| {
+                    Some(DuplicateKeyForm {
+                        fields: names(key.get("fields")),
+                        action: serde_json::from_value(key.get("action")?.clone()).ok()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ListSettingsForm {
+        columns: names(value.get("list").and_then(|list| list.get("columns"))),
+        search: names(value.get("search")),
+        duplicates,
+    })
+}
+
+/// The pool form showing a pool's settings.
+pub fn pool_form(files: &Files, schema: &Schema, pool: &str) -> Option<PoolForm> {
+    let known = schema.pools.get(pool)?;
+    let value = file_value(files, &pool_file(pool))?;
+    let duration_text = |value: Option<&Value>| match value {
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let auto_return = value.get("auto_return").map(|section| AutoReturnForm {
+        schedule: section
+            .get("schedule")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        warn_before: duration_text(section.get("warn_before")),
+        rules: section
+            .get("rules")
+            .and_then(Value::as_array)
+            .map(|rules| {
+                rules
+                    .iter()
+                    .filter_map(|rule| {
+                        if let Some(duration) = rule.get("no_follow_up_for") {
+                            Some(ReturnRuleForm::NoFollowUpFor {
+                                duration: duration_text(Some(duration)),
+                                follow_up_field: rule
+                                    .get("follow_up_field")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned),
+                            })
+                        } else {
+                            Some(ReturnRuleForm::NotConvertedFor {
+                                duration: duration_text(rule.get("not_converted_for")),
+                                converted: rule.get("converted")?.clone(),
+                            })
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    });
+    Some(PoolForm {
+        claim_limit: known.claim_limit,
+        daily_claim_limit: known.daily_claim_limit,
+        reclaim_cooldown: known.reclaim_cooldown.to_string(),
+        hide_until_claimed: known.hide_until_claimed.clone(),
+        auto_return,
+    })
+}
+
+/// The stages form showing a process's stages.
+pub fn stage_forms(files: &Files, process: &str) -> Option<Vec<StageForm>> {
+    let value = file_value(files, &process_file(process))?;
+    let stages = value.get("stages")?.as_array()?;
+    Some(
+        stages
+            .iter()
+            .map(|stage| StageForm {
+                key: stage.get("key").map(key_text).unwrap_or_default(),
+                label: label_form(stage.get("label")),
+                probability: stage
+                    .get("probability")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u8::try_from(n).ok())
+                    .unwrap_or(0),
+                require: stage
+                    .get("require")
+                    .and_then(Value::as_array)
+                    .map(|names| names.iter().map(key_text).collect())
+                    .unwrap_or_default(),
+                approval: stage.get("approval").map(|approval| ApprovalForm {
+                    when: approval
+                        .get("when")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    steps: approval
+                        .get("steps")
+                        .and_then(Value::as_array)
+                        .map(|steps| {
+                            steps
+                                .iter()
+                                .map(|step| ApprovalStepForm {
+                                    approvers: step
+                                        .get("approvers")
+                                        .map(read_approvers)
+                                        .unwrap_or_default(),
+                                    mode: step
+                                        .get("mode")
+                                        .and_then(|mode| serde_json::from_value(mode.clone()).ok()),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }),
+            })
+            .collect(),
+    )
+}
+
+/// The rule form showing a rule's trigger, filter and actions.
+pub fn rule_form(files: &Files, rule: &str) -> Option<RuleForm> {
+    let value = file_value(files, &rule_file(rule))?;
+    let trigger = match (value.get("schedule"), value.get("on")) {
+        (Some(schedule), _) => RuleTriggerForm::Schedule {
+            cron: schedule.as_str()?.to_owned(),
+            misfire: value
+                .get("misfire")
+                .and_then(|misfire| serde_json::from_value(misfire.clone()).ok()),
+        },
+        (None, Some(on)) => RuleTriggerForm::Events(
+            on.as_array()?
+                .iter()
+                .filter_map(|event| event.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        (None, None) => return None,
+    };
+    let actions = match (value.get("action"), value.get("actions")) {
+        (Some(action), _) => vec![action.clone()],
+        (None, Some(actions)) => actions.as_array()?.clone(),
+        (None, None) => Vec::new(),
+    };
+    Some(RuleForm {
+        trigger,
+        filter: value.get("where").cloned(),
+        actions,
+    })
+}
+
+fn file_value(files: &Files, path: &str) -> Option<Value> {
+    SourceDocument::parse(files.get(path)?)
+        .ok()
+        .map(|document| document.value)
+}
+
+/// A label's English and Chinese texts (a plain string is both).
+fn label_form(label: Option<&Value>) -> LabelForm {
+    match label {
+        Some(Value::String(text)) => LabelForm {
+            en: text.clone(),
+            zh: text.clone(),
+        },
+        Some(Value::Object(map)) => LabelForm {
+            en: map
+                .get("en")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            zh: map
+                .get("zh")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        },
+        _ => LabelForm::default(),
+    }
+}
+
 /// A file being changed: its text and the value the operation edits.
 struct Document {
     path: String,
@@ -1124,9 +1354,42 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// A duration as written: `0` as the number, others as text (`7d`).
-fn duration_value(text: &str) -> Value {
-    if text == "0" { json!(0) } else { json!(text) }
+/// Sets a duration: left as written when it is the same length of time (`1w` for `7d`),
+/// else `0` as the number and others as text (`7d`).
+fn put_duration(map: &mut Map<String, Value>, key: &str, text: &str) {
+    let old = map.get(key).map(|old| match old {
+        Value::String(old) => Duration::parse(old),
+        other => Duration::parse(&other.to_string()),
+    });
+    if let Some(Ok(old)) = old
+        && Duration::parse(text) == Ok(old)
+    {
+        return;
+    }
+    let value = if text.trim() == "0" {
+        json!(0)
+    } else {
+        json!(text.trim())
+    };
+    map.insert(key.to_owned(), value);
+}
+
+/// Sets a list of names; an empty one is removed (an explicit `[]` stays).
+fn put_names(map: &mut Map<String, Value>, key: &str, names: &[String]) {
+    if !names.is_empty() {
+        map.insert(key.to_owned(), json!(names));
+    } else if map.get(key) != Some(&json!([])) {
+        map.shift_remove(key);
+    }
+}
+
+/// Sets a yes-or-no setting: `true` written, `false` removed (an explicit `false` stays).
+fn put_flag(map: &mut Map<String, Value>, key: &str, on: bool) {
+    if on {
+        map.insert(key.to_owned(), json!(true));
+    } else if map.get(key) != Some(&json!(false)) {
+        map.shift_remove(key);
+    }
 }
 
 fn check_duration(field: &str, text: &str) -> Result<(), FormError> {

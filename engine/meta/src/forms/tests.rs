@@ -11,9 +11,13 @@ fn app_root() -> PathBuf {
 
 /// The standard app's YAML files, by path relative to the app directory.
 fn app_files() -> Files {
+    files_of_app(&app_root())
+}
+
+fn files_of_app(root: &Path) -> Files {
     let mut files = Files::new();
     for directory in ["metadata", "workflows"] {
-        collect(&app_root(), Path::new(directory), &mut files);
+        collect(root, Path::new(directory), &mut files);
     }
     files
 }
@@ -107,7 +111,7 @@ fn label(en: &str, zh: &str) -> LabelForm {
     }
 }
 
-fn field_form(name: &str, field_type: &str) -> FieldForm {
+fn new_field_form(name: &str, field_type: &str) -> FieldForm {
     FieldForm {
         name: name.to_owned(),
         field_type: field_type.to_owned(),
@@ -123,51 +127,10 @@ fn field_form(name: &str, field_type: &str) -> FieldForm {
     }
 }
 
-/// The form that shows an existing field as it is.
-fn form_of(schema: &Schema, object: &str, name: &str) -> FieldForm {
-    let files = app_files();
-    let value = SourceDocument::parse(&files[&object_file(object)])
-        .unwrap()
-        .value;
-    let field = &value["fields"][name];
-    let label_of = |value: &Value| {
-        label(
-            value["en"].as_str().unwrap_or(""),
-            value["zh"].as_str().unwrap_or(""),
-        )
-    };
-    let known = schema.object(object).unwrap();
-    FieldForm {
-        name: name.to_owned(),
-        field_type: field["type"].as_str().unwrap().to_owned(),
-        label: label_of(&field["label"]),
-        help: label_of(&field["help"]),
-        options: field["options"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|option| ChoiceOptionForm {
-                key: key_text(&option["key"]),
-                label: label_of(&option["label"]),
-            })
-            .collect(),
-        required: field["required"] == json!(true),
-        unique: field["unique"] == json!(true),
-        mask: field["mask"] == json!(true),
-        default: field.get("default").cloned(),
-        section: value["layout"].as_array().and_then(|layout| {
-            layout
-                .iter()
-                .position(|section| section["fields"].as_array().unwrap().contains(&json!(name)))
-        }),
-        list_column: known.list.columns.iter().any(|column| column == name),
-    }
-}
-
 #[test]
 fn a_new_field_is_written_like_the_other_fields_and_shown_where_the_form_says() {
     let schema = schema();
-    let mut form = field_form("wechat_id", "text");
+    let mut form = new_field_form("wechat_id", "text");
     form.label = label("WeChat ID", "微信号");
     form.unique = true;
     form.section = Some(0);
@@ -187,7 +150,7 @@ fn an_unchanged_field_form_changes_no_file() {
         ("lead", "phone"),
         ("opportunity", "stage"),
     ] {
-        let form = form_of(&schema, object, name);
+        let form = field_form(&app_files(), object, name).unwrap();
         let changes = save_field(&app_files(), &schema, object, &form).unwrap();
         assert!(changes.is_empty(), "{object}.{name}: {changes:?}");
     }
@@ -196,7 +159,7 @@ fn an_unchanged_field_form_changes_no_file() {
 #[test]
 fn editing_a_field_changes_only_the_settings_that_differ() {
     let schema = schema();
-    let mut form = form_of(&schema, "lead", "source");
+    let mut form = field_form(&app_files(), "lead", "source").unwrap();
     form.label.zh = "来源渠道".to_owned();
     form.required = true;
     form.options.insert(
@@ -220,11 +183,12 @@ fn editing_a_field_changes_only_the_settings_that_differ() {
 fn a_field_form_names_the_field_at_fault() {
     let schema = schema();
     let files = app_files();
-    let error = save_field(&files, &schema, "lead", &field_form("Bad Name", "text")).unwrap_err();
+    let error =
+        save_field(&files, &schema, "lead", &new_field_form("Bad Name", "text")).unwrap_err();
     assert_eq!(error.field, "name");
-    let error = save_field(&files, &schema, "lead", &field_form("owner", "text")).unwrap_err();
+    let error = save_field(&files, &schema, "lead", &new_field_form("owner", "text")).unwrap_err();
     assert_eq!(error.field, "name");
-    let mut form = field_form("level", "choice");
+    let mut form = new_field_form("level", "choice");
     form.options = vec![
         ChoiceOptionForm {
             key: "a".to_owned(),
@@ -237,7 +201,7 @@ fn a_field_form_names_the_field_at_fault() {
     ];
     let error = save_field(&files, &schema, "lead", &form).unwrap_err();
     assert_eq!(error.field, "options/1/key");
-    let mut form = field_form("level", "text");
+    let mut form = new_field_form("level", "text");
     form.section = Some(9);
     let error = save_field(&files, &schema, "lead", &form).unwrap_err();
     assert_eq!(error.field, "section");
@@ -589,4 +553,61 @@ fn a_field_access_is_set_and_removed_in_the_role_s_grant() {
     let error =
         set_field_access(&files, &schema, "sales_rep", "lead", "nothing", None).unwrap_err();
     assert_eq!(error.field, "field");
+}
+
+#[test]
+fn every_form_read_from_the_files_and_saved_unchanged_changes_no_file() {
+    let apps = [app_root(), app_root().join("templates/education")];
+    for root in apps {
+        let files = files_of_app(&root);
+        let schema = load_app(&root).unwrap();
+        let mut checked = 0;
+        for (object, known) in &schema.objects {
+            for field in known.fields.keys() {
+                let form = field_form(&files, object, field).unwrap();
+                let changes = save_field(&files, &schema, object, &form).unwrap();
+                assert!(changes.is_empty(), "{object}.{field}: {changes:?}");
+                checked += 1;
+            }
+            let form = list_settings_form(&files, object).unwrap();
+            let changes = save_list_settings(&files, &schema, object, &form).unwrap();
+            assert!(changes.is_empty(), "{object}: {changes:?}");
+        }
+        for pool in schema.pools.keys() {
+            let form = pool_form(&files, &schema, pool).unwrap();
+            let changes = save_pool(&files, &schema, pool, &form).unwrap();
+            assert!(changes.is_empty(), "{pool}: {changes:?}");
+        }
+        for process in schema.processes.keys() {
+            let stages = stage_forms(&files, process).unwrap();
+            let changes = save_stages(&files, &schema, process, &stages).unwrap();
+            assert!(changes.is_empty(), "{process}: {changes:?}");
+        }
+        for rule in schema.rules.keys() {
+            let form = rule_form(&files, rule).unwrap();
+            let changes = save_rule(&files, &schema, rule, &form).unwrap();
+            assert!(changes.is_empty(), "{rule}: {changes:?}");
+        }
+        assert!(checked > 20, "{}: {checked} fields", root.display());
+    }
+}
+
+#[test]
+fn a_form_read_from_the_files_and_changed_changes_only_that() {
+    let schema = schema();
+    let files = app_files();
+    let mut form = field_form(&files, "opportunity", "stage").unwrap();
+    form.help.zh = "由销售流程推进".to_owned();
+    let changes = save_field(&files, &schema, "opportunity", &form).unwrap();
+    let (_, diff) = load_changed(&changes);
+    insta::assert_snapshot!(diff);
+    let mut stages = stage_forms(&files, "opportunity_sales").unwrap();
+    stages.swap(0, 1);
+    let changes = save_stages(&files, &schema, "opportunity_sales", &stages).unwrap();
+    let (loaded, diff) = load_changed(&changes);
+    assert_eq!(
+        loaded.processes["opportunity_sales"].stages[0].key,
+        "needs_analysis"
+    );
+    insta::assert_snapshot!("stages_swapped", diff);
 }

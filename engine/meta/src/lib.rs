@@ -12,7 +12,9 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod edit;
 pub mod filter;
+pub mod forms;
 pub mod ident;
 pub mod label;
 mod load;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use keel_runtime::clock::ManualClock;
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, send_json};
+use crate::support::{Api, AppDir, send_json};
 
 const APP: &str = "name: { en: Pools }\nlanguage: en\ntimezone: Asia/Shanghai\n";
 
@@ -107,8 +107,7 @@ fn start() -> DateTime<Utc> {
 }
 
 struct TestApp {
-    base_url: String,
-    client: reqwest::Client,
+    api: Api,
     clock: ManualClock,
     state: keel_web::AppState,
     _app: AppDir,
@@ -140,46 +139,25 @@ async fn spawn_app(db_url: &str, settings: PoolSettings, reps: usize) -> TestApp
     crate::support::add_users(&db, &schema, &users).await;
     let clock = ManualClock::new(start());
     let state = keel_web::AppState::with_clock(schema, db.clone(), Arc::new(clock.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(keel_web::serve_until(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
     TestApp {
-        base_url: format!("http://{address}"),
-        client: reqwest::Client::new(),
+        api: Api::serve(state.clone()).await,
         clock,
         state,
         _app: app,
     }
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
-    fn request(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, format!("{}/api/v1{path}", self.base_url))
-            .bearer_auth(token)
-    }
-
     async fn token(&self, username: &str) -> String {
-        let (status, body) = send_json(
-            self.client
-                .post(format!("{}/api/v1/auth/login", self.base_url))
-                .json(&json!({ "username": username, "password": PASSWORD })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "login as {username}: {body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        send_json(self.request(token, Method::GET, path)).await
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        send_json(self.request(token, Method::POST, path).json(&body)).await
+        self.api.login(username, PASSWORD).await
     }
 
     /// Creates a lead in the pool as the admin; returns its id.

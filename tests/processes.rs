@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use keel_runtime::clock::ManualClock;
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, send_json};
+use crate::support::{Api, AppDir, send_json};
 
 const APP: &str = "name: { en: Deals }\nlanguage: en\ntimezone: Asia/Shanghai\n";
 
@@ -110,22 +110,10 @@ fn app_dir() -> AppDir {
 }
 
 struct TestApp {
-    base_url: String,
-    client: reqwest::Client,
+    api: Api,
     clock: ManualClock,
     state: keel_web::AppState,
     _app: AppDir,
-}
-
-async fn serve(state: keel_web::AppState) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(keel_web::serve_until(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    format!("http://{address}")
 }
 
 /// Serves the fixture app on `db_url` with users admin, boss (manager of rep1), rep1, rep2
@@ -168,42 +156,24 @@ async fn spawn_app(db_url: &str) -> TestApp {
     let clock = ManualClock::new(start());
     let state = keel_web::AppState::with_clock(schema, db.clone(), Arc::new(clock.clone()));
     TestApp {
-        base_url: serve(state.clone()).await,
-        client: reqwest::Client::new(),
+        api: Api::serve(state.clone()).await,
         clock,
         state,
         _app: app,
     }
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
-    fn request(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, format!("{}/api/v1{path}", self.base_url))
-            .bearer_auth(token)
-    }
-
     async fn token(&self, username: &str) -> String {
-        let (status, body) = send_json(
-            self.client
-                .post(format!("{}/api/v1/auth/login", self.base_url))
-                .json(&json!({ "username": username, "password": PASSWORD })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "login as {username}: {body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        send_json(self.request(token, Method::GET, path)).await
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        send_json(self.request(token, Method::POST, path).json(&body)).await
-    }
-
-    async fn patch(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        send_json(self.request(token, Method::PATCH, path).json(&body)).await
+        self.api.login(username, PASSWORD).await
     }
 
     async fn create(&self, token: &str, body: Value) -> String {

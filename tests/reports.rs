@@ -18,7 +18,7 @@ use keel_store::reports::{StageChange, seed_stage_history};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, send_json};
+use crate::support::{Api, AppDir, send_json};
 
 const APP: &str = "name: { en: Reports }\nlanguage: en\ntimezone: Asia/Shanghai\n";
 
@@ -104,8 +104,7 @@ fn local(month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
 }
 
 struct TestApp {
-    base_url: String,
-    client: reqwest::Client,
+    api: Api,
     clock: ManualClock,
     db: keel_store::Db,
     schema: Arc<keel_meta::Schema>,
@@ -170,16 +169,8 @@ async fn spawn_app(db_url: &str) -> TestApp {
     // Wednesday 9 December 2026, noon in Shanghai: the briefing's week is 7–13 December.
     let clock = ManualClock::new(local(12, 9, 12, 0));
     let state = keel_web::AppState::with_clock(schema.clone(), db.clone(), Arc::new(clock.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(keel_web::serve_until(
-        listener,
-        state,
-        std::future::pending(),
-    ));
     TestApp {
-        base_url: format!("http://{address}"),
-        client: reqwest::Client::new(),
+        api: Api::serve(state).await,
         clock,
         db,
         schema,
@@ -187,25 +178,17 @@ async fn spawn_app(db_url: &str) -> TestApp {
     }
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
     async fn token(&self, username: &str) -> String {
-        let (status, body) = send_json(
-            self.client
-                .post(format!("{}/api/v1/auth/login", self.base_url))
-                .json(&json!({ "username": username, "password": PASSWORD })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "login as {username}: {body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        send_json(
-            self.client
-                .get(format!("{}/api/v1{path}", self.base_url))
-                .bearer_auth(token),
-        )
-        .await
+        self.api.login(username, PASSWORD).await
     }
 
     /// Creates a deal as `token` at the instant `at` in the first stage, as a client must,

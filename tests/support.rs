@@ -103,3 +103,86 @@ pub async fn add_users(
         .unwrap();
     }
 }
+
+/// A Keel server running in the test's process on a free loopback port, and a client of its
+/// API: the tests that drive a `ManualClock` serve their own `AppState` through it.
+pub struct Api {
+    pub base_url: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    /// Serves `state` until the test ends.
+    pub async fn serve(state: keel_web::AppState) -> Api {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let address = listener.local_addr().expect("the port's address");
+        tokio::spawn(keel_web::serve_until(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        Api {
+            base_url: format!("http://{address}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A request to `/api/v1{path}` as the holder of `token`.
+    pub fn request(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/api/v1{path}", self.base_url))
+            .bearer_auth(token)
+    }
+
+    /// Signs in and returns the session token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = send_json(
+            self.client
+                .post(format!("{}/api/v1/auth/login", self.base_url))
+                .json(&serde_json::json!({ "username": username, "password": password })),
+        )
+        .await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::OK,
+            "login as {username}: {body}"
+        );
+        body["token"]
+            .as_str()
+            .expect("a token in the login answer")
+            .to_owned()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        send_json(self.request(token, reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        send_json(self.request(token, reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn patch(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        send_json(
+            self.request(token, reqwest::Method::PATCH, path)
+                .json(&body),
+        )
+        .await
+    }
+}

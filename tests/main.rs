@@ -23,4 +23,5 @@ mod serve;
 mod store_records;
 mod strict_input;
 mod support;
+mod templates;
 mod workflow;

@@ -1141,11 +1141,23 @@ fn create_ddl_for_the_standard_app_on_postgres() {
 }
 
 db_test!(the_shipped_apps_migrate_from_empty, |db| async move {
-    let second = TestDb::new(db.backend).await.unwrap();
-    for (dir, database) in [
-        (repository_root(), db),
-        (repository_root().join("templates/education"), second),
-    ] {
+    // The standard app and every template in templates/ (docs/templates.md), each on a
+    // fresh database.
+    let mut apps = vec![repository_root()];
+    let mut templates: Vec<_> = std::fs::read_dir(repository_root().join("templates"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.join("metadata").is_dir())
+        .collect();
+    templates.sort();
+    apps.extend(templates);
+    let backend = db.backend;
+    let mut first = Some(db);
+    for dir in apps {
+        let database = match first.take() {
+            Some(db) => db,
+            None => TestDb::new(backend).await.unwrap(),
+        };
         let schema = keel_meta::load_app(&dir)
             .unwrap_or_else(|errors| panic!("{} must load:\n{errors}", dir.display()));
         let store = connect(&database).await;

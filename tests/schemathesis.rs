@@ -1,7 +1,7 @@
 //! The OpenAPI document holds against a fuzzer that no one here wrote: schemathesis (PyPI
 //! `schemathesis`, CLI `st`) runs every check, with its coverage, fuzzing and stateful phases,
 //! a fixed seed and a bounded number of examples, against a real `keel serve` on loopback —
-//! for the standard app and `templates/education`, on SQLite and on PostgreSQL — and any
+//! for the standard app and every template of `templates/`, on SQLite and on PostgreSQL — and any
 //! failure fails the test.
 //!
 //! CI installs schemathesis (`.ci/run`); under `CI=true` a missing `st` fails the test.
@@ -162,8 +162,17 @@ keel_testkit::db_test!(
 );
 
 keel_testkit::db_test!(
-    schemathesis_finds_no_failure_in_the_education_template_api,
+    schemathesis_finds_no_failure_in_the_api_of_any_template,
     |db| async move {
-        fuzz(&repository_root().join("templates/education"), &db.url).await;
+        // Every template in templates/ (found by listing it), each on a fresh database.
+        let backend = db.backend;
+        let mut first = Some(db);
+        for template in crate::templates::template_dirs() {
+            let db = match first.take() {
+                Some(db) => db,
+                None => keel_testkit::TestDb::new(backend).await.unwrap(),
+            };
+            fuzz(&template, &db.url).await;
+        }
     }
 );

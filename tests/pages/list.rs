@@ -566,11 +566,21 @@ keel_testkit::db_test!(
 );
 
 keel_testkit::db_test!(
-    every_list_of_the_education_template_renders_for_its_admin,
+    every_list_of_every_template_renders_for_its_admin,
     |db| async move {
-        let education = Site::app(copy_of("templates/education"), &db.url);
-        let mut admin = education.login("admin").await;
-        every_list_renders(&mut admin, "the education admin").await;
+        // Every template in templates/ (found by listing it), each on a fresh database.
+        let backend = db.backend;
+        let mut first = Some(db);
+        for template in crate::templates::template_dirs() {
+            let db = match first.take() {
+                Some(db) => db,
+                None => keel_testkit::TestDb::new(backend).await.unwrap(),
+            };
+            let name = template.file_name().unwrap().to_str().unwrap().to_owned();
+            let site = Site::app(copy_of(&format!("templates/{name}")), &db.url);
+            let mut admin = site.login("admin").await;
+            every_list_renders(&mut admin, &format!("the {name} admin")).await;
+        }
     }
 );
 

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+mod new;
+
 /// Exit codes, stable for scripts (README.md lists them): 0 success, 1 invalid input
 /// (metadata, data), 2 usage (the command line: unknown options, an unsupported database
 /// URL, an app directory or file that does not exist), 3 a destructive migration was
@@ -86,6 +88,16 @@ struct DbArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create an app directory from the standard app or an industry template
+    /// (docs/templates.md).
+    New {
+        /// The directory to create; it must not exist or be empty.
+        dir: PathBuf,
+        /// `standard` (the repository's own app) or a template: `education`,
+        /// `manufacturing`, `saas`.
+        #[arg(long, value_name = "NAME", default_value = new::STANDARD)]
+        template: String,
+    },
     /// Migrate additive changes, then serve the API.
     Serve {
         #[command(flatten)]
@@ -276,6 +288,7 @@ fn exit_for(error: &anyhow::Error) -> Exit {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::New { dir, template } => new::run(&dir, &template),
         Command::Check { app } => {
             let schema = load(&app.app)?;
             println!(

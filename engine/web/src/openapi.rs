@@ -2160,6 +2160,23 @@ fn probe_schema(field: &Field) -> Value {
                 );
             }
         }
+        // A probe of an email or URL field is read as one, like the field's input.
+        FieldKind::Email => {
+            value.insert(
+                "pattern".to_owned(),
+                json!(format!(
+                    "^{blank}(?:[^{WHITESPACE}@]+@[^{WHITESPACE}@]+\\.[^{WHITESPACE}@]+{blank})?$"
+                )),
+            );
+        }
+        FieldKind::Url => {
+            value.insert(
+                "pattern".to_owned(),
+                json!(format!(
+                    "^{blank}(?:https?://[^{WHITESPACE}/?#]+[^{WHITESPACE}]*{blank})?$"
+                )),
+            );
+        }
         FieldKind::Integer => {
             value.insert(
                 "pattern".to_owned(),

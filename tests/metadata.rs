@@ -448,7 +448,7 @@ keel_testkit::db_test!(
             }
         }
         assert!(
-            by_version.get(&base).is_some() && by_version.get(&(base + 1)).is_some(),
+            by_version.contains_key(&base) && by_version.contains_key(&(base + 1)),
             "answers by version: {by_version:?}"
         );
     }

@@ -46,6 +46,26 @@ type PostgresRow = (
     String,
 );
 
+/// A row with its `files` document.
+type SqliteFilesRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+type PostgresFilesRow = (
+    i64,
+    String,
+    DateTime<Utc>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
 fn from_sqlite(
     (version, fingerprint, at, applied_by, source, summary): SqliteRow,
 ) -> Result<Version, StoreError> {
@@ -180,15 +200,7 @@ async fn read_with_files(
                 "SELECT {COLUMNS}, files FROM keel_metadata_versions WHERE {condition} \
                  ORDER BY version DESC LIMIT 1"
             );
-            let row: Option<(
-                i64,
-                String,
-                String,
-                Option<String>,
-                Option<String>,
-                String,
-                Option<String>,
-            )> = sqlx::query_as(sqlx::AssertSqlSafe(sqlite(&sql)))
+            let row: Option<SqliteFilesRow> = sqlx::query_as(sqlx::AssertSqlSafe(sqlite(&sql)))
                 .bind(version)
                 .fetch_optional(pool)
                 .await
@@ -206,15 +218,7 @@ async fn read_with_files(
                 "SELECT {COLUMNS}, files::text FROM keel_metadata_versions WHERE {condition} \
                  ORDER BY version DESC LIMIT 1"
             );
-            let row: Option<(
-                i64,
-                String,
-                DateTime<Utc>,
-                Option<String>,
-                Option<String>,
-                String,
-                Option<String>,
-            )> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            let row: Option<PostgresFilesRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(version)
                 .fetch_optional(pool)
                 .await

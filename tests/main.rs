@@ -8,6 +8,7 @@ mod check;
 mod deliveries;
 mod duplicates;
 mod import;
+mod metadata;
 mod migrate;
 mod on_delete;
 mod openapi;

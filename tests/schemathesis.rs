@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{keel_binary, repository_root, send_json, text};
+use crate::support::{copy_app, keel_binary, repository_root, send_json, text};
 
 const ADMIN_PASSWORD: &str = "schemathesis-admin-pw";
 
@@ -100,7 +100,9 @@ async fn fuzz(app: &Path, db_url: &str) {
         );
         return;
     };
-    let server = start_server(app, db_url);
+    // A copy: the studio's apply (in the document, so fuzzed) writes the app's files.
+    let copy = copy_app(app);
+    let server = start_server(copy.path(), db_url);
     let client = reqwest::Client::new();
     let (_, login) = send_json(
         client

@@ -169,6 +169,24 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The metadata versions recorded in the database (docs/studio.md).
+    Metadata {
+        #[command(subcommand)]
+        command: MetadataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetadataCommand {
+    /// Write the latest recorded metadata version into the app directory (its metadata/,
+    /// workflows/ and scripts/ files, byte for byte; other files are left alone), so a
+    /// change made in the studio can be committed.
+    Pull {
+        #[command(flatten)]
+        app: AppArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -328,6 +346,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app,
             db,
         } => export(&app.app, &db.db, &object, &format).await,
+        Command::Metadata {
+            command: MetadataCommand::Pull { app, db },
+        } => metadata_pull(&app.app, &db.db).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -592,7 +613,17 @@ async fn migrate(
         eprintln!("refusing to apply destructive steps (marked !) without --allow-destructive");
         return Err(Reported(Exit::DestructiveRefused).into());
     }
-    let applied = keel_store::migrate::apply(&db, &schema, allow_destructive).await?;
+    let user = cli_user();
+    let applied = keel_store::migrate::apply_with(
+        &db,
+        &schema,
+        keel_store::migrate::ApplyOptions {
+            applied_by: user.as_deref(),
+            ..keel_store::migrate::ApplyOptions::cli(allow_destructive)
+        },
+        keel_runtime::clock::Clock::now(&keel_runtime::clock::SystemClock),
+    )
+    .await?;
     if applied.steps.is_empty() {
         println!("nothing to do: the database matches the metadata");
     } else {
@@ -766,9 +797,95 @@ fn print_plan(plan: &keel_store::migrate::Plan) {
     print!("{}", plan.render());
 }
 
+/// Who applies metadata from the command line: the operating-system user, when known.
+fn cli_user() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|user| !user.is_empty())
+}
+
+/// Refuses (exit 3) an app directory whose files are an earlier recorded metadata version
+/// than the latest, naming each version since (docs/studio.md).
+async fn refuse_older_directory(
+    app_dir: &Path,
+    db: &keel_store::Db,
+    schema: &keel_meta::Schema,
+) -> anyhow::Result<()> {
+    use keel_store::versions;
+    // A database without versions (new, or from before them) has nothing newer.
+    let Ok(Some(latest)) = versions::latest_number(db).await else {
+        return Ok(());
+    };
+    let Ok(Some(ours)) = versions::with_fingerprint(db, &schema.fingerprint).await else {
+        return Ok(());
+    };
+    if ours >= latest {
+        return Ok(());
+    }
+    eprintln!(
+        "the app directory {} holds metadata version {ours}, but the database is at version {latest}; refusing to start with older metadata. Applied since:",
+        app_dir.display()
+    );
+    for version in versions::after(db, ours).await? {
+        eprintln!(
+            "  version {} by {} from {} at {}: {}",
+            version.version,
+            version.applied_by.as_deref().unwrap_or("(unknown)"),
+            version.source.as_deref().unwrap_or("(unknown)"),
+            version.applied_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            version.summary
+        );
+    }
+    eprintln!(
+        "run `keel metadata pull --app {} --db <url>` to write version {latest} into the directory (and commit it), then start again",
+        app_dir.display()
+    );
+    Err(Reported(Exit::DestructiveRefused).into())
+}
+
+/// `keel metadata pull`: the latest recorded version's files into `app_dir`.
+async fn metadata_pull(app_dir: &Path, db_url: &str) -> anyhow::Result<()> {
+    let db = connect_existing(db_url).await?;
+    let latest = keel_store::versions::latest_number(&db)
+        .await
+        .context("reading the recorded metadata versions")?;
+    let Some(latest) = latest else {
+        return Err(Failure::error(
+            Exit::Database,
+            "the database has no recorded metadata version yet (`keel migrate --apply` or `keel serve` records one)",
+        ));
+    };
+    let files = match keel_store::versions::get(&db, latest).await? {
+        Some((_, files)) if !files.is_empty() => files,
+        _ => {
+            return Err(Failure::error(
+                Exit::Database,
+                format!("metadata version {latest} was recorded without its files"),
+            ));
+        }
+    };
+    std::fs::create_dir_all(app_dir)
+        .with_context(|| format!("cannot create {}", app_dir.display()))?;
+    keel_runtime::metadata::write_app_files(app_dir, &files).map_err(|error| {
+        Failure::error(
+            Exit::Invalid,
+            format!("cannot write {}: {error}", app_dir.display()),
+        )
+    })?;
+    println!(
+        "wrote metadata version {latest} ({} files) into {}",
+        files.len(),
+        app_dir.display()
+    );
+    db.close().await;
+    Ok(())
+}
+
 async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow::Result<()> {
     let schema = load(app_dir)?;
     let db = keel_store::Db::connect(db_url).await?;
+    refuse_older_directory(app_dir, &db, &schema).await?;
     let plan = keel_store::migrate::plan(&db, &schema).await?;
     if plan.destructive().next().is_some() {
         eprintln!("the metadata needs destructive database changes; refusing to start. The plan:");
@@ -778,7 +895,17 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
         );
         return Err(Reported(Exit::DestructiveRefused).into());
     }
-    let applied = keel_store::migrate::apply(&db, &schema, false).await?;
+    let user = cli_user();
+    let applied = keel_store::migrate::apply_with(
+        &db,
+        &schema,
+        keel_store::migrate::ApplyOptions {
+            applied_by: user.as_deref(),
+            ..keel_store::migrate::ApplyOptions::cli(false)
+        },
+        keel_runtime::clock::Clock::now(&keel_runtime::clock::SystemClock),
+    )
+    .await?;
     if !applied.steps.is_empty() {
         tracing::info!(steps = applied.steps.len(), "migrated the database");
     }
@@ -821,10 +948,25 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
             );
         }
     }
-    let state = keel_web::AppState::new(schema, db);
+    // The metadata this process serves, swapped when a new version is applied here or by
+    // another process (docs/studio.md).
+    let live = std::sync::Arc::new(keel_runtime::metadata::Live::new(
+        keel_runtime::metadata::Generation::new(
+            schema,
+            db.clone(),
+            std::sync::Arc::new(keel_runtime::clock::SystemClock),
+            applied.version,
+        ),
+    ));
+    let state = keel_web::AppState::live(
+        std::sync::Arc::clone(&live),
+        db.clone(),
+        Some(app_dir.to_path_buf()),
+    );
     // The outbox worker of this process (docs/rules.md, "Delivery").
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut worker = keel_runtime::outbox::OutboxWorker::new(state.records().clone());
+    let mut worker = keel_runtime::outbox::OutboxWorker::new(state.records().clone())
+        .with_live(std::sync::Arc::clone(&live));
     if let Some(base) = std::env::var("KEEL_OUTBOX_RETRY_BASE_MS")
         .ok()
         .and_then(|text| text.parse::<u64>().ok())
@@ -865,10 +1007,18 @@ async fn serve(app_dir: &Path, db_url: &str, listen: &str, demo: bool) -> anyhow
             scheduler.run(tick, scheduler_stopped).await;
         }
     });
+    // Versions other processes apply: noticed within a poll (docs/studio.md).
+    let follower = tokio::spawn(keel_runtime::metadata::follow(
+        live,
+        db,
+        Some(app_dir.to_path_buf()),
+        stop.subscribe(),
+    ));
     let served = keel_web::serve(listener, state).await;
     let _ = stop.send(true);
     let _ = worker.await;
     let _ = scheduler.await;
+    let _ = follower.await;
     served?;
     Ok(())
 }

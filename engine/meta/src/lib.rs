@@ -29,7 +29,7 @@ pub use diagnostic::{Diagnostic, LoadErrors};
 pub use duration::Duration;
 pub use filter::Filter;
 pub use label::Label;
-pub use load::load_app;
+pub use load::{AppFiles, is_app_file, load_app, load_files, read_app_files};
 pub use model::*;
 pub use schedule::CronSchedule;
 pub use system::{POOL_SYSTEM_FIELDS, SYSTEM_FIELDS, SystemField, is_system_field};

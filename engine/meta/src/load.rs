@@ -1,6 +1,11 @@
 //! Loading an app directory: read every file, check it against its JSON Schema, turn it into
 //! the model, then cross-check references between files.
 //!
+//! The loader works on the files' text, path → text ([`AppFiles`]): [`load_app`] reads
+//! the files of a directory ([`read_app_files`]) and loads them; [`load_files`] loads a map
+//! held in memory, so the studio can check "the app with these files replaced" without
+//! touching the disk (docs/studio.md). Diagnostics name the file by that path either way.
+//!
 //! Every problem is collected (not just the first), each with `file:line:col`. A file whose
 //! YAML does not parse is left out of the later checks. A file that parses but fails its
 //! schema is still read as far as it can be (the values the schema refused are left out) and
@@ -12,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -39,9 +44,100 @@ const OBJECT_SHARED_PARTS: &[&str] = &["/name", "/fields"];
 /// The part of `roles.yaml` that other files refer to (role names).
 const ROLES_SHARED_PARTS: &[&str] = &["/roles"];
 
+/// The files of an app, path (relative to the app directory, with `/`) → text: exactly the
+/// files the loader reads (see [`is_app_file`]).
+pub type AppFiles = BTreeMap<String, String>;
+
+/// The directories whose YAML files the loader reads, besides `metadata/app.yaml` and
+/// `metadata/roles.yaml`.
+const YAML_DIRS: &[&str] = &[
+    "metadata/objects",
+    "metadata/pools",
+    "workflows/processes",
+    "workflows/rules",
+];
+const YAML_EXTENSIONS: &[&str] = &["yaml", "yml"];
+const SCRIPT_DIR: &str = "scripts";
+const SCRIPT_EXTENSIONS: &[&str] = &["rhai"];
+
+/// Whether the loader reads a file at `path` (relative, with `/`): `metadata/app.yaml`,
+/// `metadata/roles.yaml`, a `.yaml`/`.yml` file directly in `metadata/objects`,
+/// `metadata/pools`, `workflows/processes` or `workflows/rules`, or a `.rhai` file directly
+/// in `scripts`. Other files of the app directory (`seed/`, a README) are not metadata.
+pub fn is_app_file(path: &str) -> bool {
+    if path == "metadata/app.yaml" || path == "metadata/roles.yaml" {
+        return true;
+    }
+    let Some((dir, name)) = path.rsplit_once('/') else {
+        return false;
+    };
+    let plain_name =
+        !name.is_empty() && !name.contains(['\\', '\0']) && name.chars().all(|c| !c.is_control());
+    let has = |extensions: &[&str]| {
+        Path::new(name)
+            .extension()
+            .is_some_and(|ext| extensions.iter().any(|wanted| ext == *wanted))
+    };
+    plain_name
+        && ((YAML_DIRS.contains(&dir) && has(YAML_EXTENSIONS))
+            || (dir == SCRIPT_DIR && has(SCRIPT_EXTENSIONS)))
+}
+
+/// Reads the files of the app directory at `dir` that the loader reads (see
+/// [`is_app_file`]). A file that is not UTF-8 or cannot be read is a diagnostic.
+pub fn read_app_files(dir: &Path) -> Result<AppFiles, LoadErrors> {
+    let source = DirSource::read(dir);
+    if source.problems.is_empty() {
+        Ok(source.files)
+    } else {
+        Err(LoadErrors {
+            diagnostics: source.problems,
+        })
+    }
+}
+
 /// Loads and checks the app directory at `dir`.
 pub fn load_app(dir: &Path) -> Result<Schema, LoadErrors> {
-    let mut loader = Loader::new(dir);
+    if !dir.is_dir() {
+        return Err(LoadErrors {
+            diagnostics: vec![Diagnostic {
+                file: dir.display().to_string(),
+                position: Position::START,
+                message: "the app directory does not exist or is not a directory".to_owned(),
+            }],
+        });
+    }
+    let source = DirSource::read(dir);
+    finish(Loader::new(
+        source.files,
+        source.unreadable,
+        source.problems,
+    ))
+}
+
+/// Loads and checks an app given as its files' text (see [`AppFiles`]): the same checks and
+/// the same diagnostics as [`load_app`] on a directory holding exactly those files.
+pub fn load_files(files: &AppFiles) -> Result<Schema, LoadErrors> {
+    let mut problems = Vec::new();
+    let files: AppFiles = files
+        .iter()
+        .filter(|(path, _)| {
+            let known = is_app_file(path);
+            if !known {
+                problems.push(Diagnostic {
+                    file: (*path).clone(),
+                    position: Position::START,
+                    message: "not a metadata file: the app's files are metadata/app.yaml, metadata/roles.yaml, metadata/{objects,pools}/*.yaml, workflows/{processes,rules}/*.yaml and scripts/*.rhai".to_owned(),
+                });
+            }
+            known
+        })
+        .map(|(path, text)| (path.clone(), text.clone()))
+        .collect();
+    finish(Loader::new(files, BTreeMap::new(), problems))
+}
+
+fn finish(mut loader: Loader) -> Result<Schema, LoadErrors> {
     let schema = loader.load();
     if loader.diagnostics.is_empty() {
         schema.ok_or_else(|| LoadErrors {
@@ -52,6 +148,61 @@ pub fn load_app(dir: &Path) -> Result<Schema, LoadErrors> {
         diagnostics.sort();
         diagnostics.dedup();
         Err(LoadErrors { diagnostics })
+    }
+}
+
+/// The metadata files of a directory as read from disk.
+struct DirSource {
+    files: AppFiles,
+    /// Files that exist but could not be read (not UTF-8, no permission): path → why.
+    unreadable: BTreeMap<String, String>,
+    problems: Vec<Diagnostic>,
+}
+
+impl DirSource {
+    fn read(dir: &Path) -> DirSource {
+        let mut source = DirSource {
+            files: AppFiles::new(),
+            unreadable: BTreeMap::new(),
+            problems: Vec::new(),
+        };
+        let mut paths: Vec<String> = ["metadata/app.yaml", "metadata/roles.yaml"]
+            .into_iter()
+            .filter(|path| dir.join(path).is_file())
+            .map(str::to_owned)
+            .collect();
+        for relative_dir in YAML_DIRS.iter().chain([&SCRIPT_DIR]) {
+            let Ok(entries) = fs::read_dir(dir.join(relative_dir)) else {
+                continue;
+            };
+            paths.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|entry| entry.path().is_file())
+                    .map(|entry| format!("{relative_dir}/{}", entry.file_name().to_string_lossy()))
+                    .filter(|path| is_app_file(path)),
+            );
+        }
+        for relative in paths {
+            match fs::read(dir.join(&relative)) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => {
+                        source.files.insert(relative, text);
+                    }
+                    Err(_) => {
+                        source
+                            .unreadable
+                            .insert(relative, "the file is not valid UTF-8".to_owned());
+                    }
+                },
+                Err(error) => {
+                    source
+                        .unreadable
+                        .insert(relative, format!("cannot read the file: {error}"));
+                }
+            }
+        }
+        source
     }
 }
 
@@ -99,7 +250,10 @@ fn on_one_path(a: &str, b: &str) -> bool {
 }
 
 struct Loader {
-    dir: PathBuf,
+    /// The files being loaded, path → text.
+    files: AppFiles,
+    /// Files that exist but could not be read: path → why (reported when read).
+    unreadable: BTreeMap<String, String>,
     diagnostics: Vec<Diagnostic>,
     hasher: Sha256,
     /// Objects whose file exists but could not be read (already reported): references to
@@ -130,10 +284,15 @@ struct ExpressionUse {
 }
 
 impl Loader {
-    fn new(dir: &Path) -> Loader {
+    fn new(
+        files: AppFiles,
+        unreadable: BTreeMap<String, String>,
+        diagnostics: Vec<Diagnostic>,
+    ) -> Loader {
         Loader {
-            dir: dir.to_path_buf(),
-            diagnostics: Vec::new(),
+            files,
+            unreadable,
+            diagnostics,
             hasher: Sha256::new(),
             unreadable_objects: HashSet::new(),
             roles_unreadable: false,
@@ -168,14 +327,6 @@ impl Loader {
     }
 
     fn load(&mut self) -> Option<Schema> {
-        if !self.dir.is_dir() {
-            self.error_at(
-                &self.dir.display().to_string(),
-                Position::START,
-                "the app directory does not exist or is not a directory",
-            );
-            return None;
-        }
         let app_file = self.read_yaml("metadata/app.yaml", FileKind::App, true);
         let object_files = self.read_yaml_dir("metadata/objects", FileKind::Object);
         for relative in self.list_dir("metadata/objects", &["yaml", "yml"]) {
@@ -195,7 +346,7 @@ impl Loader {
         let roles_file = self.read_yaml("metadata/roles.yaml", FileKind::Roles, false);
         self.roles_unreadable = match &roles_file {
             Some(file) => !file.intact(ROLES_SHARED_PARTS),
-            None => self.dir.join("metadata/roles.yaml").is_file(),
+            None => self.is_file("metadata/roles.yaml"),
         };
         let pool_files = self.read_yaml_dir("metadata/pools", FileKind::Pool);
         let process_files = self.read_yaml_dir("workflows/processes", FileKind::Process);
@@ -307,6 +458,7 @@ impl Loader {
         self.analyze_expressions(&yaml_files, &objects, &catalog);
 
         let fingerprint = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let files = std::mem::take(&mut self.files);
         Some(Schema {
             app: app?,
             objects,
@@ -316,6 +468,7 @@ impl Loader {
             rules,
             scripts,
             fingerprint,
+            files,
         })
     }
 
@@ -419,35 +572,32 @@ impl Loader {
 
     // ----- reading files -------------------------------------------------------------------
 
+    fn is_file(&self, relative: &str) -> bool {
+        self.files.contains_key(relative) || self.unreadable.contains_key(relative)
+    }
+
     fn read_text(&mut self, relative: &str) -> Option<String> {
-        let path = self.dir.join(relative);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                self.hasher.update(relative.as_bytes());
-                self.hasher.update([0]);
-                self.hasher.update(&bytes);
-                self.hasher.update([0]);
-                match String::from_utf8(bytes) {
-                    Ok(text) => Some(text),
-                    Err(_) => {
-                        self.error_at(relative, Position::START, "the file is not valid UTF-8");
-                        None
-                    }
-                }
-            }
-            Err(error) => {
-                self.error_at(
-                    relative,
-                    Position::START,
-                    format!("cannot read the file: {error}"),
-                );
-                None
-            }
+        if let Some(why) = self.unreadable.get(relative).cloned() {
+            self.error_at(relative, Position::START, why);
+            return None;
         }
+        let Some(text) = self.files.get(relative).cloned() else {
+            self.error_at(
+                relative,
+                Position::START,
+                "cannot read the file: it does not exist",
+            );
+            return None;
+        };
+        self.hasher.update(relative.as_bytes());
+        self.hasher.update([0]);
+        self.hasher.update(text.as_bytes());
+        self.hasher.update([0]);
+        Some(text)
     }
 
     fn read_yaml(&mut self, relative: &str, kind: FileKind, required: bool) -> Option<YamlFile> {
-        if !self.dir.join(relative).is_file() {
+        if !self.is_file(relative) {
             if required {
                 self.error_at(
                     relative,
@@ -488,25 +638,26 @@ impl Loader {
             .collect()
     }
 
+    /// The files directly in `relative_dir` with one of `extensions`, in name order.
     fn list_dir(&mut self, relative_dir: &str, extensions: &[&str]) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(self.dir.join(relative_dir)) else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter(|entry| entry.path().is_file())
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| {
-                Path::new(name)
-                    .extension()
-                    .is_some_and(|ext| extensions.iter().any(|wanted| ext == *wanted))
+        let prefix = format!("{relative_dir}/");
+        let mut paths: Vec<String> = self
+            .files
+            .keys()
+            .chain(self.unreadable.keys())
+            .filter(|path| {
+                path.strip_prefix(&prefix).is_some_and(|name| {
+                    !name.contains('/')
+                        && Path::new(name)
+                            .extension()
+                            .is_some_and(|ext| extensions.iter().any(|wanted| ext == *wanted))
+                })
             })
+            .cloned()
             .collect();
-        names.sort();
-        names
-            .into_iter()
-            .map(|name| format!("{relative_dir}/{name}"))
-            .collect()
+        paths.sort();
+        paths.dedup();
+        paths
     }
 
     fn read_scripts(&mut self) -> IndexMap<String, Script> {

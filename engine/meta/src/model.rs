@@ -26,6 +26,10 @@ pub struct Schema {
     pub scripts: IndexMap<String, Script>,
     /// SHA-256 over every file that was loaded, in path order: identifies this metadata version.
     pub fingerprint: String,
+    /// The text of every file that was loaded, by path (`metadata/objects/lead.yaml`): what a
+    /// recorded metadata version keeps (docs/studio.md).
+    #[serde(skip)]
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 impl Schema {

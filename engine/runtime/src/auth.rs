@@ -269,6 +269,19 @@ impl Auth {
         }
     }
 
+    /// The same service on another metadata version (docs/studio.md): sign-in limits,
+    /// the verified-session cache and the sessions themselves carry on.
+    pub fn with_schema(&self, schema: Arc<Schema>) -> Auth {
+        Auth {
+            schema,
+            db: self.db.clone(),
+            clock: Arc::clone(&self.clock),
+            limiter: Arc::clone(&self.limiter),
+            sessions: Arc::clone(&self.sessions),
+            dummy_hash: Arc::clone(&self.dummy_hash),
+        }
+    }
+
     /// Signs `username` in from `address` (when known) and starts a session.
     pub async fn login(
         &self,

@@ -6,8 +6,8 @@
 //! adding users), the demo loader, the clock, and the deliveries that leave Keel (`deliver`:
 //! webhooks, chat bots, email and message templates), event rules and the transactional
 //! outbox with its worker (`records::effects`, `outbox`), and the in-app inbox
-//! (`notifications`), lead pools (`pools`) and the scheduler (`scheduler`); processes join it
-//! as they are built. It serves no HTTP (that is `keel-web`): its only HTTP is the
+//! (`notifications`), lead pools (`pools`), the scheduler (`scheduler`), and live metadata
+//! (`metadata`: the generations a server swaps between, the studio's validate and apply). It serves no HTTP (that is `keel-web`): its only HTTP is the
 //! client side of outgoing deliveries. It never writes SQL itself: storage goes through
 //! `keel-store`.
 
@@ -21,6 +21,7 @@ pub mod csv_format;
 pub mod deliver;
 pub mod demo;
 pub mod import;
+pub mod metadata;
 pub mod notifications;
 pub mod outbox;
 pub mod pools;

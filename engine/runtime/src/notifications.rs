@@ -70,6 +70,15 @@ impl Inbox {
         }
     }
 
+    /// The same inbox over the records of another metadata version; the hub (and so every
+    /// open stream) carries on.
+    pub fn with_records(&self, records: Records) -> Inbox {
+        Inbox {
+            records,
+            hub: Arc::clone(&self.hub),
+        }
+    }
+
     /// The actor's notifications, newest first (unread only when asked), older than `before`.
     pub async fn list(
         &self,

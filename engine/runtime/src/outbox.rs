@@ -47,6 +47,8 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// One process's outbox worker.
 pub struct OutboxWorker {
     records: Records,
+    /// The metadata versions of a running server: each batch runs on the current one.
+    live: Option<Arc<crate::metadata::Live>>,
     deliverer: Deliverer,
     /// Identifies this worker's claims (`claimed_by`).
     id: String,
@@ -61,6 +63,20 @@ impl OutboxWorker {
             id: format!("{}/{}", std::process::id(), uuid::Uuid::now_v7()),
             retry_base: Duration::from_secs(10),
             records,
+            live: None,
+        }
+    }
+
+    /// Runs each batch on the current metadata version of `live` (docs/studio.md).
+    pub fn with_live(mut self, live: Arc<crate::metadata::Live>) -> OutboxWorker {
+        self.live = Some(live);
+        self
+    }
+
+    fn current(&self) -> Records {
+        match &self.live {
+            Some(live) => live.current().records.clone(),
+            None => self.records.clone(),
         }
     }
 
@@ -103,9 +119,10 @@ impl OutboxWorker {
 
     /// Claims one batch of due rows and does them → how many were claimed.
     pub async fn work_once(&self) -> Result<usize, keel_store::StoreError> {
-        let now = self.records.clock().now();
+        let records = &self.current();
+        let now = records.clock().now();
         let lease_until = now + TimeDelta::from_std(LEASE).unwrap_or(TimeDelta::MAX);
-        let claimed = outbox::claim(self.records.db(), &self.id, now, lease_until, BATCH).await?;
+        let claimed = outbox::claim(records.db(), &self.id, now, lease_until, BATCH).await?;
         let count = claimed.len();
         // Work in this database runs in the order it was written for each record (a
         // record's rules in the order of its saves); different records' work runs side by
@@ -122,33 +139,32 @@ impl OutboxWorker {
                 None => by_record.push((key, vec![row])),
             }
         }
-        let side_by_side = match self.records.db().dialect() {
+        let side_by_side = match records.db().dialect() {
             keel_store::Dialect::Postgres => LOCAL_CONCURRENCY,
             keel_store::Dialect::Sqlite => 1,
         };
         futures::stream::iter(by_record)
             .for_each_concurrent(side_by_side, |(_, rows)| async move {
                 for row in rows {
-                    self.work(row).await;
+                    self.work(records, row).await;
                 }
             })
             .await;
         futures::stream::iter(external)
-            .for_each_concurrent(DELIVERY_CONCURRENCY, |row| self.work(row))
+            .for_each_concurrent(DELIVERY_CONCURRENCY, |row| self.work(records, row))
             .await;
         Ok(count)
     }
 
-    async fn work(&self, row: Claimed) {
+    async fn work(&self, records: &Records, row: Claimed) {
         let outcome = match row.kind.as_str() {
             KIND_RULE | KIND_SCRIPT => {
-                match self
-                    .records
+                match records
                     .perform(&row.id, &row.kind, &row.payload, &self.id)
                     .await
                 {
                     Ok((performed, notified, outboxed)) => {
-                        let signals = self.records.signals();
+                        let signals = records.signals();
                         if notified {
                             signals.notifications.notify_one();
                         }
@@ -160,12 +176,10 @@ impl OutboxWorker {
                     Err(error) => Performed::Retry(error.to_string()),
                 }
             }
-            KIND_WEBHOOK | KIND_EMAIL | KIND_CHAT => match self.deliver(&row).await {
+            KIND_WEBHOOK | KIND_EMAIL | KIND_CHAT => match self.deliver(records, &row).await {
                 Ok(()) => {
-                    let now = self.records.clock().now();
-                    if let Err(error) =
-                        outbox::finish(self.records.db(), &row.id, &self.id, now).await
-                    {
+                    let now = records.clock().now();
+                    if let Err(error) = outbox::finish(records.db(), &row.id, &self.id, now).await {
                         tracing::warn!(outbox = %row.id, "a delivery went out but could not be marked done: {error}");
                     }
                     return;
@@ -175,30 +189,22 @@ impl OutboxWorker {
             },
             other => Performed::Dead(format!("unknown outbox kind `{other}`")),
         };
-        let now = self.records.clock().now();
+        let now = records.clock().now();
         let result = match outcome {
             Performed::Done => return,
             Performed::Retry(error) if row.attempts < MAX_ATTEMPTS => {
                 let retry_at = now + self.backoff(row.attempts);
                 tracing::info!(outbox = %row.id, kind = %row.kind, attempt = row.attempts, "delivery failed, retrying at {retry_at}: {error}");
-                outbox::fail(
-                    self.records.db(),
-                    &row.id,
-                    &self.id,
-                    &error,
-                    Some(retry_at),
-                    now,
-                )
-                .await
+                outbox::fail(records.db(), &row.id, &self.id, &error, Some(retry_at), now).await
             }
             Performed::Retry(error) => {
                 let error = format!("gave up after {} attempts: {error}", row.attempts);
                 tracing::warn!(outbox = %row.id, kind = %row.kind, "{error}");
-                outbox::fail(self.records.db(), &row.id, &self.id, &error, None, now).await
+                outbox::fail(records.db(), &row.id, &self.id, &error, None, now).await
             }
             Performed::Dead(error) => {
                 tracing::warn!(outbox = %row.id, kind = %row.kind, "failed for good: {error}");
-                outbox::fail(self.records.db(), &row.id, &self.id, &error, None, now).await
+                outbox::fail(records.db(), &row.id, &self.id, &error, None, now).await
             }
         };
         if let Err(error) = result {
@@ -218,12 +224,12 @@ impl OutboxWorker {
     }
 
     /// Sends one delivery that leaves the database.
-    async fn deliver(&self, row: &Claimed) -> Result<(), Failure> {
+    async fn deliver(&self, records: &Records, row: &Claimed) -> Result<(), Failure> {
         let unreadable = |error: serde_json::Error| Failure {
             message: format!("the outbox row cannot be read: {error}"),
             retryable: false,
         };
-        let app = &self.records.schema().app;
+        let app = &records.schema().app;
         match row.kind.as_str() {
             KIND_WEBHOOK => {
                 let delivery: WebhookDelivery =
@@ -273,7 +279,7 @@ impl OutboxWorker {
                 let Some(smtp) = &app.smtp else {
                     return Err(permanent("the app has no `smtp:` settings any more"));
                 };
-                let user = keel_store::users::find_by_id(self.records.db(), &delivery.user_id)
+                let user = keel_store::users::find_by_id(records.db(), &delivery.user_id)
                     .await
                     .map_err(|error| Failure {
                         message: error.to_string(),

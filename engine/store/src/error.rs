@@ -48,6 +48,17 @@ pub enum StoreError {
         steps: Vec<String>,
     },
 
+    /// A metadata apply against a base version that is no longer the latest.
+    #[error(
+        "version {base} is not the latest metadata version ({}): someone applied a change since; start again from the latest",
+        latest.map_or_else(|| "there is none".to_owned(), |latest| format!("that is {latest}"))
+    )]
+    StaleBase { base: i64, latest: Option<i64> },
+
+    /// The work a metadata apply does before it commits failed; nothing was changed.
+    #[error("the metadata apply was rolled back: {reason}")]
+    Aborted { reason: String },
+
     #[error("the database holds a value Keel cannot read: {what}")]
     UnreadableValue { what: String },
 

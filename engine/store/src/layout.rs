@@ -329,6 +329,7 @@ mod tests {
             rules: Default::default(),
             scripts: Default::default(),
             fingerprint: String::new(),
+            files: Default::default(),
         };
         let layout = database_layout(&schema);
         let users = layout

@@ -3,7 +3,8 @@
 //! It connects ([`Db`]), knows the SQL of each [`Dialect`], lays out one table per object plus
 //! Keel's `keel_` system tables, introspects the live database and plans and applies
 //! migrations ([`migrate`]), keeps the small user and department registry the CLI needs
-//! ([`users`]), and the outbox and the in-app inbox ([`outbox`]). It is the only crate that names `sqlx`; SQL text is built only from
+//! ([`users`]), the outbox and the in-app inbox ([`outbox`]), and the recorded metadata
+//! versions ([`versions`]). It is the only crate that names `sqlx`; SQL text is built only from
 //! validated identifiers, and every value is a bound parameter.
 //!
 //! Deliberately not here: permissions, validation, scripts and triggers (the runtime's
@@ -28,6 +29,7 @@ pub mod schedule;
 pub mod sessions;
 pub mod system_tables;
 pub mod users;
+pub mod versions;
 
 pub use db::{Db, Dialect, redact_password};
 pub use error::StoreError;

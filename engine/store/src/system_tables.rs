@@ -131,6 +131,14 @@ pub const SYSTEM_TABLES: &[SystemTable] = &[
             column("applied_at", Storage::Datetime).not_null(),
             column("summary", Storage::Text).not_null(),
             column("plan", Storage::Json).not_null(),
+            // The metadata version (docs/studio.md): a number, increasing by one per
+            // recorded version; the files of the app directory at that version (path →
+            // text; `fingerprint` is their hash); who applied it; and from where (`cli` or
+            // `studio`). Rows recorded before versions existed have none of these.
+            column("version", Storage::Integer).unique(),
+            column("files", Storage::Json),
+            column("applied_by", Storage::Text),
+            column("source", Storage::Text),
         ],
         indexes: &[&["applied_at"]],
     },

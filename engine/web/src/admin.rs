@@ -7,7 +7,7 @@
 //! property, while a missing key leaves it as it is.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_runtime::accounts::NewUser;
@@ -15,9 +15,8 @@ use keel_runtime::auth::{NewDepartment, UserPatch};
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, CurrentUser, QueryPairs};
+use crate::extract::{ApiJson, CurrentUser, Pinned, QueryPairs};
 
 /// The body of `POST /admin/users`.
 #[derive(Debug, Deserialize)]
@@ -67,7 +66,7 @@ pub struct NewDepartmentBody {
 
 /// `GET /admin/users` → `{data: [users]}`.
 pub async fn list_users(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
 ) -> Result<Response, ApiError> {
     let users = state.auth().list_users(&actor).await?;
@@ -76,7 +75,7 @@ pub async fn list_users(
 
 /// `POST /admin/users` → 201 with the user.
 pub async fn create_user(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     ApiJson(body): ApiJson<NewUserBody>,
 ) -> Result<Response, ApiError> {
@@ -102,7 +101,7 @@ pub async fn create_user(
 
 /// `PATCH /admin/users/{name}` → 200 with the user.
 pub async fn update_user(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(username): Path<String>,
     ApiJson(body): ApiJson<UserPatchBody>,
@@ -123,7 +122,7 @@ pub async fn update_user(
 
 /// `GET /admin/departments` → `{data: [departments]}`.
 pub async fn list_departments(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
 ) -> Result<Response, ApiError> {
     let departments = state.auth().list_departments(&actor).await?;
@@ -132,7 +131,7 @@ pub async fn list_departments(
 
 /// `POST /admin/departments {name, label, parent}` → 201 with the department.
 pub async fn create_department(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     ApiJson(body): ApiJson<NewDepartmentBody>,
 ) -> Result<Response, ApiError> {
@@ -159,7 +158,7 @@ where
 /// the record `id` of `object` (or records of `object` when `id` is absent), and how they
 /// see each field.
 pub async fn explain_access(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -196,7 +195,7 @@ pub async fn explain_access(
 /// `GET /admin/access-changes?limit=` → `{data: [{at, by, subject_type, subject, action,
 /// field, old, new}]}`, newest first (at most 500, 100 by default).
 pub async fn access_changes(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {

@@ -8,16 +8,14 @@
 //! rate limit is the runtime's `auth`.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_runtime::auth::SESSION_LIFETIME;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ClientAddress, CurrentUser, SESSION_COOKIE, SessionToken};
+use crate::extract::{ApiJson, ClientAddress, CurrentUser, Pinned, SESSION_COOKIE, SessionToken};
 
 /// The body of `POST /auth/login`; any other key is a 422, as in every other body.
 #[derive(Debug, Deserialize)]
@@ -29,7 +27,7 @@ pub struct LoginBody {
 
 /// `POST /auth/login {username, password}` → `{token, user, expires_at}` and the cookie.
 pub async fn login(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
@@ -61,7 +59,7 @@ pub async fn login(
 
 /// `POST /auth/logout`: ends this session → 204, and clears the cookie.
 pub async fn logout(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(_actor): CurrentUser,
     SessionToken(token): SessionToken,
     headers: HeaderMap,
@@ -76,7 +74,7 @@ pub async fn logout(
 
 /// `GET /auth/me`: the signed-in user, with their own email address.
 pub async fn me(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let user = state.auth().own_view(&actor).await?;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_runtime::auth::AuthError;
+use keel_runtime::metadata::MetadataError;
 use keel_runtime::records::RecordError;
 use keel_runtime::reports::ReportError;
 use keel_runtime::scheduler::SchedulerError;
@@ -57,6 +58,15 @@ pub enum ErrorCode {
     DepartmentTaken,
     /// `If-Match` named an older version of the record.
     StaleVersion,
+    /// A metadata apply named a `base` version that is no longer the latest (someone else
+    /// applied first); the problem carries `latest_version`.
+    StaleBase,
+    /// A metadata apply needs destructive database steps and `allow_destructive` was not
+    /// true; the problem carries the `plan`. Nothing changed.
+    DestructiveChange,
+    /// The metadata does not load; the problem carries `diagnostics` (file, line, col,
+    /// message), one `errors` entry each.
+    InvalidMetadata,
     /// The body is larger than the server accepts.
     PayloadTooLarge,
     /// The URI (path and query string) is longer than the server reads.
@@ -145,6 +155,21 @@ impl ErrorCode {
                 "stale_version",
                 StatusCode::PRECONDITION_FAILED,
                 "The record has changed",
+            ),
+            StaleBase => (
+                "stale_base",
+                StatusCode::CONFLICT,
+                "The metadata has changed since",
+            ),
+            DestructiveChange => (
+                "destructive_change",
+                StatusCode::CONFLICT,
+                "The change needs destructive database steps",
+            ),
+            InvalidMetadata => (
+                "invalid_metadata",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The metadata is not valid",
             ),
             PayloadTooLarge => (
                 "payload_too_large",
@@ -532,6 +557,36 @@ fn script_error(error: keel_script::RunError) -> ApiError {
     api_error
 }
 
+impl From<MetadataError> for ApiError {
+    fn from(error: MetadataError) -> ApiError {
+        let detail = error.to_string();
+        match error {
+            MetadataError::Forbidden => ApiError::new(ErrorCode::Forbidden, detail),
+            MetadataError::NoSuchVersion(_) => ApiError::new(ErrorCode::NotFound, detail),
+            MetadataError::StaleBase { latest, .. } => ApiError::new(ErrorCode::StaleBase, detail)
+                .with_extra("latest_version", json!(latest)),
+            MetadataError::Destructive(plan) => {
+                ApiError::new(ErrorCode::DestructiveChange, detail).with_extra("plan", json!(plan))
+            }
+            MetadataError::Invalid(diagnostics) => {
+                let mut api_error = ApiError::new(ErrorCode::InvalidMetadata, detail);
+                for diagnostic in &diagnostics {
+                    api_error = api_error.with_error(FieldError {
+                        field: format!(
+                            "{}:{}:{}",
+                            diagnostic.file, diagnostic.line, diagnostic.col
+                        ),
+                        code: "invalid".to_owned(),
+                        message: diagnostic.message.clone(),
+                    });
+                }
+                api_error.with_extra("diagnostics", json!(diagnostics))
+            }
+            MetadataError::Files(_) | MetadataError::Store(_) => ApiError::internal(detail),
+        }
+    }
+}
+
 impl From<ReportError> for ApiError {
     fn from(error: ReportError) -> ApiError {
         match error {
@@ -656,6 +711,9 @@ mod tests {
         ErrorCode::UsernameTaken,
         ErrorCode::DepartmentTaken,
         ErrorCode::StaleVersion,
+        ErrorCode::StaleBase,
+        ErrorCode::DestructiveChange,
+        ErrorCode::InvalidMetadata,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UriTooLong,
         ErrorCode::HeadersTooLarge,

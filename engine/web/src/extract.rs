@@ -26,6 +26,34 @@ use crate::error::{ApiError, ErrorCode, FieldError};
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "keel_session";
 
+/// The state on the metadata generation the request pinned at its start (see
+/// `pin_generation`): what every handler and extractor reads, so that one request never
+/// mixes two metadata versions. Without a pin (a router built without the middleware, in a
+/// unit test), the generation current now.
+#[derive(Clone)]
+pub struct Pinned(pub AppState);
+
+impl Pinned {
+    pub fn of(parts: &Parts, state: &AppState) -> AppState {
+        parts
+            .extensions
+            .get::<AppState>()
+            .cloned()
+            .unwrap_or_else(|| state.pinned())
+    }
+}
+
+impl FromRequestParts<AppState> for Pinned {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(Pinned(Pinned::of(parts, state)))
+    }
+}
+
 /// The signed-in user; 401 when there is no valid session.
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Actor);
@@ -57,6 +85,7 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = session_token(&parts.headers).ok_or_else(ApiError::not_authenticated)?;
+        let state = Pinned::of(parts, state);
         let actor = state.auth().authenticate(&token).await?;
         Ok(CurrentUser(actor))
     }

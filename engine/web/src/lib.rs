@@ -32,6 +32,7 @@ mod query;
 mod records;
 mod reports;
 mod rules;
+mod studio;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ use axum::{Json, Router};
 use keel_meta::Schema;
 use keel_runtime::auth::Auth;
 use keel_runtime::clock::{Clock, SystemClock};
+use keel_runtime::metadata::{Generation, Live};
 use keel_runtime::notifications::Inbox;
 use keel_runtime::pools::Pools;
 use keel_runtime::processes::Processes;
@@ -56,107 +58,159 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::Pinned;
 
 /// The largest request body accepted (a bulk call of 1,000 records fits many times over).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// What every handler can reach: the loaded metadata, the database, the record path, the
-/// sign-in service and the metrics.
+/// What every handler can reach: the metadata version the request pinned (its schema,
+/// records, sign-in service, pools, processes, reports and inbox), and what the process
+/// keeps across versions: the database, the metrics, the pages' assets, the scheduler and
+/// the live metadata itself.
+///
+/// A request pins the generation current at its start (`pin_generation`, the outermost
+/// layer but the request id's) and every extractor reads that one ([`extract::Pinned`]),
+/// so a request never mixes two metadata versions (docs/studio.md).
 #[derive(Clone)]
 pub struct AppState {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
+    generation: Arc<Generation>,
 }
 
-struct Inner {
-    schema: Arc<Schema>,
+struct Shared {
     db: Db,
-    records: Records,
-    pools: Pools,
-    processes: Processes,
-    reports: Reports,
-    inbox: Inbox,
-    auth: Auth,
+    live: Arc<Live>,
+    /// Where the studio's applies write the files; `None` refuses applies.
+    app_dir: Option<std::path::PathBuf>,
     metrics: metrics::Metrics,
     ui: pages::Ui,
-    scheduler: Arc<keel_runtime::scheduler::Scheduler>,
 }
 
 impl AppState {
-    /// The state of a running server, on the system clock.
+    /// The state of a running server, on the system clock, without an app directory (the
+    /// studio's apply is refused) or recorded version.
     pub fn new(schema: Arc<Schema>, db: Db) -> AppState {
         AppState::with_clock(schema, db, Arc::new(SystemClock))
     }
 
     /// The state with a given clock (tests pass a `ManualClock`).
     pub fn with_clock(schema: Arc<Schema>, db: Db, clock: Arc<dyn Clock>) -> AppState {
-        let records = Records::new(schema.clone(), db.clone(), clock.clone());
+        let live = Arc::new(Live::new(Generation::new(schema, db.clone(), clock, None)));
+        AppState::live(live, db, None)
+    }
+
+    /// The state of `keel serve`: the live metadata (swapped by applies and by following
+    /// other processes) and the app directory the studio writes.
+    pub fn live(live: Arc<Live>, db: Db, app_dir: Option<std::path::PathBuf>) -> AppState {
         AppState {
-            inner: Arc::new(Inner {
-                inbox: Inbox::new(records.clone()),
-                scheduler: Arc::new(keel_runtime::scheduler::Scheduler::new(records.clone())),
-                pools: Pools::new(records.clone()),
-                processes: Processes::new(records.clone()),
-                reports: Reports::new(records.clone()),
-                records,
-                auth: Auth::new(schema.clone(), db.clone(), clock),
+            generation: live.current(),
+            shared: Arc::new(Shared {
+                db,
+                live,
+                app_dir,
                 metrics: metrics::Metrics::default(),
                 ui: pages::Ui::new(),
-                schema,
-                db,
             }),
         }
     }
 
+    /// The same state on the generation current now.
+    pub fn pinned(&self) -> AppState {
+        AppState {
+            shared: Arc::clone(&self.shared),
+            generation: self.shared.live.current(),
+        }
+    }
+
+    /// The metadata version this state answers with (`None` before versions are recorded).
+    pub fn version(&self) -> Option<i64> {
+        self.generation.version
+    }
+
     pub fn schema(&self) -> &Arc<Schema> {
-        &self.inner.schema
+        &self.generation.schema
     }
 
     pub fn db(&self) -> &Db {
-        &self.inner.db
+        &self.shared.db
     }
 
     pub fn records(&self) -> &Records {
-        &self.inner.records
+        &self.generation.records
     }
 
     /// Lead pools (docs/pools.md), over the same records.
     pub fn pools(&self) -> &Pools {
-        &self.inner.pools
+        &self.generation.pools
     }
 
     /// Sales processes and approvals (docs/processes.md), over the same records.
     pub fn processes(&self) -> &Processes {
-        &self.inner.processes
+        &self.generation.processes
     }
 
     /// The reports (docs/reports.md): funnel, briefing, calendar.
     pub fn reports(&self) -> &Reports {
-        &self.inner.reports
+        &self.generation.reports
     }
 
     pub fn inbox(&self) -> &Inbox {
-        &self.inner.inbox
+        &self.generation.inbox
     }
 
     pub fn auth(&self) -> &Auth {
-        &self.inner.auth
+        &self.generation.auth
     }
 
     fn metrics(&self) -> &metrics::Metrics {
-        &self.inner.metrics
+        &self.shared.metrics
     }
 
     /// This process's scheduler: `keel serve` runs its ticks; the admin API lists and starts
-    /// runs through it.
+    /// runs through it. It follows the metadata versions itself.
     pub fn scheduler(&self) -> &Arc<keel_runtime::scheduler::Scheduler> {
-        &self.inner.scheduler
+        self.shared.live.scheduler()
+    }
+
+    /// The live metadata: the current generation, swaps, the scheduler.
+    pub fn live_metadata(&self) -> &Arc<Live> {
+        &self.shared.live
+    }
+
+    /// The app directory the studio's applies write, if any.
+    pub fn app_dir(&self) -> Option<&std::path::Path> {
+        self.shared.app_dir.as_deref()
     }
 
     /// The pages' templates, catalogs and assets.
     pub fn ui(&self) -> &pages::Ui {
-        &self.inner.ui
+        &self.shared.ui
     }
 }
+
+/// Pins the current metadata generation for the request (handlers and extractors read it
+/// through [`extract::Pinned`]) and names its version in `Keel-Metadata-Version`.
+async fn pin_generation(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let pinned = state.pinned();
+    let version = pinned.version();
+    request.extensions_mut().insert(pinned);
+    let mut response = next.run(request).await;
+    if let Some(version) = version
+        && let Ok(value) = axum::http::HeaderValue::from_str(&version.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(METADATA_VERSION_HEADER, value);
+    }
+    response
+}
+
+/// The response header naming the metadata version that answered.
+pub const METADATA_VERSION_HEADER: &str = "keel-metadata-version";
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
@@ -176,6 +230,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/outbox/{id}/retry",
             post(notifications::retry_outbox),
         )
+        .route("/api/v1/admin/metadata/validate", post(studio::validate))
+        .route("/api/v1/admin/metadata/apply", post(studio::apply))
+        .route("/api/v1/admin/metadata/versions", get(studio::versions))
+        .route("/api/v1/admin/metadata/versions/{n}", get(studio::version))
         .route("/api/v1/admin/rules", get(rules::list))
         .route("/api/v1/admin/rules/{name}/runs", get(rules::runs))
         .route("/api/v1/admin/rules/{name}/run", post(rules::run_now))
@@ -292,6 +350,10 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             state.clone(),
             metrics::observe,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pin_generation,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -354,7 +416,7 @@ async fn shutdown_signal() {
 }
 
 /// `GET /api/v1/healthz`: 200 when the database answers, 503 otherwise. Public.
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+async fn healthz(Pinned(state): Pinned) -> impl IntoResponse {
     match state.db().ping().await {
         Ok(()) => (
             StatusCode::OK,
@@ -372,7 +434,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// An unknown path: problem+json under `/api/`, the 404 page elsewhere.
 async fn route_not_found(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {

@@ -6,7 +6,7 @@
 //! may not read is not mentioned at all; which fields are readable or read-only is the
 //! runtime's answer (`Records::readable_fields`, `records::access`), not decided here.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use keel_meta::{FieldAccess, FieldKind, Label, Object, Scope};
@@ -16,12 +16,12 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::CurrentUser;
+use crate::extract::{CurrentUser, Pinned};
 
 /// `GET /meta/objects` → `{data: [{name, label, title, permissions}]}`: the objects this
 /// user may read.
 pub async fn objects(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
 ) -> Result<Response, ApiError> {
     let schema = state.schema();
@@ -45,7 +45,7 @@ pub async fn objects(
 /// `GET /meta/objects/{object}`: label, fields (type, label, options, required,
 /// read_only, …), layout, list view, title, search — only what this user may read.
 pub async fn object(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -242,10 +242,7 @@ pub async fn json_schema(Path(file): Path<String>) -> Result<Response, ApiError>
 ///
 /// Fields this user may not read are left out, as everywhere else; create and patch bodies
 /// hold only the fields (and `owner`, `pool`) this user may write.
-pub async fn openapi(
-    State(state): State<AppState>,
-    CurrentUser(actor): CurrentUser,
-) -> axum::Json<Json> {
+pub async fn openapi(Pinned(state): Pinned, CurrentUser(actor): CurrentUser) -> axum::Json<Json> {
     let schema = state.schema();
     let field_access = |object: &str, field: &str| {
         schema.object(object).map_or(FieldAccess::Hidden, |object| {

@@ -13,14 +13,14 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keel_store::Db;
 
-use crate::AppState;
 use crate::error::{PROBLEM_JSON, ServerFault, problem_for_status};
+use crate::extract::Pinned;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -134,7 +134,7 @@ impl Metrics {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(Pinned(state): Pinned) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -148,7 +148,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// Wraps every route: times and counts the request, logs a server fault once with its
 /// request id, and turns a bare error status (from axum's router or a tower-http layer)
 /// into problem+json.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn observe(Pinned(state): Pinned, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request.extensions().get::<MatchedPath>().map_or_else(

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -20,9 +20,8 @@ use keel_runtime::outbox::ListState;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{CurrentUser, QueryPairs};
+use crate::extract::{CurrentUser, Pinned, QueryPairs};
 
 fn unknown(other: &str, known: &str) -> ApiError {
     ApiError::invalid_parameter(
@@ -46,7 +45,7 @@ fn limit_of(value: &str, max: u32) -> Result<u32, ApiError> {
 /// `GET /notifications` → `{data: [{id, message, object, record_id, read, created_at}],
 /// next}`, newest first; `next` is the `before` of the following page.
 pub async fn list(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -83,7 +82,7 @@ pub async fn list(
 
 /// `POST /notifications/{id}/read` → 204; 404 for a notification that is not the user's.
 pub async fn read(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -93,7 +92,7 @@ pub async fn read(
 
 /// `POST /notifications/read` → `{marked: n}`: every unread notification of the user read.
 pub async fn read_all(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
 ) -> Result<Response, ApiError> {
     let marked = state.inbox().mark_all_read(&actor).await?;
@@ -119,7 +118,7 @@ fn event(notification: &NotificationView) -> Event {
 
 /// `GET /notifications/stream`: the user's new notifications as server-sent events.
 pub async fn stream(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -175,7 +174,7 @@ pub async fn stream(
 /// `{data: [{id, kind, state, attempts, due_at, created_at, finished_at, last_error,
 /// idempotency_key, payload}], counts: {pending, dead}, next}`.
 pub async fn outbox(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -216,7 +215,7 @@ pub async fn outbox(
 /// `POST /admin/outbox/{id}/retry` (admins): a dead row is due again now → 200 with the row;
 /// 404 when there is no dead row `id`.
 pub async fn retry_outbox(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

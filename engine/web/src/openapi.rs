@@ -159,6 +159,7 @@ pub fn document_for_user(schema: &Schema, access: &UserAccess<'_>) -> Value {
 
     let mut paths = Map::new();
     general_paths(schema, &mut paths);
+    studio_paths(&mut paths);
     for view in &views {
         object_paths(view, &mut paths);
     }
@@ -196,6 +197,7 @@ pub fn document_for_user(schema: &Schema, access: &UserAccess<'_>) -> Value {
         json!({ "name": "Metadata", "description": "The app's objects and this API's description." }),
         json!({ "name": "Operations", "description": "Health checks." }),
         json!({ "name": "Notifications", "description": "The user's in-app notifications." }),
+        json!({ "name": "Studio", "description": "Live metadata: validate, apply and the recorded versions (admins only)." }),
     ];
     for view in &views {
         tags.push(json!({ "name": view.object.name, "description": english(&view.object.label) }));
@@ -754,6 +756,206 @@ fn general_paths(schema: &Schema, paths: &mut Map<String, Value>) {
                         "content": { "application/json": { "schema": schema_ref("Health") } },
                     },
                 },
+            },
+        }),
+    );
+}
+
+/// The live-metadata routes of the studio (docs/studio.md), admins only.
+fn studio_paths(paths: &mut Map<String, Value>) {
+    let files = json!({
+        "type": "object",
+        "description": "Path in the app directory (`metadata/objects/lead.yaml`) → the file's new text, or `null` to delete it.",
+        "additionalProperties": { "type": ["string", "null"] },
+    });
+    let plan = json!({
+        "type": "object",
+        "properties": {
+            "steps": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "description": { "type": "string" },
+                        "safe": { "type": "boolean" },
+                    },
+                    "required": ["description", "safe"],
+                },
+            },
+        },
+        "required": ["steps"],
+    });
+    let version = json!({
+        "type": "object",
+        "properties": {
+            "version": { "type": "integer" },
+            "applied_at": { "type": "string", "format": "date-time" },
+            "applied_by": { "type": ["string", "null"] },
+            "source": { "type": ["string", "null"], "description": "`cli` or `studio`." },
+            "summary": { "type": "string" },
+        },
+        "required": ["version", "applied_at", "applied_by", "source", "summary"],
+    });
+    paths.insert(
+        "/admin/metadata/validate".to_owned(),
+        json!({
+            "post": {
+                "tags": ["Studio"],
+                "summary": "Check a metadata change",
+                "description": "The app as it would be with `files` replaced in the latest version: every problem with its file, line and column, and the migration plan. Changes nothing. Admins only.",
+                "operationId": "metadata_validate",
+                "requestBody": {
+                    "required": true,
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "properties": { "files": files.clone() },
+                        "required": ["files"],
+                        "additionalProperties": false,
+                    } } },
+                },
+                "responses": with_problems(
+                    json!({
+                        "200": {
+                            "description": "The problems (none when the app would load) and the plan.",
+                            "content": { "application/json": { "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "diagnostics": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "file": { "type": "string" },
+                                                "line": { "type": "integer" },
+                                                "col": { "type": "integer" },
+                                                "message": { "type": "string" },
+                                            },
+                                            "required": ["file", "line", "col", "message"],
+                                        },
+                                    },
+                                    "plan": plan.clone(),
+                                },
+                                "required": ["diagnostics", "plan"],
+                            } } },
+                        },
+                    }),
+                    &[401, 403, 413, 415, 422],
+                ),
+            },
+        }),
+    );
+    paths.insert(
+        "/admin/metadata/apply".to_owned(),
+        json!({
+            "post": {
+                "tags": ["Studio"],
+                "summary": "Apply a metadata change",
+                "description": "Checks, plans, migrates under the migration lock, writes the files into the app directory, records the version and serves it (every process within 2 s). 409 `stale_base` when `base` is not the latest version; 409 `destructive_change` with the plan unless `allow_destructive`; 422 `invalid_metadata` with the diagnostics. Admins only.",
+                "operationId": "metadata_apply",
+                "requestBody": {
+                    "required": true,
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "properties": {
+                            "files": files,
+                            "base": { "type": "integer", "description": "The version the change was made against." },
+                            "allow_destructive": { "type": "boolean", "default": false },
+                        },
+                        "required": ["files", "base"],
+                        "additionalProperties": false,
+                    } } },
+                },
+                "responses": with_problems(
+                    json!({
+                        "200": {
+                            "description": "Applied: the version now served.",
+                            "content": { "application/json": { "schema": {
+                                "type": "object",
+                                "properties": { "version": { "type": "integer" } },
+                                "required": ["version"],
+                            } } },
+                        },
+                    }),
+                    &[401, 403, 409, 413, 415, 422],
+                ),
+            },
+        }),
+    );
+    paths.insert(
+        "/admin/metadata/versions".to_owned(),
+        json!({
+            "get": {
+                "tags": ["Studio"],
+                "summary": "The recorded metadata versions",
+                "description": "Newest first; `next` is the `before` of the following page. Admins only.",
+                "operationId": "metadata_versions",
+                "parameters": [
+                    {
+                        "name": "before", "in": "query", "required": false,
+                        "description": "Only versions older than this one.",
+                        "schema": { "type": "integer" },
+                    },
+                    {
+                        "name": "limit", "in": "query", "required": false,
+                        "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 },
+                    },
+                ],
+                "responses": with_problems(
+                    json!({
+                        "200": {
+                            "description": "One page of versions.",
+                            "content": { "application/json": { "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "data": { "type": "array", "items": version.clone() },
+                                    "next": { "type": ["integer", "null"] },
+                                },
+                                "required": ["data", "next"],
+                            } } },
+                        },
+                    }),
+                    &[401, 403, 422],
+                ),
+            },
+        }),
+    );
+    let mut detail = version;
+    if let Some(properties) = detail.get_mut("properties").and_then(Value::as_object_mut) {
+        properties.insert(
+            "files".to_owned(),
+            json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+        );
+        properties.insert(
+            "previous".to_owned(),
+            json!({ "type": ["integer", "null"] }),
+        );
+        properties.insert(
+            "diff".to_owned(),
+            json!({ "type": "string", "description": "A unified diff against the previous version." }),
+        );
+    }
+    paths.insert(
+        "/admin/metadata/versions/{n}".to_owned(),
+        json!({
+            "get": {
+                "tags": ["Studio"],
+                "summary": "One metadata version",
+                "description": "Its files and a unified diff against the version before it. Admins only.",
+                "operationId": "metadata_version",
+                "parameters": [{
+                    "name": "n", "in": "path", "required": true,
+                    "description": "The version number.",
+                    "schema": { "type": "integer" },
+                }],
+                "responses": with_problems(
+                    json!({
+                        "200": {
+                            "description": "The version.",
+                            "content": { "application/json": { "schema": detail } },
+                        },
+                    }),
+                    &[401, 403, 404],
+                ),
             },
         }),
     );

@@ -2,15 +2,14 @@
 //! held list, claim, release, assign (one record or many) and move, and a record's pool
 //! history. Thin handlers over `keel_runtime::pools::Pools`, which decides everything.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use keel_runtime::records::Page;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, CurrentUser, QueryPairs};
+use crate::extract::{ApiJson, CurrentUser, Pinned, QueryPairs};
 use crate::query;
 
 /// `POST …/release`.
@@ -51,16 +50,13 @@ fn data(items: Vec<Json>) -> Response {
 }
 
 /// `GET /pools` → `{data: [pool]}`: the pools the user may see.
-pub async fn list_pools(
-    State(state): State<AppState>,
-    CurrentUser(actor): CurrentUser,
-) -> Response {
+pub async fn list_pools(Pinned(state): Pinned, CurrentUser(actor): CurrentUser) -> Response {
     data(state.pools().visible(&actor))
 }
 
 /// `GET /pools/{pool}` → the pool, with the user's standing in it (`mine`).
 pub async fn get_pool(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(pool): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -70,7 +66,7 @@ pub async fn get_pool(
 
 /// `GET /pools/{pool}/records?<filters>&q=&order=&limit=&after=&held=true`
 pub async fn records(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(pool): Path<String>,
     QueryPairs(pairs): QueryPairs,
@@ -101,7 +97,7 @@ pub async fn records(
 
 /// `GET /pools/{pool}/records/{id}` → the record as the pool list shows it.
 pub async fn record(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((pool, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -111,7 +107,7 @@ pub async fn record(
 
 /// `POST /pools/{pool}/records/{id}/claim` → 200 with the record, now the user's.
 pub async fn claim(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((pool, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -121,7 +117,7 @@ pub async fn claim(
 
 /// `POST /pools/{pool}/records/{id}/release {reason, note}` → 200 `{data: history row}`.
 pub async fn release(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((pool, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ReleaseBody>,
@@ -141,7 +137,7 @@ pub async fn release(
 
 /// `POST /pools/{pool}/records/{id}/assign {user, note}` → 200 `{data: history row}`.
 pub async fn assign(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((pool, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<AssignBody>,
@@ -156,7 +152,7 @@ pub async fn assign(
 /// `POST /pools/{pool}/assign {ids, user, note}` → 200 `{data: [history rows]}`; all or
 /// nothing, at most 1,000 ids.
 pub async fn assign_many(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(pool): Path<String>,
     ApiJson(body): ApiJson<BulkAssignBody>,
@@ -170,7 +166,7 @@ pub async fn assign_many(
 
 /// `POST /pools/{pool}/records/{id}/move {note}` → 200 `{data: history row}`.
 pub async fn move_into(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((pool, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<MoveBody>,
@@ -184,7 +180,7 @@ pub async fn move_into(
 
 /// `GET /records/{object}/{id}/pool-history` → `{data: [history rows]}`, oldest first.
 pub async fn history(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {

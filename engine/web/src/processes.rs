@@ -3,7 +3,7 @@
 //! reject and recall. Thin handlers over `keel_runtime::processes::Processes`, which decides
 //! everything.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keel_runtime::processes::TransitionResult;
@@ -11,9 +11,8 @@ use keel_runtime::records::Input;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, CurrentUser, QueryPairs};
+use crate::extract::{ApiJson, CurrentUser, Pinned, QueryPairs};
 
 /// `POST …/transition`.
 #[derive(Debug, Deserialize)]
@@ -36,7 +35,7 @@ pub struct DecisionBody {
 /// `POST /records/{object}/{id}/transition {to, comment, fields}` → 200 with the record, or
 /// 202 `{approval}` when the target stage needs approval.
 pub async fn transition(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<TransitionBody>,
@@ -58,7 +57,7 @@ pub async fn transition(
 /// `GET /records/{object}/{id}/transitions` → the stage path: current stage, the moves open
 /// from it, the pending approval.
 pub async fn transitions(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -71,7 +70,7 @@ pub async fn transitions(
 
 /// `GET /records/{object}/{id}/stage-history` → `{data: [rows]}`, oldest first.
 pub async fn stage_history(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -84,7 +83,7 @@ pub async fn stage_history(
 
 /// `GET /records/{object}/{id}/approvals` → `{data: [approvals with their trail]}`.
 pub async fn record_approvals(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -98,7 +97,7 @@ pub async fn record_approvals(
 /// `GET /approvals?state=pending` → `{data: [approvals]}`: with `pending`, those waiting for
 /// the caller's decision.
 pub async fn list(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -124,7 +123,7 @@ pub async fn list(
 
 /// `GET /approvals/{id}` → the approval with its trail.
 pub async fn get_one(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -134,7 +133,7 @@ pub async fn get_one(
 
 /// `POST /approvals/{id}/approve {comment}`.
 pub async fn approve(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecisionBody>,
@@ -145,7 +144,7 @@ pub async fn approve(
 
 /// `POST /approvals/{id}/reject {comment}`.
 pub async fn reject(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecisionBody>,
@@ -156,7 +155,7 @@ pub async fn reject(
 
 /// `POST /approvals/{id}/recall {comment}` (the requester only).
 pub async fn recall(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecisionBody>,

@@ -7,7 +7,7 @@
 //! streaming body.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
@@ -17,12 +17,12 @@ use serde_json::{Value as Json, json};
 
 use crate::AppState;
 use crate::error::{ApiError, error_chain};
-use crate::extract::{ApiJson, CurrentUser, QueryPairs};
+use crate::extract::{ApiJson, CurrentUser, Pinned, QueryPairs};
 use crate::query::{self, ExportFormat, QueryBody};
 
 /// `GET /records/{object}?<filters>&order=&limit=&after=&q=&fields=`
 pub async fn list(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
     QueryPairs(pairs): QueryPairs,
@@ -34,7 +34,7 @@ pub async fn list(
 
 /// `POST /records/{object}/query {where, order, limit, after, fields, q}`
 pub async fn query(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
     ApiJson(body): ApiJson<QueryBody>,
@@ -46,7 +46,7 @@ pub async fn query(
 
 /// `POST /records/{object}` → 201 with the record and its `Location`.
 pub async fn create(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
     ApiJson(input): ApiJson<Input>,
@@ -66,7 +66,7 @@ pub async fn create(
 
 /// `GET /records/{object}/{id}` with `ETag: "<version>"`.
 pub async fn get(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -77,7 +77,7 @@ pub async fn get(
 /// `PATCH /records/{object}/{id}`; `If-Match: "<version>"` makes it conditional (412 when
 /// the record has moved on).
 pub async fn update(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -93,7 +93,7 @@ pub async fn update(
 
 /// `DELETE /records/{object}/{id}`: to the recycle bin → 204.
 pub async fn delete(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -103,7 +103,7 @@ pub async fn delete(
 
 /// `POST /records/{object}/{id}/restore`: back from the recycle bin → 200 with the record.
 pub async fn restore(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -113,7 +113,7 @@ pub async fn restore(
 
 /// `POST /records/{object}/bulk [..]`: up to 1,000 creates and updates, all or nothing.
 pub async fn bulk(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
     ApiJson(items): ApiJson<Vec<Input>>,
@@ -124,7 +124,7 @@ pub async fn bulk(
 
 /// `GET /records/{object}/{id}/history` → `{data: [{at, by, field, old, new}]}`.
 pub async fn history(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -134,7 +134,7 @@ pub async fn history(
 
 /// `GET /records/{object}/duplicates?<field>=<value>…` → `{data: [matches]}`.
 pub async fn duplicates(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
     QueryPairs(pairs): QueryPairs,
@@ -146,7 +146,7 @@ pub async fn duplicates(
 
 /// `GET /aggregate/{object}?group_by=&count=&sum=&avg=&min=&max=&<filters>` → `{data}`.
 pub async fn aggregate(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
     QueryPairs(pairs): QueryPairs,
@@ -162,7 +162,7 @@ pub async fn aggregate(
 /// Permissions and parameters are checked before the first byte; a database failure
 /// after that can only cut the stream short (it is logged).
 pub async fn export(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(object): Path<String>,
     headers: HeaderMap,

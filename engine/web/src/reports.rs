@@ -2,14 +2,12 @@
 //! `GET /reports/briefing` and `GET /calendar`. Thin handlers over
 //! `keel_runtime::reports::Reports`, which checks every parameter and computes the figures.
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use keel_runtime::reports::{CalendarScope, FunnelParams, Period};
 use serde_json::json;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{CurrentUser, QueryPairs};
+use crate::extract::{CurrentUser, Pinned, QueryPairs};
 
 /// The value of each of `known` in `pairs`; an unknown or repeated parameter is a 422
 /// naming it.
@@ -39,7 +37,7 @@ fn parameters<const N: usize>(
 
 /// `GET /reports/funnel?process=&from=&to=&owner=` → the funnel.
 pub async fn funnel(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -56,7 +54,7 @@ pub async fn funnel(
 
 /// `GET /reports/briefing?period=day|week|month` (default `week`) → the briefing.
 pub async fn briefing(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
@@ -71,7 +69,7 @@ pub async fn briefing(
 
 /// `GET /calendar?from=&to=&scope=mine|team` → `{data: [entry], from, to, scope}`.
 pub async fn calendar(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {

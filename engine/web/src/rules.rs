@@ -5,7 +5,7 @@
 //! it starts; it finishes in the background). Admins only (403 otherwise).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keel_runtime::actor::Actor;
@@ -15,7 +15,7 @@ use serde_json::{Value as JsonValue, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{CurrentUser, QueryPairs};
+use crate::extract::{CurrentUser, Pinned, QueryPairs};
 
 /// The most runs one page holds.
 const MAX_LIMIT: u32 = 200;
@@ -73,7 +73,7 @@ fn summary_json(summary: &RuleSummary) -> JsonValue {
 /// `GET /admin/rules` → `{data: [{name, kind, object, schedule, misfire, enabled, last_run,
 /// next_due}]}`; `kind` is `schedule`, `event` or `pool`.
 pub async fn list(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
 ) -> Result<Response, ApiError> {
     admins_only(&state, &actor)?;
@@ -89,7 +89,7 @@ pub async fn list(
 /// `GET /admin/rules/{name}/runs?before=&limit=` → `{data: [run…], next}`; `next` is the
 /// `before` of the following page. An event rule has no runs; an unknown name is 404.
 pub async fn runs(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(name): Path<String>,
     QueryPairs(pairs): QueryPairs,
@@ -154,7 +154,7 @@ pub async fn runs(
 /// `POST /admin/rules/{name}/run` → 202 with the run as it starts (`manual: true`); it runs
 /// to its end in this process. 404 for an unknown name, 409 for an event rule.
 pub async fn run_now(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {

@@ -255,6 +255,38 @@ pub enum RecordError {
 
 impl Records {
     pub fn new(schema: Arc<Schema>, db: Db, clock: Arc<dyn Clock>) -> Records {
+        Records::build(
+            schema,
+            db,
+            clock,
+            Arc::default(),
+            Arc::default(),
+            Arc::default(),
+        )
+    }
+
+    /// The same records on another metadata version (docs/studio.md): the script sandbox
+    /// follows the new limits; the process's wake-ups, user-name cache and duplicate-lookup
+    /// budgets carry on.
+    pub fn with_schema(&self, schema: Arc<Schema>) -> Records {
+        Records::build(
+            schema,
+            self.db.clone(),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.signals),
+            Arc::clone(&self.names),
+            Arc::clone(&self.lookups),
+        )
+    }
+
+    fn build(
+        schema: Arc<Schema>,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        signals: Arc<Signals>,
+        names: Arc<names::UserNames>,
+        lookups: Arc<budget::LookupBudget>,
+    ) -> Records {
         let limits = &schema.app.limits;
         let sandbox = Sandbox::new(Limits {
             operations: limits.script_operations,
@@ -275,10 +307,10 @@ impl Records {
             clock,
             runner: ScriptRunner::new(Arc::clone(&sandbox), SCRIPT_WORKERS),
             pure_before_save,
-            signals: Arc::new(Signals::default()),
+            signals,
             sandbox,
-            names: Arc::new(names::UserNames::default()),
-            lookups: Arc::new(budget::LookupBudget::default()),
+            names,
+            lookups,
         }
     }
 

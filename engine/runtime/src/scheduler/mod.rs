@@ -191,9 +191,9 @@ pub struct RuleSummary {
 
 /// One process's scheduler.
 pub struct Scheduler {
-    records: Records,
-    jobs: Vec<Job>,
-    timezone: Tz,
+    /// The metadata this process runs on now: replaced when a new version is swapped in
+    /// ([`Scheduler::swap`]); each tick reads it once at its start.
+    setup: std::sync::RwLock<Arc<Setup>>,
     /// Identifies this process in run records: host, pid and a random part.
     process: String,
     /// The lease in milliseconds (settable on a shared scheduler: `set_lease`).
@@ -207,9 +207,26 @@ pub struct Scheduler {
     active: Mutex<HashSet<String>>,
 }
 
+/// What a scheduler derives from one metadata version.
+struct Setup {
+    records: Records,
+    jobs: Vec<Job>,
+    timezone: Tz,
+}
+
+impl Setup {
+    fn new(records: Records) -> Setup {
+        let schema = Arc::clone(records.schema());
+        Setup {
+            jobs: jobs(&schema),
+            timezone: schema.app.timezone.parse().unwrap_or(chrono_tz::UTC),
+            records,
+        }
+    }
+}
+
 impl Scheduler {
     pub fn new(records: Records) -> Scheduler {
-        let schema = Arc::clone(records.schema());
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|name| name.trim().to_owned())
@@ -218,15 +235,30 @@ impl Scheduler {
             .unwrap_or_else(|| "host".to_owned());
         let random = uuid::Uuid::new_v4().simple().to_string();
         Scheduler {
-            jobs: jobs(&schema),
-            timezone: schema.app.timezone.parse().unwrap_or(chrono_tz::UTC),
             process: format!("{host}/{}/{}", std::process::id(), &random[..8]),
             lease_ms: AtomicU64::new(millis(DEFAULT_LEASE)),
             grace: TimeDelta::from_std(DEFAULT_GRACE).unwrap_or(TimeDelta::MAX),
             chunk: CHUNK,
             ticking: tokio::sync::Mutex::new(()),
             active: Mutex::new(HashSet::new()),
-            records,
+            setup: std::sync::RwLock::new(Arc::new(Setup::new(records))),
+        }
+    }
+
+    /// Runs on `records` (a new metadata version) from the next tick on; a tick under way
+    /// finishes on the version it began with. Runs keep their leases and cursors.
+    pub fn swap(&self, records: Records) {
+        let setup = Arc::new(Setup::new(records));
+        match self.setup.write() {
+            Ok(mut current) => *current = setup,
+            Err(poisoned) => *poisoned.into_inner() = setup,
+        }
+    }
+
+    fn setup(&self) -> Arc<Setup> {
+        match self.setup.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
@@ -262,24 +294,30 @@ impl Scheduler {
         &self.process
     }
 
-    pub fn jobs(&self) -> &[Job] {
-        &self.jobs
+    /// The jobs of the current metadata version.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.setup().jobs.clone()
     }
 
-    pub fn records(&self) -> &Records {
-        &self.records
+    /// The records of the current metadata version.
+    pub fn records(&self) -> Records {
+        self.setup().records.clone()
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.records.clock().now()
+        self.setup().records.clock().now()
     }
 
     fn lease_until(&self) -> DateTime<Utc> {
         self.now() + TimeDelta::from_std(self.lease()).unwrap_or(TimeDelta::MAX)
     }
 
-    fn job(&self, name: &str) -> Option<&Job> {
-        self.jobs.iter().find(|job| job.name == name)
+    fn job(&self, name: &str) -> Option<Job> {
+        self.setup()
+            .jobs
+            .iter()
+            .find(|job| job.name == name)
+            .cloned()
     }
 
     /// Ticks until `stop` turns true, every `interval`, then waits for a tick under way.
@@ -333,7 +371,8 @@ impl Scheduler {
     }
 
     async fn tick_locked(&self) -> Result<TickReport, StoreError> {
-        let db = self.records.db();
+        let setup = self.setup();
+        let db = setup.records.db();
         let now = self.now();
         let mut report = TickReport::default();
         let mut mine: Vec<Run> = Vec::new();
@@ -359,7 +398,7 @@ impl Scheduler {
         }
         let checked: HashMap<String, DateTime<Utc>> =
             schedule::all_checked(db).await?.into_iter().collect();
-        for job in &self.jobs {
+        for job in &setup.jobs {
             let Some(from) = checked.get(&job.name) else {
                 // The first tick ever: nothing before now counts as missed.
                 schedule::start_schedule(db, &job.name, now).await?;
@@ -418,7 +457,7 @@ impl Scheduler {
         until: DateTime<Utc>,
     ) -> Vec<DateTime<Utc>> {
         let mut found = Vec::new();
-        let mut at = from.with_timezone(&self.timezone);
+        let mut at = from.with_timezone(&self.setup().timezone);
         while found.len() < MAX_OCCURRENCES {
             let Some(next) = schedule.next_after(&at) else {
                 break;
@@ -436,7 +475,7 @@ impl Scheduler {
     /// The next occurrence of `job` after now.
     pub fn next_due(&self, job: &Job) -> Option<DateTime<Utc>> {
         job.schedule
-            .next_after(&self.now().with_timezone(&self.timezone))
+            .next_after(&self.now().with_timezone(&self.setup().timezone))
             .map(|next| next.with_timezone(&Utc))
     }
 
@@ -489,16 +528,16 @@ impl Scheduler {
     /// records of its own to run over.
     pub async fn claim_manual(&self, name: &str) -> Result<Run, SchedulerError> {
         let Some(job) = self.job(name) else {
-            if self.records.schema().rules.contains_key(name) {
+            if self.setup().records.schema().rules.contains_key(name) {
                 return Err(SchedulerError::EventRule(name.to_owned()));
             }
             return Err(SchedulerError::UnknownJob(name.to_owned()));
         };
         let now = self.now();
-        let mut run = self.new_run(job, now, false, 0, RUNNING);
+        let mut run = self.new_run(&job, now, false, 0, RUNNING);
         run.id = format!("{}|manual|{}", job.name, uuid::Uuid::now_v7());
         run.manual = true;
-        schedule::claim(self.records.db(), &run).await?;
+        schedule::claim(self.setup().records.db(), &run).await?;
         Ok(claimed_run(run))
     }
 
@@ -507,7 +546,7 @@ impl Scheduler {
         let run = self.claim_manual(name).await?;
         let id = run.id.clone();
         self.execute(run).await;
-        schedule::run(self.records.db(), &id)
+        schedule::run(self.setup().records.db(), &id)
             .await?
             .ok_or(SchedulerError::MissingRun(id))
     }
@@ -521,21 +560,22 @@ impl Scheduler {
         limit: u32,
     ) -> Result<Vec<Run>, SchedulerError> {
         if self.job(name).is_none() {
-            if self.records.schema().rules.contains_key(name) {
+            if self.setup().records.schema().rules.contains_key(name) {
                 return Ok(Vec::new());
             }
             return Err(SchedulerError::UnknownJob(name.to_owned()));
         }
-        Ok(schedule::runs(self.records.db(), name, before, limit).await?)
+        Ok(schedule::runs(self.setup().records.db(), name, before, limit).await?)
     }
 
     /// Every rule (scheduled and event) and pool sweep, with the last run and next due time
     /// of the scheduled ones.
     pub async fn summaries(&self) -> Result<Vec<RuleSummary>, StoreError> {
-        let schema = Arc::clone(self.records.schema());
+        let setup = self.setup();
+        let schema = Arc::clone(setup.records.schema());
         let mut summaries = Vec::new();
         for rule in schema.rules.values() {
-            let job = self.job(&rule.name);
+            let job = setup.jobs.iter().find(|job| job.name == rule.name);
             summaries.push(RuleSummary {
                 name: rule.name.clone(),
                 kind: job.map_or("event", |job| job.kind.as_str()),
@@ -549,7 +589,11 @@ impl Scheduler {
                     .and_then(|job| self.next_due(job)),
             });
         }
-        for job in self.jobs.iter().filter(|job| job.kind != JobKind::Schedule) {
+        for job in setup
+            .jobs
+            .iter()
+            .filter(|job| job.kind != JobKind::Schedule)
+        {
             summaries.push(RuleSummary {
                 name: job.name.clone(),
                 kind: job.kind.as_str(),
@@ -563,7 +607,7 @@ impl Scheduler {
         }
         for summary in &mut summaries {
             if summary.kind != "event" {
-                summary.last_run = schedule::runs(self.records.db(), &summary.name, None, 1)
+                summary.last_run = schedule::runs(setup.records.db(), &summary.name, None, 1)
                     .await?
                     .into_iter()
                     .next();

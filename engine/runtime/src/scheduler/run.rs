@@ -43,7 +43,8 @@ impl Scheduler {
             },
         };
         renewer.abort();
-        let db = self.records.db();
+        let records = self.records();
+        let db = records.db();
         let now = self.now();
         let finished = match ended {
             Ended::Done(counts) => {
@@ -82,8 +83,9 @@ impl Scheduler {
 
     /// Renews the lease of the run `id` every third of the lease until aborted.
     fn renew_while_running(&self, id: &str) -> tokio::task::JoinHandle<()> {
-        let db = self.records.db().clone();
-        let clock = Arc::clone(self.records.clock());
+        let records = self.records();
+        let db = records.db().clone();
+        let clock = Arc::clone(records.clock());
         let lease = self.lease();
         let process = self.process.clone();
         let id = id.to_owned();
@@ -104,14 +106,14 @@ impl Scheduler {
     }
 
     async fn run_rule(&self, rule: &str, run: &Run) -> Ended {
-        let schema = Arc::clone(self.records.schema());
+        let schema = Arc::clone(self.records().schema());
         let Some(rule) = schema.rules.get(rule) else {
             return Ended::Failed(format!("there is no rule `{rule}` any more"));
         };
         let mut cursor = run.cursor.clone();
         loop {
             let chunk = match self
-                .records
+                .records()
                 .schedule_chunk(
                     rule,
                     &run.id,
@@ -139,7 +141,7 @@ impl Scheduler {
     /// One pass of the approval reminders (`crate::processes`): matched = tasks waiting,
     /// changed = reminders this process sent.
     async fn run_reminders(&self) -> Ended {
-        let processes = crate::processes::Processes::new(self.records.clone());
+        let processes = crate::processes::Processes::new(self.records());
         match processes.remind().await {
             Ok(outcome) => Ended::Done(Counts {
                 matched: i64::try_from(outcome.waiting).unwrap_or(i64::MAX),
@@ -152,7 +154,7 @@ impl Scheduler {
     }
 
     async fn run_pool(&self, pool: &str) -> Ended {
-        match crate::pools::sweep(&self.records, pool, self.now()).await {
+        match crate::pools::sweep(&self.records(), pool, self.now()).await {
             Ok(outcome) => Ended::Done(Counts {
                 matched: i64::try_from(outcome.matched).unwrap_or(i64::MAX),
                 changed: i64::try_from(outcome.changed).unwrap_or(i64::MAX),

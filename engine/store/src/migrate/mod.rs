@@ -7,8 +7,10 @@
 //! name (`keel_arch_<time>_<name>`), never dropped. [`apply`] runs under a migration lock
 //! (PostgreSQL advisory lock, SQLite `BEGIN IMMEDIATE`) and plans again inside it, so
 //! processes starting together on one database serialize and only the first does the work.
-//! Every apply that changes something, or applies a new metadata fingerprint, records a row
-//! in `keel_metadata_versions`.
+//! Every apply that changes something, or applies files whose hash (the schema's
+//! fingerprint) differs from the latest recorded version's, records a new metadata version
+//! in `keel_metadata_versions`: its number, every file of the app, who applied it and from
+//! where (docs/studio.md; [`crate::versions`] reads them back).
 //!
 //! What this module does not do: it never drops a column or table, never rewrites values
 //! beyond the conversion of a changed column type, and does not track NOT NULL or default
@@ -109,6 +111,70 @@ pub struct Applied {
     pub steps: Vec<Step>,
     /// Whether a row was added to `keel_metadata_versions`.
     pub recorded_version: bool,
+    /// The latest metadata version once the apply committed: the one it recorded, or the
+    /// one that already held these files.
+    pub version: Option<i64>,
+}
+
+/// Where a metadata version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionSource {
+    /// `keel migrate`, `keel serve` and every other command that applies an app directory.
+    Cli,
+    /// `POST /admin/metadata/apply`.
+    Studio,
+}
+
+impl VersionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionSource::Cli => "cli",
+            VersionSource::Studio => "studio",
+        }
+    }
+}
+
+/// Work done under the migration lock after the steps ran and the version was recorded,
+/// before the commit (the studio writes the app's files there); its error rolls it all
+/// back. It is given the version number recorded.
+pub type BeforeCommit<'a> = &'a (dyn Fn(i64) -> Result<(), String> + Sync);
+
+/// How [`apply_with`] applies.
+#[derive(Clone, Copy)]
+pub struct ApplyOptions<'a> {
+    pub allow_destructive: bool,
+    pub source: VersionSource,
+    /// Who applied (a username), when known.
+    pub applied_by: Option<&'a str>,
+    /// Apply only while this is the latest recorded version ([`StoreError::StaleBase`]
+    /// otherwise), checked under the lock.
+    pub base: Option<i64>,
+    pub before_commit: Option<BeforeCommit<'a>>,
+}
+
+impl ApplyOptions<'_> {
+    /// What the commands use: from the command line, by nobody in particular.
+    pub fn cli(allow_destructive: bool) -> ApplyOptions<'static> {
+        ApplyOptions {
+            allow_destructive,
+            source: VersionSource::Cli,
+            applied_by: None,
+            base: None,
+            before_commit: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ApplyOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("allow_destructive", &self.allow_destructive)
+            .field("source", &self.source)
+            .field("applied_by", &self.applied_by)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Plan {
@@ -208,6 +274,17 @@ pub async fn apply_at(
     allow_destructive: bool,
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
+    apply_with(db, schema, ApplyOptions::cli(allow_destructive), now).await
+}
+
+/// [`apply`] with who applied, from where, against which base version, and work to do
+/// before the commit (see [`ApplyOptions`]).
+pub async fn apply_with(
+    db: &Db,
+    schema: &Schema,
+    options: ApplyOptions<'_>,
+    now: DateTime<Utc>,
+) -> Result<Applied, StoreError> {
     match db {
         Db::Sqlite(pool) => {
             let mut pooled = pool
@@ -228,7 +305,7 @@ pub async fn apply_at(
                 let applied = apply_in(
                     &mut Connection::Sqlite(&mut transaction),
                     schema,
-                    allow_destructive,
+                    options,
                     now,
                 )
                 .await?;
@@ -258,7 +335,7 @@ pub async fn apply_at(
             let applied = apply_in(
                 &mut Connection::Postgres(&mut transaction),
                 schema,
-                allow_destructive,
+                options,
                 now,
             )
             .await?;
@@ -315,13 +392,19 @@ async fn plan_on(
 async fn apply_in(
     connection: &mut Connection<'_>,
     schema: &Schema,
-    allow_destructive: bool,
+    options: ApplyOptions<'_>,
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
     let layout = database_layout(schema);
     let (plan, memory) = plan_on(connection, &layout, now).await?;
+    if let Some(base) = options.base {
+        let latest = crate::versions::latest_number_on(connection).await?;
+        if latest != Some(base) {
+            return Err(StoreError::StaleBase { base, latest });
+        }
+    }
     let refused: Vec<String> = plan.destructive().map(Step::render).collect();
-    if !refused.is_empty() && !allow_destructive {
+    if !refused.is_empty() && !options.allow_destructive {
         return Err(StoreError::DestructiveChangesRefused { steps: refused });
     }
     for step in &plan.steps {
@@ -335,20 +418,34 @@ async fn apply_in(
     // Duplicate keys are derived data too: filled for rows that predate them, rebuilt for
     // objects whose keys changed, and left alone (one small read) otherwise.
     crate::records::duplicate_keys::sync(connection, schema).await?;
+    // The versions table has its version columns now (the plan adds them to an older
+    // database): a version is recorded when the files differ from the latest version's.
+    let latest = crate::versions::latest_on(connection).await?;
     let changed = !plan.steps.is_empty()
-        || memory.fingerprint.as_deref() != Some(schema.fingerprint.as_str());
+        || memory.fingerprint.as_deref() != Some(schema.fingerprint.as_str())
+        || latest
+            .as_ref()
+            .is_none_or(|(_, fingerprint)| *fingerprint != schema.fingerprint);
+    let mut version = latest.map(|(number, _)| number);
     if changed {
-        record_version(connection, schema, &layout, &plan, now).await?;
+        let number = version.unwrap_or(0) + 1;
+        record_version(connection, schema, &layout, &plan, number, options, now).await?;
         record_role_changes(connection, memory.roles.as_ref(), schema, now).await?;
+        version = Some(number);
+    }
+    if let (Some(before_commit), Some(number)) = (options.before_commit, version) {
+        before_commit(number).map_err(|reason| StoreError::Aborted { reason })?;
     }
     tracing::info!(
         steps = plan.steps.len(),
         recorded_version = changed,
+        version,
         "applied metadata"
     );
     Ok(Applied {
         steps: plan.steps,
         recorded_version: changed,
+        version,
     })
 }
 
@@ -423,6 +520,8 @@ async fn record_version(
     schema: &Schema,
     layout: &[TableLayout],
     plan: &Plan,
+    version: i64,
+    options: ApplyOptions<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let required_fields = layout
@@ -450,34 +549,59 @@ async fn record_version(
         what: "the applied plan".to_owned(),
         source,
     })?;
+    let files = serde_json::to_string(&schema.files).map_err(|source| StoreError::Json {
+        what: "the metadata files".to_owned(),
+        source,
+    })?;
     let summary = summarize(plan);
     let id = uuid::Uuid::now_v7().to_string();
     let context = "recording the applied metadata version";
+    let source = options.source.as_str();
     match connection {
         Connection::Sqlite(connection) => sqlx::query(
-            "INSERT INTO keel_metadata_versions (id, fingerprint, applied_at, summary, plan) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO keel_metadata_versions \
+             (id, fingerprint, applied_at, summary, plan, version, files, applied_by, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .bind(id)
         .bind(&schema.fingerprint)
         .bind(to_sqlite_text(now))
         .bind(summary)
         .bind(document)
+        .bind(version)
+        .bind(files)
+        .bind(options.applied_by)
+        .bind(source)
         .execute(&mut **connection)
         .await
         .map(drop),
-        Connection::Postgres(connection) => sqlx::query(
-            "INSERT INTO keel_metadata_versions (id, fingerprint, applied_at, summary, plan) \
-             VALUES ($1, $2, $3, $4, $5::jsonb)",
-        )
-        .bind(id)
-        .bind(&schema.fingerprint)
-        .bind(now)
-        .bind(summary)
-        .bind(document)
-        .execute(&mut **connection)
-        .await
-        .map(drop),
+        Connection::Postgres(connection) => {
+            sqlx::query(
+                "INSERT INTO keel_metadata_versions \
+                 (id, fingerprint, applied_at, summary, plan, version, files, applied_by, source) \
+                 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8, $9)",
+            )
+            .bind(id)
+            .bind(&schema.fingerprint)
+            .bind(now)
+            .bind(summary)
+            .bind(document)
+            .bind(version)
+            .bind(files)
+            .bind(options.applied_by)
+            .bind(source)
+            .execute(&mut **connection)
+            .await
+            .map_err(StoreError::query(context))?;
+            // Delivered at commit: every `keel serve` listening swaps at once (the poll
+            // is the safety net).
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::versions::CHANNEL)
+                .bind(version.to_string())
+                .execute(&mut **connection)
+                .await
+                .map(drop)
+        }
     }
     .map_err(StoreError::query(context))
 }

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -41,6 +41,7 @@ use serde_json::{Value as Json, json};
 use super::{Formatter, Frame, PageError, PageForm, Shown, Viewer, render_with_status};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::Pinned;
 
 /// How many records a lookup's select offers before the page falls back to typing (form.js
 /// then searches the target as the user types).
@@ -59,7 +60,7 @@ type Texts = HashMap<String, Vec<String>>;
 /// `GET /app/{object}/new`: an empty form with the fields' defaults, and any field named in
 /// the query string prefilled (`/app/contact/new?account=<id>` from a related list).
 async fn new_form(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path(object): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -94,7 +95,7 @@ async fn new_form(
 
 /// `POST /app/{object}/new`: creates the record → 303 to it; a refusal shows the form again.
 async fn create(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path(object): Path<String>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -123,7 +124,7 @@ async fn create(
 
 /// `GET /app/{object}/{id}/edit`: the record's current values, at its current version.
 async fn edit_form(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path((object, id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
@@ -163,7 +164,7 @@ async fn edit_form(
 /// `POST /app/{object}/{id}/edit`: saves the fields on the form at the version the form was
 /// loaded at → 303 to the record; a refusal or a stale version shows the form again.
 async fn update(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((object, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {

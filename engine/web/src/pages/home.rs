@@ -5,7 +5,7 @@
 //! trail, through `Records::recently_changed`) and the latest notifications, with the bell kept live
 //! over the notification stream by `app.js`; and the form that marks them all read.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_meta::Filter;
@@ -17,6 +17,7 @@ use keel_runtime::reports::{Change, Period};
 
 use super::{Formatter, Frame, PageError, PageForm, Viewer, render};
 use crate::AppState;
+use crate::extract::Pinned;
 
 /// How many entries each "due" list and the notification list show.
 const SHOWN: u32 = 10;
@@ -91,7 +92,7 @@ struct NotificationItem {
 
 /// `GET /`.
 pub async fn page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -246,10 +247,7 @@ pub async fn page(
 }
 
 /// `POST /notifications/read` (form): marks every notification read, back to the home page.
-pub async fn mark_all_read(
-    State(state): State<AppState>,
-    form: PageForm,
-) -> Result<Response, PageError> {
+pub async fn mark_all_read(Pinned(state): Pinned, form: PageForm) -> Result<Response, PageError> {
     state.inbox().mark_all_read(&form.viewer.actor).await?;
     Ok(Redirect::to("/#notifications").into_response())
 }

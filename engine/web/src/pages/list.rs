@@ -21,7 +21,7 @@
 //! page. `_back` is the only parameter the API does not read.
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -35,7 +35,7 @@ use serde_json::Value as Json;
 use super::{Formatter, Frame, PageError, Viewer, render_with_status};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::parse_query;
+use crate::extract::{Pinned, parse_query};
 
 /// Records per page unless the URL gives a `limit`.
 pub const PAGE_SIZE: u32 = 50;
@@ -177,7 +177,7 @@ struct SearchHit {
 
 /// `GET /app/{object}`.
 async fn list_page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     headers: axum::http::HeaderMap,
     viewer: Viewer,
     Path(object_name): Path<String>,
@@ -565,7 +565,7 @@ fn paging_urls(
 /// `GET /app/{object}/export?id=a&id=b`: the bulk "export selected" form, sent on to the
 /// API's export of exactly those records (`id=in.(a,b)`), as CSV.
 async fn export_selected(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path(object_name): Path<String>,
     RawQuery(query): RawQuery,
@@ -600,7 +600,7 @@ async fn export_selected(
 /// `GET /search?q=`: up to [`SEARCH_SHOWN`] matches in every object the user may read that
 /// has `search` fields, each group with a link to its whole list.
 async fn search_page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {

@@ -4,7 +4,7 @@
 //! `Auth::login` (argon2, the rate limit) and the same `keel_session` cookie.
 
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_runtime::auth::{AuthError, SESSION_LIFETIME};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{Frame, PageError, PageForm, render_with_status, safe_next};
 use crate::AppState;
 use crate::auth::{over_https, session_cookie};
-use crate::extract::{ClientAddress, session_token};
+use crate::extract::{ClientAddress, Pinned, session_token};
 
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
@@ -40,7 +40,7 @@ struct LoginPage {
 
 /// `GET /login?next=`: the form; a signed-in user goes straight on to `next`.
 pub async fn form(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     headers: HeaderMap,
     Query(query): Query<NextQuery>,
 ) -> Result<Response, PageError> {
@@ -62,7 +62,7 @@ pub async fn form(
 /// `POST /login` (form): signs in and goes on to `next`, or shows the form again with the
 /// error and the username kept.
 pub async fn submit(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -118,7 +118,7 @@ fn show(
 }
 
 /// `POST /logout` (form): ends the session, clears the cookie, back to the sign-in page.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, form: PageForm) -> Response {
+pub async fn logout(Pinned(state): Pinned, headers: HeaderMap, form: PageForm) -> Response {
     let _ = form;
     if let Some(token) = session_token(&headers) {
         let _ = state.auth().logout(&token).await;

@@ -29,7 +29,7 @@ mod record;
 mod reports;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -43,6 +43,7 @@ pub use ui::{Ui, template_names, template_source};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::Pinned;
 
 /// The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -70,7 +71,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Security headers on every page answer, and the error page for a failed one.
-pub async fn page_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn page_layer(Pinned(state): Pinned, request: Request, next: Next) -> Response {
     let headers = request.headers().clone();
     let mut response = next.run(request).await;
     if let Some(failure) = response.extensions_mut().remove::<Failure>() {

@@ -13,7 +13,7 @@
 //! (`keel_runtime::pools`); what this module offers is only a guess the runtime checks again.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -29,7 +29,7 @@ use super::record::record_title;
 use super::{Formatter, Frame, PageError, PageForm, Viewer, form_urlencode, render_with_status};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::QueryPairs;
+use crate::extract::{Pinned, QueryPairs};
 
 /// Records per page of a pool.
 const PAGE_SIZE: u32 = 50;
@@ -119,7 +119,7 @@ async fn count_waiting(state: &AppState, actor: &Actor, pool: &str) -> Result<St
 
 /// `GET /app/pools`: a card per pool the user may see, with what waits in it and what the
 /// user holds from it.
-async fn index(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+async fn index(Pinned(state): Pinned, viewer: Viewer) -> Result<Response, PageError> {
     let schema = state.schema().clone();
     let frame = Frame::new(&state, &viewer).await?;
     let formatter = frame.formatter(&state);
@@ -278,7 +278,7 @@ impl Refusal {
 
 /// `GET /app/pools/{pool}?q=&held=true&after=`.
 async fn pool_page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path(pool): Path<String>,
     QueryPairs(pairs): QueryPairs,
@@ -648,7 +648,7 @@ struct FieldView {
 /// history: a member cannot open the record page of a record nobody holds. A record the
 /// user may open is its record page.
 async fn pool_record(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path((pool_name, id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
@@ -714,7 +714,7 @@ async fn pool_record(
 /// `POST /app/pools/{pool}/{id}/claim`: the record is the user's → its page, with a notice;
 /// refused → the pool page again, saying why (409).
 async fn claim(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((pool, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -754,7 +754,7 @@ async fn claim(
 
 /// `POST /app/pools/{pool}/{id}/assign` (`user`, and `back=record` from a record page).
 async fn assign_one(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((pool, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -803,7 +803,7 @@ async fn assign_one(
 
 /// `POST /app/pools/{pool}/assign` (`ids` ticked, `user`): all or nothing.
 async fn assign_many(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path(pool): Path<String>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -915,7 +915,7 @@ pub enum PoolNotice {
 /// page (or the pool when the user may no longer see it); a reason not listed → the record
 /// page again with the dialog open and the error under the reason (422).
 async fn release(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((object, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -985,7 +985,7 @@ async fn release(
 
 /// `POST /app/{object}/{id}/pool` (`pool`): a manager moves the record into a pool.
 async fn move_into(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((object, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {

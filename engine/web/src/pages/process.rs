@@ -4,7 +4,7 @@
 //! record's transition route.
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use serde_json::Value as Json;
 use super::{Formatter, Frame, PageError, PageForm, Viewer};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Pinned;
 
 /// What a record page shows of the process that owns its object.
 #[derive(Debug, Serialize)]
@@ -277,7 +278,7 @@ struct MissingField {
 /// them; a move that waits for approval goes to the record page with its banner; a refused
 /// move goes to the record page with the reason (409).
 async fn transition(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((object_name, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -585,7 +586,7 @@ pub async fn approval_view(
 /// `GET /app/approvals[?tab=mine]`: what waits for the viewer's decision, or what they asked
 /// for.
 async fn inbox(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
@@ -636,7 +637,7 @@ async fn inbox(
 /// back to where the form was (the inbox or the record page). A decision the runtime refuses
 /// is its error page.
 async fn decide(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((id, decision)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {

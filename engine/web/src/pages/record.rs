@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,7 @@ use super::{
     render_with_status,
 };
 use crate::AppState;
+use crate::extract::Pinned;
 
 /// How many records each related list shows.
 const RELATED_SHOWN: u32 = 10;
@@ -149,7 +150,7 @@ struct Duplicate {
 
 /// `GET /app/{object}/{id}`.
 async fn page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path((object_name, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -877,7 +878,7 @@ async fn duplicates(
 
 /// `POST /app/{object}/{id}/delete`: to the recycle bin, then to the list with "undo".
 async fn delete(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((object, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -915,7 +916,7 @@ async fn delete(
 
 /// `POST /app/{object}/{id}/restore`: back from the recycle bin, to the record.
 async fn restore(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path((object, id)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -953,7 +954,7 @@ struct BinRow {
 
 /// `GET /app/{object}/deleted`: the records of the recycle bin the user may read.
 async fn recycle_bin(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path(object_name): Path<String>,
 ) -> Result<Response, PageError> {

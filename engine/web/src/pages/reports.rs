@@ -5,7 +5,7 @@
 //! API's figure under the same scope.
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -18,7 +18,7 @@ use super::chart::{FunnelBar, funnel_svg};
 use super::{Formatter, Frame, PageError, Viewer, render_with_status};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::parse_query;
+use crate::extract::{Pinned, parse_query};
 
 /// The routes of this module; [`super::routes`] merges them.
 pub fn routes() -> Router<AppState> {
@@ -112,7 +112,7 @@ struct StageRow {
 /// `GET /app/reports/funnel?process=&from=&to=&owner=`: `to` is the last day shown (the
 /// form's inclusive end), sent to the runtime as the day after.
 async fn funnel_page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
@@ -356,7 +356,7 @@ struct EntryView {
 /// default (what a phone shows first); the range is the month or week around `date` (the
 /// agenda: two weeks from it).
 async fn calendar_page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {

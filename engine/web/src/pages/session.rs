@@ -65,6 +65,7 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let state = &crate::extract::Pinned::of(parts, state);
         let path = parts
             .uri
             .path_and_query()

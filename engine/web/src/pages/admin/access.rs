@@ -2,7 +2,7 @@
 //! user's access to an object or one record, in words) and `/admin/audit` (the log of
 //! access changes, newest first, paged).
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use keel_runtime::auth::AuthError;
@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use super::users::role_label;
 use super::{console_frame, tr};
 use crate::AppState;
+use crate::extract::Pinned;
 use crate::pages::{PageError, Viewer, render, render_with_status};
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,7 +88,7 @@ struct FieldAnswer {
 /// `GET /admin/access?user=&object=&id=`: the form, and the answer once a user and an
 /// object are chosen.
 pub async fn page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Query(query): Query<AccessQuery>,
 ) -> Result<Response, PageError> {
@@ -346,7 +347,7 @@ struct AuditRow {
 
 /// `GET /admin/audit?page=`: the newest access changes, [`AUDIT_PAGE`] a page.
 pub async fn audit(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, PageError> {

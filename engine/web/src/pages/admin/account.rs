@@ -2,7 +2,7 @@
 //! their language (Chinese, English or the browser's), and a form to change their password
 //! (the current one is checked; every other session of theirs ends).
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_runtime::auth::SESSION_LIFETIME;
@@ -12,6 +12,7 @@ use super::users::{Done, language_choices, role_label};
 use super::{FieldError, errors_by_field, form_error, tr};
 use crate::AppState;
 use crate::auth::{over_https, session_cookie};
+use crate::extract::Pinned;
 use crate::pages::{Frame, PageError, PageForm, Viewer, render, render_with_status};
 
 #[derive(Debug, Serialize)]
@@ -56,7 +57,7 @@ async fn account_page(
 
 /// `GET /account`.
 pub async fn page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
@@ -66,10 +67,7 @@ pub async fn page(
 }
 
 /// `POST /account/language` (`language`: `zh`, `en`, or empty for the browser's).
-pub async fn language(
-    State(state): State<AppState>,
-    form: PageForm,
-) -> Result<Response, PageError> {
+pub async fn language(Pinned(state): Pinned, form: PageForm) -> Result<Response, PageError> {
     let language = match form.get("language").unwrap_or("") {
         "" => None,
         chosen if crate::pages::LANGUAGES.contains(&chosen) => Some(chosen.to_owned()),
@@ -85,7 +83,7 @@ pub async fn language(
 /// `POST /account/password` (`current`, `password`, `confirm`): a new password; this
 /// browser gets a fresh session, every other session ends.
 pub async fn password(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     headers: HeaderMap,
     form: PageForm,
 ) -> Result<Response, PageError> {

@@ -19,7 +19,6 @@ mod rules;
 mod users;
 
 use axum::Router;
-use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use keel_runtime::auth::AuthError;
@@ -28,6 +27,7 @@ use serde::Serialize;
 use super::{Frame, PageError, Viewer, render};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::Pinned;
 
 /// The routes of this module; [`super::routes`] merges them.
 pub fn routes() -> Router<AppState> {
@@ -154,7 +154,7 @@ struct IndexPage {
 }
 
 /// `GET /admin`: a card per area, with counts where they cost one query or none.
-async fn index(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+async fn index(Pinned(state): Pinned, viewer: Viewer) -> Result<Response, PageError> {
     let frame = console_frame(&state, &viewer).await?;
     let users = state.auth().list_users(&viewer.actor).await?;
     let departments = state.auth().list_departments(&viewer.actor).await?;

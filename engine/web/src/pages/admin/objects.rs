@@ -3,7 +3,7 @@
 //! its type and constraints, the layout, the list view, triggers, validations, rules, and
 //! what each role may do). Read-only: the metadata is edited in its files.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use keel_meta::{FieldKind, Object, Schema};
 use keel_runtime::records::scope_name;
@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::users::role_label;
 use super::{console_frame, not_found};
-use crate::AppState;
+use crate::extract::Pinned;
 use crate::pages::{Formatter, PageError, Viewer, render};
 
 #[derive(Debug, Serialize)]
@@ -29,7 +29,7 @@ struct ObjectRow {
 }
 
 /// `GET /admin/objects`.
-pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+pub async fn list(Pinned(state): Pinned, viewer: Viewer) -> Result<Response, PageError> {
     let frame = console_frame(&state, &viewer).await?;
     let formatter = frame.formatter(&state);
     let schema = state.schema();
@@ -141,7 +141,7 @@ fn named(formatter: &Formatter, object: &Object, name: &str) -> String {
 
 /// `GET /admin/objects/{object}`.
 pub async fn page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {

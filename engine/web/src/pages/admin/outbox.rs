@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_runtime::outbox::ListState;
 use keel_runtime::records::RecordError;
@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use super::console_frame;
 use super::users::Done;
-use crate::AppState;
+use crate::extract::Pinned;
 use crate::pages::{PageError, PageForm, Viewer, form_urlencode, render};
 
 /// Rows per page.
@@ -79,7 +79,7 @@ fn parse_state(text: Option<&str>) -> (ListState, &'static str) {
 
 /// `GET /admin/outbox?state=&before=`.
 pub async fn page(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Query(query): Query<OutboxQuery>,
 ) -> Result<Response, PageError> {
@@ -200,7 +200,7 @@ fn about(payload: &Json) -> String {
 
 /// `POST /admin/outbox/{id}/retry`: a dead row is due again now; back to the dead rows.
 pub async fn retry(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path(id): Path<String>,
     form: PageForm,
 ) -> Result<Response, PageError> {

@@ -3,7 +3,6 @@
 //! fields unmasked — then the fields it may only read or may not see. Read from the loaded
 //! `roles.yaml`; a user's access is the union over their roles.
 
-use axum::extract::State;
 use axum::response::Response;
 use keel_meta::{FieldAccess, Scope};
 use keel_runtime::records::scope_name;
@@ -11,7 +10,7 @@ use serde::Serialize;
 
 use super::console_frame;
 use super::users::role_label;
-use crate::AppState;
+use crate::extract::Pinned;
 use crate::pages::{PageError, Viewer, render};
 
 #[derive(Debug, Serialize)]
@@ -51,7 +50,7 @@ struct FieldRules {
 }
 
 /// `GET /admin/roles`.
-pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+pub async fn page(Pinned(state): Pinned, viewer: Viewer) -> Result<Response, PageError> {
     let frame = console_frame(&state, &viewer).await?;
     let formatter = frame.formatter(&state);
     let schema = state.schema();

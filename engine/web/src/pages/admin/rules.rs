@@ -6,7 +6,7 @@
 //! The pages read and start runs through this process's `Scheduler` (its summaries, runs
 //! and manual runs), as the API's `/api/v1/admin/rules…` do.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_meta::model::RuleTrigger;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{console_frame, not_found};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::Pinned;
 use crate::pages::{Formatter, PageError, PageForm, Viewer, form_urlencode, render};
 
 /// Runs per page.
@@ -60,7 +61,7 @@ fn label_of(state: &AppState, formatter: &Formatter, name: &str) -> String {
 }
 
 /// `GET /admin/rules`.
-pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+pub async fn list(Pinned(state): Pinned, viewer: Viewer) -> Result<Response, PageError> {
     let frame = console_frame(&state, &viewer).await?;
     let formatter = frame.formatter(&state);
     let summaries = state
@@ -181,7 +182,7 @@ struct RunRow {
 
 /// `GET /admin/rules/{name}?after=`: the rule and its runs.
 pub async fn runs(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path(name): Path<String>,
     Query(query): Query<RunsQuery>,
@@ -265,7 +266,7 @@ async fn show(
 /// `POST /admin/rules/{name}/run`: a manual run now, then its runs with a notice; a rule
 /// that cannot be run by hand (an event rule) shows why.
 pub async fn run_now(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path(name): Path<String>,
     form: PageForm,
 ) -> Result<Response, PageError> {

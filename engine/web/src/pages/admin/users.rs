@@ -6,7 +6,7 @@
 //! and the email address; a refusal it can pin to a field is shown next to that field with
 //! the form as it was sent (a 422), anything else is the error page.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_runtime::accounts::NewUser;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FieldError, console_frame, errors_by_field, form_error, not_found};
 use crate::AppState;
+use crate::extract::Pinned;
 use crate::pages::{
     Frame, LANGUAGES, PageError, PageForm, Viewer, form_urlencode, render, render_with_status,
 };
@@ -258,7 +259,7 @@ fn department_label(department: &DepartmentView) -> String {
 
 /// `GET /admin/users`.
 pub async fn list(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
@@ -296,10 +297,7 @@ pub async fn list(
 }
 
 /// `GET /admin/users/new`.
-pub async fn new_form(
-    State(state): State<AppState>,
-    viewer: Viewer,
-) -> Result<Response, PageError> {
+pub async fn new_form(Pinned(state): Pinned, viewer: Viewer) -> Result<Response, PageError> {
     let frame = console_frame(&state, &viewer).await?;
     let values = UserValues {
         active: true,
@@ -310,7 +308,7 @@ pub async fn new_form(
 }
 
 /// `POST /admin/users/new`: adds the user and goes to their page, or shows the form again.
-pub async fn create(State(state): State<AppState>, form: PageForm) -> Result<Response, PageError> {
+pub async fn create(Pinned(state): Pinned, form: PageForm) -> Result<Response, PageError> {
     let viewer = &form.viewer;
     let frame = console_frame(&state, viewer).await?;
     let values = UserValues::from_form(&form);
@@ -361,7 +359,7 @@ async fn find_user(
 
 /// `GET /admin/users/{name}`.
 pub async fn edit_form(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Path(username): Path<String>,
     Query(done): Query<Done>,
@@ -376,7 +374,7 @@ pub async fn edit_form(
 /// `POST /admin/users/{name}`: saves the profile (name, roles, manager, department,
 /// language, email), or shows the form again with the error next to its field.
 pub async fn update(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path(username): Path<String>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -435,7 +433,7 @@ async fn edit_outcome(
 /// `POST /admin/users/{name}/password` (`password`): sets a new password; the user's
 /// sessions end.
 pub async fn reset_password(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path(username): Path<String>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -453,7 +451,7 @@ pub async fn reset_password(
 /// `POST /admin/users/{name}/active` (`active=true|false`): reactivates or deactivates the
 /// user; a deactivated user cannot sign in and their sessions end.
 pub async fn set_active(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     Path(username): Path<String>,
     form: PageForm,
 ) -> Result<Response, PageError> {
@@ -537,7 +535,7 @@ async fn departments_page(
 
 /// `GET /admin/departments`.
 pub async fn departments(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
@@ -548,7 +546,7 @@ pub async fn departments(
 
 /// `POST /admin/departments` (`name`, `label`, `parent`): adds a department.
 pub async fn create_department(
-    State(state): State<AppState>,
+    Pinned(state): Pinned,
     form: PageForm,
 ) -> Result<Response, PageError> {
     let viewer = &form.viewer;

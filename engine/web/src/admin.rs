@@ -201,16 +201,9 @@ pub async fn access_changes(
 ) -> Result<Response, ApiError> {
     let mut limit = 100;
     for (key, value) in pairs {
-        match (key.as_str(), value.parse::<u32>()) {
-            ("limit", Ok(number)) if (1..=500).contains(&number) => limit = number,
-            ("limit", _) => {
-                return Err(ApiError::invalid_parameter(
-                    "limit",
-                    "out_of_range",
-                    "`limit` must be a whole number from 1 to 500",
-                ));
-            }
-            (other, _) => {
+        match key.as_str() {
+            "limit" => limit = crate::query::limit_parameter(&value, 500)?,
+            other => {
                 return Err(ApiError::invalid_parameter(
                     other,
                     "unknown_parameter",

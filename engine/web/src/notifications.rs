@@ -31,17 +31,6 @@ fn unknown(other: &str, known: &str) -> ApiError {
     )
 }
 
-fn limit_of(value: &str, max: u32) -> Result<u32, ApiError> {
-    match value.parse::<u32>() {
-        Ok(number) if (1..=max).contains(&number) => Ok(number),
-        _ => Err(ApiError::invalid_parameter(
-            "limit",
-            "out_of_range",
-            format!("`limit` must be a whole number from 1 to {max}"),
-        )),
-    }
-}
-
 /// `GET /notifications` → `{data: [{id, message, object, record_id, read, created_at}],
 /// next}`, newest first; `next` is the `before` of the following page.
 pub async fn list(
@@ -66,7 +55,10 @@ pub async fn list(
                 }
             }
             "before" => before = Some(value),
-            "limit" => limit = limit_of(&value, keel_runtime::notifications::MAX_PAGE)?,
+            "limit" => {
+                limit =
+                    crate::query::limit_parameter(&value, keel_runtime::notifications::MAX_PAGE)?
+            }
             other => return Err(unknown(other, "unread, before and limit")),
         }
     }
@@ -197,7 +189,7 @@ pub async fn outbox(
                 }
             }
             "before" => before = Some(value),
-            "limit" => limit = limit_of(&value, 500)?,
+            "limit" => limit = crate::query::limit_parameter(&value, 500)?,
             other => return Err(unknown(other, "state, before and limit")),
         }
     }

@@ -321,6 +321,18 @@ fn parse_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `limit` query parameter of an admin or inbox list: a whole number from 1 to `max`.
+pub fn limit_parameter(value: &str, max: u32) -> Result<u32, ApiError> {
+    match value.parse::<u32>() {
+        Ok(number) if (1..=max).contains(&number) => Ok(number),
+        _ => Err(ApiError::invalid_parameter(
+            "limit",
+            "out_of_range",
+            format!("`limit` must be a whole number from 1 to {max}"),
+        )),
+    }
+}
+
 fn parse_limit(text: &str) -> Result<u32, ApiError> {
     text.trim().parse::<u32>().map_err(|_| {
         ApiError::invalid_parameter(

@@ -99,18 +99,7 @@ pub async fn runs(
     for (key, value) in pairs {
         match key.as_str() {
             "before" => before = Some(value),
-            "limit" => {
-                limit = match value.parse::<u32>() {
-                    Ok(number) if (1..=MAX_LIMIT).contains(&number) => number,
-                    _ => {
-                        return Err(ApiError::invalid_parameter(
-                            "limit",
-                            "out_of_range",
-                            format!("`limit` must be a whole number from 1 to {MAX_LIMIT}"),
-                        ));
-                    }
-                }
-            }
+            "limit" => limit = crate::query::limit_parameter(&value, MAX_LIMIT)?,
             other => {
                 return Err(ApiError::invalid_parameter(
                     other,

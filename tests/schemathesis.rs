@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{copy_app, keel_binary, repository_root, send_json, text};
+use crate::support::{AppDir, keel_binary, repository_root, send_json, text};
 
 const ADMIN_PASSWORD: &str = "schemathesis-admin-pw";
 
@@ -101,7 +101,7 @@ async fn fuzz(app: &Path, db_url: &str) {
         return;
     };
     // A copy: the studio's apply (in the document, so fuzzed) writes the app's files.
-    let copy = copy_app(app);
+    let copy = AppDir::copy_of(app);
     let server = start_server(copy.path(), db_url);
     let client = reqwest::Client::new();
     let (_, login) = send_json(

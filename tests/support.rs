@@ -54,6 +54,30 @@ impl AppDir {
         std::fs::write(path, text).expect("write file");
     }
 
+    /// A copy of the app directory `source` (its metadata/, workflows/, scripts/ and seed/),
+    /// for a server that may change its files (the studio's apply writes them).
+    pub fn copy_of(source: &Path) -> AppDir {
+        fn copy_dir(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).expect("create dirs");
+            for entry in std::fs::read_dir(from).expect("read dir") {
+                let entry = entry.expect("dir entry");
+                let target = to.join(entry.file_name());
+                if entry.path().is_dir() {
+                    copy_dir(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), target).expect("copy file");
+                }
+            }
+        }
+        let copy = AppDir::new(&[]);
+        for dir in ["metadata", "workflows", "scripts", "seed"] {
+            if source.join(dir).is_dir() {
+                copy_dir(&source.join(dir), &copy.path().join(dir));
+            }
+        }
+        copy
+    }
+
     pub fn remove(&self, relative: &str) {
         std::fs::remove_file(self.dir.path().join(relative)).expect("remove file");
     }
@@ -185,28 +209,4 @@ impl Api {
         )
         .await
     }
-}
-
-/// A copy of the app directory `source` (its metadata/, workflows/, scripts/ and seed/) in a
-/// temp dir, for a server that may change its files (the studio's apply writes them).
-pub fn copy_app(source: &Path) -> tempfile::TempDir {
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).expect("create dirs");
-        for entry in std::fs::read_dir(from).expect("read dir") {
-            let entry = entry.expect("dir entry");
-            let target = to.join(entry.file_name());
-            if entry.path().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).expect("copy file");
-            }
-        }
-    }
-    let copy = tempfile::tempdir().expect("temp dir");
-    for dir in ["metadata", "workflows", "scripts", "seed"] {
-        if source.join(dir).is_dir() {
-            copy_dir(&source.join(dir), &copy.path().join(dir));
-        }
-    }
-    copy
 }

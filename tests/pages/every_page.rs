@@ -133,9 +133,7 @@ keel_testkit::db_test!(
                 None => keel_testkit::TestDb::new(backend).await.unwrap(),
             };
             let name = template.file_name().unwrap().to_str().unwrap().to_owned();
-            let app = AppDir::new(&[]);
-            copy_dir(&template, app.path());
-            let site = Site::app(app, &db.url);
+            let site = Site::app(AppDir::copy_of(&template), &db.url);
             let mut admin = site.login("admin").await;
             let who = format!("{name}: admin");
             assert_covers(&walk(&mut admin, &who).await, &who);
@@ -151,16 +149,3 @@ keel_testkit::db_test!(
         }
     }
 );
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}

@@ -525,24 +525,6 @@ async fn every_list_renders(session: &mut Session, who: &str) -> usize {
     lists.len()
 }
 
-/// A copy of an app directory of this repository.
-fn copy_of(relative: &str) -> crate::support::AppDir {
-    fn walk(root: &std::path::Path, dir: &std::path::Path, app: &crate::support::AppDir) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, app);
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                app.write(path.strip_prefix(root).unwrap().to_str().unwrap(), &text);
-            }
-        }
-    }
-    let root = crate::support::repository_root().join(relative);
-    let app = crate::support::AppDir::new(&[]);
-    walk(&root, &root, &app);
-    app
-}
-
 keel_testkit::db_test!(
     every_list_of_the_standard_app_renders_for_an_admin_and_a_rep,
     |db| async move {
@@ -577,7 +559,12 @@ keel_testkit::db_test!(
                 None => keel_testkit::TestDb::new(backend).await.unwrap(),
             };
             let name = template.file_name().unwrap().to_str().unwrap().to_owned();
-            let site = Site::app(copy_of(&format!("templates/{name}")), &db.url);
+            let site = Site::app(
+                crate::support::AppDir::copy_of(
+                    &crate::support::repository_root().join(format!("templates/{name}")),
+                ),
+                &db.url,
+            );
             let mut admin = site.login("admin").await;
             every_list_renders(&mut admin, &format!("the {name} admin")).await;
         }

@@ -14,6 +14,7 @@ mod pools;
 mod process;
 mod record;
 mod rules;
+mod studio;
 
 use std::process::{Command, Stdio};
 
@@ -38,6 +39,12 @@ impl Site {
     /// The standard app (the repository root) with its demo data, on `db_url`.
     pub fn standard(db_url: &str) -> Site {
         Site::start(&repository_root(), db_url, None)
+    }
+
+    /// A copy of the standard app with its demo data, on `db_url`: for a test that changes
+    /// the app (the studio's apply writes its files).
+    pub fn standard_copy(db_url: &str) -> Site {
+        Site::app(AppDir::copy_of(&repository_root()), db_url)
     }
 
     /// A fixture app with `--demo` (loads its `seed/` when it has one).
@@ -68,6 +75,14 @@ impl Site {
             server: start_server(command),
             _app: app,
         }
+    }
+
+    /// The app directory of a site started on a copy ([`Site::app`], [`Site::standard_copy`]).
+    pub fn app_dir(&self) -> &std::path::Path {
+        self._app
+            .as_ref()
+            .expect("a site on a copy of an app")
+            .path()
     }
 
     pub fn base_url(&self) -> &str {

@@ -279,21 +279,11 @@ async fn changed_files(
         Some(base) => versions::get(db, base).await?.map(|(_, files)| files),
         None => None,
     };
-    let mut files = match recorded {
+    let files = match recorded {
         Some(files) if !files.is_empty() => files,
         _ => live.current().schema.files.clone(),
     };
-    for (path, text) in changes {
-        match text {
-            Some(text) => {
-                files.insert(path.clone(), text.clone());
-            }
-            None => {
-                files.remove(path);
-            }
-        }
-    }
-    Ok(files)
+    Ok(with_changes(&files, changes))
 }
 
 /// The app as it would be with `changes` made to the latest version: its problems, and the
@@ -590,6 +580,103 @@ pub async fn catch_up(
     Ok(live.swap(Arc::new(schema), latest).map(|_| latest))
 }
 
+/// The latest version's number (0 when the database records none yet) and its files: what
+/// the studio's forms read and edit, and the `base` their apply sends. Admins only.
+pub async fn latest_files(
+    live: &Live,
+    db: &Db,
+    actor: &Actor,
+) -> Result<(i64, AppFiles), MetadataError> {
+    admins_only(&live.current(), actor)?;
+    let base = versions::latest_number(db).await?;
+    let files = changed_files(live, db, base, &Changes::new()).await?;
+    Ok((base.unwrap_or(0), files))
+}
+
+/// One line of a file's diff: `kind` is `context`, `added` or `removed`; the line numbers
+/// are the line's in the old and the new text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffLine {
+    pub kind: &'static str,
+    pub old_line: Option<usize>,
+    pub new_line: Option<usize>,
+    pub text: String,
+}
+
+/// The diff of one file, in hunks of changed lines with up to three lines of context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileDiff {
+    pub path: String,
+    /// `added`, `changed` or `removed`.
+    pub status: &'static str,
+    pub hunks: Vec<Vec<DiffLine>>,
+}
+
+/// The diff of every file that differs between `before` and `after`, in path order: what
+/// the studio shows before an apply and in a version's history.
+pub fn file_diffs(before: &versions::Files, after: &versions::Files) -> Vec<FileDiff> {
+    let paths: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut diffs = Vec::new();
+    for path in paths {
+        let old = before.get(path);
+        let new = after.get(path);
+        if old == new {
+            continue;
+        }
+        let status = match (old, new) {
+            (None, _) => "added",
+            (_, None) => "removed",
+            _ => "changed",
+        };
+        let diff = similar::TextDiff::from_lines(
+            old.map_or("", String::as_str),
+            new.map_or("", String::as_str),
+        );
+        let hunks = diff
+            .grouped_ops(3)
+            .iter()
+            .map(|group| {
+                group
+                    .iter()
+                    .flat_map(|op| diff.iter_changes(op))
+                    .map(|change| DiffLine {
+                        kind: match change.tag() {
+                            similar::ChangeTag::Equal => "context",
+                            similar::ChangeTag::Insert => "added",
+                            similar::ChangeTag::Delete => "removed",
+                        },
+                        old_line: change.old_index().map(|index| index + 1),
+                        new_line: change.new_index().map(|index| index + 1),
+                        text: change.value().trim_end_matches(['\n', '\r']).to_owned(),
+                    })
+                    .collect()
+            })
+            .collect();
+        diffs.push(FileDiff {
+            path: path.clone(),
+            status,
+            hunks,
+        });
+    }
+    diffs
+}
+
+/// `files` with `changes` made (`None` deletes a file).
+pub fn with_changes(files: &AppFiles, changes: &Changes) -> AppFiles {
+    let mut files = files.clone();
+    for (path, text) in changes {
+        match text {
+            Some(text) => {
+                files.insert(path.clone(), text.clone());
+            }
+            None => {
+                files.remove(path);
+            }
+        }
+    }
+    files
+}
+
 /// The versions, newest first (older than `before`, at most `limit`). Admins only.
 pub async fn list_versions(
     live: &Live,
@@ -709,6 +796,50 @@ mod tests {
         outside.insert("../escape.yaml".to_owned(), String::new());
         assert!(write_app_files(root, &outside).is_err());
         assert!(!root.join("../escape.yaml").exists());
+    }
+
+    #[test]
+    fn the_file_diffs_number_each_line_in_the_old_and_the_new_text() {
+        let before = files(&[
+            ("a.yaml", "1\n2\n3\n4\n5\n6\n7\n8\n9\n"),
+            ("gone.yaml", "z\n"),
+        ]);
+        let after = files(&[
+            ("a.yaml", "1\n2\n3\n4\nfive\n6\n7\n8\n9\n"),
+            ("new.yaml", "n\n"),
+        ]);
+        let diffs = file_diffs(&before, &after);
+        let statuses: Vec<(&str, &str)> = diffs
+            .iter()
+            .map(|diff| (diff.path.as_str(), diff.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("a.yaml", "changed"),
+                ("gone.yaml", "removed"),
+                ("new.yaml", "added")
+            ]
+        );
+        let hunk = &diffs[0].hunks[0];
+        let lines: Vec<(&str, Option<usize>, Option<usize>, &str)> = hunk
+            .iter()
+            .map(|line| (line.kind, line.old_line, line.new_line, line.text.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("context", Some(2), Some(2), "2"),
+                ("context", Some(3), Some(3), "3"),
+                ("context", Some(4), Some(4), "4"),
+                ("removed", Some(5), None, "5"),
+                ("added", None, Some(5), "five"),
+                ("context", Some(6), Some(6), "6"),
+                ("context", Some(7), Some(7), "7"),
+                ("context", Some(8), Some(8), "8"),
+            ]
+        );
+        assert!(file_diffs(&before, &before).is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod objects;
 mod outbox;
 mod roles;
 mod rules;
+mod studio;
 mod users;
 
 use axum::Router;
@@ -32,6 +33,7 @@ use crate::extract::Pinned;
 /// The routes of this module; [`super::routes`] merges them.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(studio::routes())
         .route("/admin", get(index))
         .route("/admin/users", get(users::list))
         .route("/admin/users/new", get(users::new_form).post(users::create))
@@ -228,6 +230,12 @@ async fn index(Pinned(state): Pinned, viewer: Viewer) -> Result<Response, PageEr
                 "admin.index.outbox_counts",
                 &[("pending", pending.to_string()), ("dead", dead.to_string())],
             )),
+        ),
+        card(
+            "/admin/studio",
+            "admin.studio.title",
+            "admin.index.studio",
+            None,
         ),
         card(
             "/admin/rules",

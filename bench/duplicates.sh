@@ -38,10 +38,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 USER_NAME=bench
 USER_PASSWORD=bench-password-0
 
-usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    exit 2
-}
+usage() { header_usage "${BASH_SOURCE[0]}" 18; }
 
 while (($# > 0)); do
     case $1 in
@@ -60,9 +57,7 @@ while (($# > 0)); do
     esac
 done
 [[ $DB_KIND == sqlite || $DB_KIND == postgres ]] || { echo "--db is sqlite or postgres" >&2; exit 2; }
-for number in "$ROWS" "$IMPORT_ROWS" "$DURATION" "$WARMUP" "$THREADS" "$CONNECTIONS"; do
-    [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
-done
+require_numbers "$ROWS" "$IMPORT_ROWS" "$DURATION" "$WARMUP" "$THREADS" "$CONNECTIONS"
 ((DURATION <= 120 && WARMUP <= 60)) || { echo "--duration ≤ 120 and --warmup ≤ 60" >&2; exit 2; }
 if [[ $DB_KIND == sqlite ]]; then KEEL_PORT=18082; else KEEL_PORT=18083; fi
 ((ROWS >= 1 && ROWS <= 99999999)) || { echo "--rows is 1 to 99,999,999" >&2; exit 2; }
@@ -83,23 +78,12 @@ cleanup() {
     fi
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
 cd "$ROOT"
-if ((BUILD)); then
-    log "building release binaries"
-    cargo build --release --locked -p keel -p keel-bench
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-KEEL=$TARGET_DIR/release/keel
-GEN=$TARGET_DIR/release/keel-bench-gen
-for binary in "$KEEL" "$GEN"; do
-    [[ -x $binary ]] || { echo "missing $binary: run without --no-build" >&2; exit 1; }
-done
+release_binaries keel-bench-gen
 
 # The standard app, and a copy whose lead declares no duplicate keys.
 APP=$ROOT

@@ -1,8 +1,52 @@
 # Shared by the benchmark scripts (sourced, not run): logging, stopping processes, a
 # throwaway PostgreSQL 15 cluster, waiting for a server. Every wait is bounded.
 #
-# The sourcing script sets PGBIN and PGTMP (empty until `start_postgres`), and calls
-# `stop_postgres` from its cleanup.
+# The sourcing script sets ROOT, BUILD, PGBIN and PGTMP (empty until `start_postgres`),
+# defines `cleanup` (which calls `stop_postgres`) and calls `set_traps`.
+
+# The script's usage: its header comment from line 2 to line LAST; exits 2.
+header_usage() { # SCRIPT LAST
+    sed -n "2,$2p" "$1" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+# Every argument must be a whole number (exits 2 naming the first that is not).
+require_numbers() {
+    local number
+    for number; do
+        [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
+    done
+}
+
+# The traps of every script: its `cleanup` on exit, and an exit status for INT and TERM.
+set_traps() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# Builds the release binaries unless BUILD=0 (`--no-build`), sets KEEL, GEN, SINK and
+# BASELINE to their paths, and exits unless `keel` and each NAME given exist.
+release_binaries() { # [NAME…] of target/release binaries the script needs besides keel
+    if ((BUILD)); then
+        log "building release binaries"
+        if (($# > 0)); then
+            cargo build --release --locked -p keel -p keel-bench
+        else
+            cargo build --release --locked -p keel
+        fi
+    fi
+    TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+    KEEL=$TARGET_DIR/release/keel
+    GEN=$TARGET_DIR/release/keel-bench-gen
+    SINK=$TARGET_DIR/release/keel-bench-sink
+    BASELINE=$TARGET_DIR/release/keel-bench-baseline
+    local name
+    for name in keel "$@"; do
+        [[ -x $TARGET_DIR/release/$name ]] ||
+            { echo "missing $TARGET_DIR/release/$name: run without --no-build" >&2; exit 1; }
+    done
+}
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -31,10 +31,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 USER_NAME=bench
 USER_PASSWORD=bench-password-0
 
-usage() {
-    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    exit 2
-}
+usage() { header_usage "${BASH_SOURCE[0]}" 15; }
 
 while (($# > 0)); do
     case $1 in
@@ -49,9 +46,7 @@ while (($# > 0)); do
     esac
 done
 [[ $DB_KIND == sqlite || $DB_KIND == postgres ]] || { echo "--db is sqlite or postgres" >&2; exit 2; }
-for number in "$ROWS" "$DURATION" "$WARMUP"; do
-    [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
-done
+require_numbers "$ROWS" "$DURATION" "$WARMUP"
 ((DURATION <= 120 && WARMUP <= 60)) || { echo "--duration ≤ 120 and --warmup ≤ 60" >&2; exit 2; }
 
 WORK=$(mktemp -d -t keel-bench-pages.XXXXXX)
@@ -64,22 +59,11 @@ cleanup() {
     rm -rf "$WORK"
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps
 
 ensure_wrk
 cd "$ROOT"
-if ((BUILD)); then
-    log "building release binaries"
-    cargo build --release --locked -p keel -p keel-bench
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-KEEL=$TARGET_DIR/release/keel
-GEN=$TARGET_DIR/release/keel-bench-gen
-for binary in "$KEEL" "$GEN"; do
-    [[ -x $binary ]] || { echo "missing $binary: run without --no-build" >&2; exit 1; }
-done
+release_binaries keel-bench-gen
 
 APP=$ROOT/bench/app
 if [[ $DB_KIND == sqlite ]]; then

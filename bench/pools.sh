@@ -35,10 +35,7 @@ ADMIN=bench
 ADMIN_PASSWORD=bench-password-0
 REP_PASSWORD=rep-password-0
 
-usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    exit 2
-}
+usage() { header_usage "${BASH_SOURCE[0]}" 19; }
 
 while (($# > 0)); do
     case $1 in
@@ -55,9 +52,7 @@ while (($# > 0)); do
 done
 [[ $DB_KIND == sqlite || $DB_KIND == postgres ]] || { echo "--db is sqlite or postgres" >&2; exit 2; }
 [[ $PART == all || $PART == claims || $PART == sweep ]] || { echo "--part is all, claims or sweep" >&2; exit 2; }
-for number in "$ROWS" "$POOL_ROWS" "$CLAIMERS"; do
-    [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
-done
+require_numbers "$ROWS" "$POOL_ROWS" "$CLAIMERS"
 ((CLAIMERS >= 2 && CLAIMERS <= 128 && CLAIMERS % 2 == 0)) ||
     { echo "--claimers is an even number from 2 to 128" >&2; exit 2; }
 
@@ -71,22 +66,11 @@ cleanup() {
     rm -rf "$WORK"
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps
 
 ensure_wrk
 cd "$ROOT"
-if ((BUILD)); then
-    log "building release binaries"
-    cargo build --release --locked -p keel -p keel-bench
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-KEEL=$TARGET_DIR/release/keel
-GEN=$TARGET_DIR/release/keel-bench-gen
-for binary in "$KEEL" "$GEN"; do
-    [[ -x $binary ]] || { echo "missing $binary: run without --no-build" >&2; exit 1; }
-done
+release_binaries keel-bench-gen
 
 # bench/app plus one pool without limits (the claims measure the claim itself) whose
 # auto-return runs only when asked (its schedule is once a year).

@@ -33,10 +33,7 @@ ADMIN_PASSWORD=bench-password-0
 REP_PASSWORD=rep-password-0
 REPS=10
 
-usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    exit 2
-}
+usage() { header_usage "${BASH_SOURCE[0]}" 18; }
 
 while (($# > 0)); do
     case $1 in
@@ -61,18 +58,10 @@ cleanup() {
     rm -rf "$WORK"
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps
 
 cd "$ROOT"
-if ((BUILD)); then
-    log "building the release binary"
-    cargo build --release --locked -p keel
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-KEEL=$TARGET_DIR/release/keel
-[[ -x $KEEL ]] || { echo "missing $KEEL: run without --no-build" >&2; exit 1; }
+release_binaries
 
 # bench/app plus the opportunity of the standard app reduced to what the funnel reads, its
 # sales process, and the permissions of reps (own) and managers on it.

@@ -43,10 +43,7 @@ USER_PASSWORD=bench-password-0
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    exit 2
-}
+usage() { header_usage "${BASH_SOURCE[0]}" 19; }
 
 while (($# > 0)); do
     case $1 in
@@ -63,9 +60,7 @@ while (($# > 0)); do
     esac
 done
 [[ $DB_KIND == sqlite || $DB_KIND == postgres ]] || { echo "--db is sqlite or postgres" >&2; exit 2; }
-for number in "$DURATION" "$WARMUP" "$ROUNDS" "$DELIVERIES"; do
-    [[ $number =~ ^[0-9]+$ ]] || { echo "not a number: $number" >&2; exit 2; }
-done
+require_numbers "$DURATION" "$WARMUP" "$ROUNDS" "$DELIVERIES"
 ((DURATION <= 120 && WARMUP <= 60 && ROUNDS <= 5 && DELIVERIES <= 100000)) ||
     { echo "--duration ≤ 120, --warmup ≤ 60, --rounds ≤ 5, --deliveries ≤ 100000" >&2; exit 2; }
 
@@ -78,22 +73,11 @@ cleanup() {
     if ((KEEP)); then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps
 
 ensure_wrk
 cd "$ROOT"
-if ((BUILD)); then
-    log "building release binaries"
-    cargo build --release --locked -p keel -p keel-bench
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-KEEL=$TARGET_DIR/release/keel
-SINK=$TARGET_DIR/release/keel-bench-sink
-for binary in "$KEEL" "$SINK"; do
-    [[ -x $binary ]] || { echo "missing $binary: run without --no-build" >&2; exit 1; }
-done
+release_binaries keel-bench-sink
 
 # The three apps: bench/app as it is, with the script and the rule, and with a webhook rule.
 PLAIN=$ROOT/bench/app

@@ -540,6 +540,7 @@ pub async fn catch_up(
     {
         return Ok(None);
     }
+    let started = Instant::now();
     let Some((_, files)) = versions::get(db, latest).await? else {
         return Ok(None);
     };
@@ -577,7 +578,16 @@ pub async fn catch_up(
             );
         }
     }
-    Ok(live.swap(Arc::new(schema), latest).map(|_| latest))
+    let Some(swap) = live.swap(Arc::new(schema), latest) else {
+        return Ok(None);
+    };
+    tracing::info!(
+        version = latest,
+        reload_ms = started.elapsed().as_secs_f64() * 1000.0,
+        swap_ms = swap.as_secs_f64() * 1000.0,
+        "followed a new metadata version (reload: read, load, write the files and swap)"
+    );
+    Ok(Some(latest))
 }
 
 /// The latest version's number (0 when the database records none yet) and its files: what

@@ -127,32 +127,21 @@ async fn spawn_app(db_url: &str) -> TestApp {
     keel_store::migrate::apply(&db, &schema, false)
         .await
         .unwrap();
-    for (username, role, manager) in [
-        ("admin", "admin", None),
-        ("boss", "manager", None),
-        ("rep1", "rep", Some("boss")),
-        ("rep2", "rep", None),
-        ("dir1", "director", None),
-        ("dir2", "director", None),
-        ("ceo", "ceo", None),
-    ] {
-        keel_runtime::accounts::add_user(
-            &db,
-            &schema,
-            keel_runtime::accounts::NewUser {
-                username: username.to_owned(),
-                display_name: None,
-                password: PASSWORD.to_owned(),
-                roles: vec![role.to_owned()],
-                manager: manager.map(str::to_owned),
-                department: None,
-                language: None,
-                email: None,
-            },
-        )
-        .await
-        .unwrap();
-    }
+    crate::support::add_team(
+        &db,
+        &schema,
+        PASSWORD,
+        &[
+            ("admin", "admin", None),
+            ("boss", "manager", None),
+            ("rep1", "rep", Some("boss")),
+            ("rep2", "rep", None),
+            ("dir1", "director", None),
+            ("dir2", "director", None),
+            ("ceo", "ceo", None),
+        ],
+    )
+    .await;
     let clock = ManualClock::new(start());
     let state = keel_web::AppState::with_clock(schema, db.clone(), Arc::new(clock.clone()));
     TestApp {

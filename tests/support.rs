@@ -109,23 +109,46 @@ pub async fn add_users(
     users: &[(&str, &str, &str)],
 ) {
     for (username, password, role) in users {
-        keel_runtime::accounts::add_user(
-            db,
-            schema,
-            keel_runtime::accounts::NewUser {
-                username: (*username).to_owned(),
-                display_name: None,
-                password: (*password).to_owned(),
-                roles: vec![(*role).to_owned()],
-                manager: None,
-                department: None,
-                language: None,
-                email: None,
-            },
-        )
-        .await
-        .unwrap();
+        add_user(db, schema, username, password, role, None).await;
     }
+}
+
+/// Adds a team that shares `password`: each (username, role, manager).
+pub async fn add_team(
+    db: &keel_store::Db,
+    schema: &keel_meta::Schema,
+    password: &str,
+    team: &[(&str, &str, Option<&str>)],
+) {
+    for (username, role, manager) in team {
+        add_user(db, schema, username, password, role, *manager).await;
+    }
+}
+
+async fn add_user(
+    db: &keel_store::Db,
+    schema: &keel_meta::Schema,
+    username: &str,
+    password: &str,
+    role: &str,
+    manager: Option<&str>,
+) {
+    keel_runtime::accounts::add_user(
+        db,
+        schema,
+        keel_runtime::accounts::NewUser {
+            username: username.to_owned(),
+            display_name: None,
+            password: password.to_owned(),
+            roles: vec![role.to_owned()],
+            manager: manager.map(str::to_owned),
+            department: None,
+            language: None,
+            email: None,
+        },
+    )
+    .await
+    .unwrap();
 }
 
 /// A Keel server running in the test's process on a free loopback port, and a client of its

@@ -261,6 +261,12 @@ pub async fn openapi(Pinned(state): Pinned, CurrentUser(actor): CurrentUser) -> 
         },
         may_set_owner: &|object| admin || access::can_assign(schema, &actor, object),
         may_set_pool: &|_object| admin,
+        sees_pool: &|pool| {
+            schema
+                .pools
+                .get(pool)
+                .is_some_and(|pool| state.pools().role(&actor, pool).is_some())
+        },
     };
     axum::Json(crate::openapi::document_for_user(schema, &user_access))
 }

@@ -15,6 +15,8 @@
 //! patterns are written in the regular-expression syntax that ECMA-262, Python and Rust
 //! share.
 
+mod workflow;
+
 use std::collections::BTreeSet;
 
 use keel_meta::{Field, FieldKind, FormulaType, Label, Object, Schema, Storage};
@@ -131,6 +133,9 @@ pub struct UserAccess<'a> {
     pub may_set_owner: &'a dyn Fn(&str) -> bool,
     /// Whether the user may set `pool` on records of the object.
     pub may_set_pool: &'a dyn Fn(&str) -> bool,
+    /// Whether the user may see the pool (a member, a manager or an admin): only those
+    /// pools' operations are listed.
+    pub sees_pool: &'a dyn Fn(&str) -> bool,
 }
 
 /// The OpenAPI document for `schema`, as an admin sees it: every field visible and writable.
@@ -149,6 +154,7 @@ pub fn document_for_fields(schema: &Schema, visible: &dyn Fn(&str, &str) -> bool
             masked: &|_object, _field| false,
             may_set_owner: &|_object| true,
             may_set_pool: &|_object| true,
+            sees_pool: &|_pool| true,
         },
     )
 }
@@ -163,9 +169,14 @@ pub fn document_for_user(schema: &Schema, access: &UserAccess<'_>) -> Value {
     for view in &views {
         object_paths(view, &mut paths);
     }
+    workflow::pool_paths(schema, &views, access, &mut paths);
+    workflow::process_paths(schema, &views, &mut paths);
+    workflow::report_paths(schema, &mut paths);
+    workflow::rule_paths(schema, &mut paths);
 
     let mut schemas = Map::new();
     shared_schemas(&mut schemas);
+    workflow::shared_schemas(&mut schemas);
     for view in &views {
         object_schemas(view, &mut schemas);
     }
@@ -198,6 +209,10 @@ pub fn document_for_user(schema: &Schema, access: &UserAccess<'_>) -> Value {
         json!({ "name": "Operations", "description": "Health checks." }),
         json!({ "name": "Notifications", "description": "The user's in-app notifications." }),
         json!({ "name": "Studio", "description": "Live metadata: validate, apply and the recorded versions (admins only)." }),
+        json!({ "name": "Pools", "description": "Lead pools: claim, release, assign, move (docs/pools.md)." }),
+        json!({ "name": "Processes", "description": "Approvals of sales-process transitions (docs/processes.md)." }),
+        json!({ "name": "Reports", "description": "The funnel, the briefing and the calendar (docs/reports.md)." }),
+        json!({ "name": "Rules", "description": "Scheduled rules, pool sweeps and their runs (admins only; docs/scheduler.md)." }),
     ];
     for view in &views {
         tags.push(json!({ "name": view.object.name, "description": english(&view.object.label) }));
@@ -436,6 +451,7 @@ enum Direction {
 fn object_views<'a>(schema: &'a Schema, access: &UserAccess<'_>) -> Vec<ObjectView<'a>> {
     let mut taken: BTreeSet<String> = SHARED_SCHEMAS
         .iter()
+        .chain(workflow::SCHEMAS)
         .map(|name| (*name).to_owned())
         .collect();
     let mut views = Vec::with_capacity(schema.objects.len());

@@ -1,5 +1,6 @@
 //! The rules console of admins (docs/scheduler.md, "Admin API"):
-//! `GET /admin/rules` lists every rule and pool sweep with its last run and next due time,
+//! `GET /admin/rules` lists every rule, pool sweep and the approval reminders with its last
+//! run and next due time,
 //! `GET /admin/rules/{name}/runs?before=&limit=` pages through a job's run records (newest
 //! due first), and `POST /admin/rules/{name}/run` starts a manual run (202 with the run, as
 //! it starts; it finishes in the background). Admins only (403 otherwise).
@@ -71,7 +72,7 @@ fn summary_json(summary: &RuleSummary) -> JsonValue {
 }
 
 /// `GET /admin/rules` → `{data: [{name, kind, object, schedule, misfire, enabled, last_run,
-/// next_due}]}`; `kind` is `schedule`, `event` or `pool`.
+/// next_due}]}`; `kind` is `schedule`, `event`, `pool` or `approvals`.
 pub async fn list(
     Pinned(state): Pinned,
     CurrentUser(actor): CurrentUser,

@@ -121,9 +121,15 @@ fn every_operation_has_a_unique_operation_id() {
 /// listed): `(method, path under /api/v1)` for every `.route("/api/v1/…", …)`.
 fn router_api_routes() -> Vec<(String, String)> {
     let source = std::fs::read_to_string(repository_root().join("engine/web/src/lib.rs")).unwrap();
+    // The route table of `router`: from its `Router::new()` to the pages it merges.
+    let start = source
+        .find("let routes = Router::new()")
+        .expect("keel_web::router builds `routes`");
+    let table = &source[start..];
+    let table = &table[..table.find(".merge(").expect("the pages are merged")];
     let method = regex::Regex::new(r"\b(get|post|patch|put|delete)\(").unwrap();
     let mut routes = Vec::new();
-    for chunk in source.split(".route(").skip(1) {
+    for chunk in table.split(".route(").skip(1) {
         let Some(path) = chunk
             .trim_start()
             .strip_prefix('"')

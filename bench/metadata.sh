@@ -98,7 +98,7 @@ table_storage() {
         sql "SELECT relfilenode FROM pg_class WHERE relname = 'lead'"
     fi
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.1f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 milliseconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'; }
 
 log "migrating the app ($DB_KIND)"
@@ -187,7 +187,7 @@ for i in $(seq 1 "$APPLIES"); do
 done
 
 APPLY_MS=$(awk '{ print $1 * 1000 }' "$WORK/applies.txt" | median)
-APPLY_MAX_MS=$(awk '{ print $1 * 1000 }' "$WORK/applies.txt" | sort -g | tail -1)
+APPLY_MAX_MS=$(awk '{ printf "%.1f\n", $1 * 1000 }' "$WORK/applies.txt" | sort -g | tail -1)
 SWAP_MS=$(awk '{ print $2 }' "$WORK/applies.txt" | median)
 RELOAD_MS=$(awk '{ print $3 }' "$WORK/applies.txt" | median)
 FOLLOWER_SWAP_MS=$(awk '{ print $4 }' "$WORK/applies.txt" | median)

@@ -26,7 +26,7 @@
       ["name", "id", "for"].forEach(function (attribute) {
         var value = element.getAttribute(attribute);
         if (value) {
-          element.setAttribute(attribute, value.replace(/(options[\/-])\d+/, "$1" + index));
+          element.setAttribute(attribute, value.replace(/^(options?[\/-])\d+/, "$1" + index));
         }
       });
       if (element.tagName === "INPUT") {

@@ -321,6 +321,54 @@ keel_testkit::db_test!(
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(page.attrs(".field-error", "data-field"), vec!["type"]);
 
+        // Forms no browser sends are a form error or a review with problems, never a
+        // server error.
+        for (values, field) in [
+            (vec![], "type"),
+            (vec![("name", "x"), ("type", "formula")], "type"),
+            (vec![("name", "Bad Name"), ("type", "text")], "name"),
+            (
+                vec![("name", "x"), ("type", "text"), ("section", "99")],
+                "section",
+            ),
+            (vec![("name", "x"), ("type", "choice")], "options"),
+            (
+                vec![("name", "x"), ("type", "text"), ("options/99999/key", "a")],
+                "",
+            ),
+            (
+                vec![("name", "x"), ("type", "integer"), ("default", "abc")],
+                "",
+            ),
+        ] {
+            let values: Vec<(String, String)> = values
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect();
+            let page = post(&mut admin, "/admin/studio/objects/lead/fields/new", &values).await;
+            page.assert_clean("a form no browser sends");
+            if field.is_empty() {
+                // Past the form: the review, with the loader's problem when there is one.
+                assert!(
+                    page.status == StatusCode::OK
+                        || page.status == StatusCode::UNPROCESSABLE_ENTITY,
+                    "{values:?}: {}",
+                    page.status
+                );
+                assert_eq!(page.attrs("#review-apply", "id").len(), 1, "{values:?}");
+            } else {
+                assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{values:?}");
+                assert_eq!(
+                    page.attrs(".field-error", "data-field"),
+                    vec![field],
+                    "{values:?}: {}",
+                    page.html
+                );
+            }
+        }
+        let page = admin.get("/admin/studio/objects/lead/fields/new").await;
+        assert_eq!(page.status, StatusCode::OK);
+
         // A column the object does not have is shown at its slot.
         let list = admin.get("/admin/studio/objects/lead/list").await;
         let values = with(form_values(&list, "#list-form"), "columns/1", "nope");
@@ -457,5 +505,95 @@ keel_testkit::db_test!(
             let page = admin.get(path).await;
             assert_eq!(page.status, StatusCode::NOT_FOUND, "GET {path}");
         }
+    }
+);
+
+keel_testkit::db_test!(
+    a_form_loaded_before_another_admins_apply_is_refused_as_stale_and_changes_nothing,
+    |db| async move {
+        let site = Site::standard_copy(&db.url);
+        let mut admin = site.login("admin").await;
+        let mut other = site.login("admin").await;
+        // The first admin loads the company field's form …
+        let editor = admin.get("/admin/studio/objects/lead/fields/company").await;
+        let base = editor.attrs("#field-form input[name=base]", "value");
+        assert_eq!(base.len(), 1);
+        // … another admin applies a change to the lead's list meanwhile …
+        let list = other.get("/admin/studio/objects/lead/list").await;
+        let values = with(form_values(&list, "#list-form"), "columns/8", "industry");
+        let review = post(&mut other, "/admin/studio/objects/lead/list", &values).await;
+        let applied = post(
+            &mut other,
+            "/admin/studio/apply",
+            &form_values(&review, "#review-apply"),
+        )
+        .await;
+        assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.html);
+        let after = std::fs::read_to_string(site.app_dir().join(LEAD)).unwrap();
+
+        // … and the first admin's change, made against the older version, is refused.
+        let values = with(
+            form_values(&editor, "#field-form"),
+            "label_en",
+            "Company name",
+        );
+        let review = post(
+            &mut admin,
+            "/admin/studio/objects/lead/fields/company",
+            &values,
+        )
+        .await;
+        assert_eq!(review.status, StatusCode::OK, "{}", review.html);
+        assert_eq!(
+            review.attrs("#review-apply input[name=base]", "value"),
+            base
+        );
+        let refused = post(
+            &mut admin,
+            "/admin/studio/apply",
+            &form_values(&review, "#review-apply"),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+        assert_eq!(refused.attrs("#review-refusal", "data-kind"), vec!["stale"]);
+        assert_eq!(
+            std::fs::read_to_string(site.app_dir().join(LEAD)).unwrap(),
+            after
+        );
+        // Loaded again, the form is made against the latest version and applies.
+        let editor = admin.get("/admin/studio/objects/lead/fields/company").await;
+        let values = with(
+            form_values(&editor, "#field-form"),
+            "label_en",
+            "Company name",
+        );
+        let review = post(
+            &mut admin,
+            "/admin/studio/objects/lead/fields/company",
+            &values,
+        )
+        .await;
+        let applied = post(
+            &mut admin,
+            "/admin/studio/apply",
+            &form_values(&review, "#review-apply"),
+        )
+        .await;
+        assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.html);
+        assert_eq!(
+            applied.location.as_deref(),
+            Some(
+                format!(
+                    "/admin/studio/objects/lead/fields/company?applied={}",
+                    base[0].parse::<i64>().unwrap() + 2
+                )
+                .as_str()
+            )
+        );
+        let file = std::fs::read_to_string(site.app_dir().join(LEAD)).unwrap();
+        assert!(
+            file.contains("label: { en: Company name, zh: 公司 }"),
+            "{file}"
+        );
     }
 );

@@ -294,6 +294,9 @@ keel_testkit::db_test!(
             page.html
         );
         assert_eq!(page.attrs(".option-row.invalid", "data-index"), vec!["2"]);
+        // Explained in the page's language, naming the key.
+        let message = page.texts("#error-options-2-key").join("");
+        assert!(message.contains("“low”"), "{message}");
         // What the admin typed is still there.
         assert_eq!(page.attrs("#field-name", "value"), vec!["budget_level"]);
         assert_eq!(

@@ -132,14 +132,54 @@ fn choice(value: impl Into<String>, label: impl Into<String>, selected: bool) ->
 /// `FormError`s by form field (`_form`: one no field of the page shows).
 type Errors = BTreeMap<String, String>;
 
-/// The error of `error` under the form field the page shows it at.
-fn form_errors(error: &FormError, known: impl Fn(&str) -> bool) -> Errors {
+/// The error of `error` under the form field the page shows it at, in the page's language
+/// where the studio knows the mistake (else as the form operation says it).
+fn form_errors(
+    state: &AppState,
+    lang: &str,
+    error: &FormError,
+    known: impl Fn(&str) -> bool,
+) -> Errors {
     let field = if known(&error.field) {
         error.field.clone()
     } else {
         "_form".to_owned()
     };
-    BTreeMap::from([(field, error.message.clone())])
+    let message = match error_key(error) {
+        Some(key) => {
+            // The name the message is about, between its first pair of backticks.
+            let name = error
+                .message
+                .split('`')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            tr(state, lang, key, &[("name", name)])
+        }
+        None => error.message.clone(),
+    };
+    BTreeMap::from([(field, message)])
+}
+
+/// The catalog key that explains a form operation's error, when the studio knows it.
+fn error_key(error: &FormError) -> Option<&'static str> {
+    let field = error.field.as_str();
+    let message = error.message.as_str();
+    let last = field.rsplit('/').next().unwrap_or(field);
+    let key = match field {
+        "name" if message.contains("system field") => "studio.object.error.system_name",
+        "name" if message.contains("not a valid identifier") => "studio.object.error.name",
+        "options" if message.contains("needs options") => "studio.object.error.no_options",
+        "section" => "studio.object.error.section",
+        _ if field.starts_with("options/") && last == "key" && message.contains("twice") => {
+            "studio.object.error.key_twice"
+        }
+        _ if field.starts_with("options/") && last == "key" => "studio.object.error.key_spaces",
+        _ if message.starts_with("no field") => "studio.object.error.no_field",
+        _ if message.contains("named twice") => "studio.object.error.named_twice",
+        _ => return None,
+    };
+    Some(key)
 }
 
 /// `object`'s label in the page's language.
@@ -478,7 +518,7 @@ async fn save_field(
                 read.default_text,
                 read.base.unwrap_or(latest_version),
             )?;
-            page.errors = form_errors(&error, |name| {
+            page.errors = form_errors(state, &frame.lang, &error, |name| {
                 [
                     "name",
                     "type",
@@ -896,6 +936,8 @@ async fn save_list_settings(
             let field = list_error_field(&error.field, &read);
             let mut page = list_page(&state, &frame, known, &read, base);
             page.errors = form_errors(
+                &state,
+                &frame.lang,
                 &FormError {
                     field,
                     message: error.message,
@@ -1186,6 +1228,37 @@ mod tests {
         assert_eq!(option_error_field("options", &[2]), "options");
         assert_eq!(option_error_field("options/9/key", &[2]), "options/9/key");
         assert_eq!(option_error_field("name", &[]), "name");
+    }
+
+    #[test]
+    fn the_studio_explains_the_form_errors_it_knows() {
+        let error = |field: &str, message: &str| FormError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        };
+        assert_eq!(
+            error_key(&error("options/2/key", "the key `a` is used twice")),
+            Some("studio.object.error.key_twice")
+        );
+        assert_eq!(
+            error_key(&error(
+                "options/0/key",
+                "a key is text without leading or trailing spaces"
+            )),
+            Some("studio.object.error.key_spaces")
+        );
+        assert_eq!(
+            error_key(&error("columns/1", "no field `nope`")),
+            Some("studio.object.error.no_field")
+        );
+        assert_eq!(
+            error_key(&error("name", "`owner` is a system field")),
+            Some("studio.object.error.system_name")
+        );
+        assert_eq!(
+            error_key(&error("metadata/objects/lead.yaml", "/x: no")),
+            None
+        );
     }
 
     #[test]

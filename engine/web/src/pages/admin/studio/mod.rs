@@ -15,6 +15,8 @@
 //! The pages read and change metadata only through `keel_runtime::metadata`, never files or
 //! SQL, and answer a user who is not an admin with the 404 page like the rest of `/admin`.
 
+mod objects;
+
 use axum::Router;
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -33,6 +35,7 @@ use crate::pages::{PageError, PageForm, Viewer, render, render_with_status};
 /// The routes of the studio; [`super::routes`] merges them.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(objects::routes())
         .route("/admin/studio", get(index))
         .route("/admin/studio/apply", post(apply))
 }

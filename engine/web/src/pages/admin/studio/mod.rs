@@ -15,6 +15,9 @@
 //! The pages read and change metadata only through `keel_runtime::metadata`, never files or
 //! SQL, and answer a user who is not an admin with the 404 page like the rest of `/admin`.
 
+mod files;
+mod versions;
+
 use axum::Router;
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -35,6 +38,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/studio", get(index))
         .route("/admin/studio/apply", post(apply))
+        .merge(files::routes())
+        .merge(versions::routes())
 }
 
 /// Where a page goes when a change was applied or abandoned: a studio page, else the

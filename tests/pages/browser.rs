@@ -17,6 +17,7 @@ mod live;
 mod pools;
 mod process;
 mod screens;
+mod studio_files;
 mod studio_objects;
 mod walk;
 

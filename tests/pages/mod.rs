@@ -15,6 +15,7 @@ mod process;
 mod record;
 mod rules;
 mod studio;
+mod studio_files;
 mod studio_objects;
 
 use std::process::{Command, Stdio};

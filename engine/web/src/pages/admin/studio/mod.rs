@@ -16,6 +16,8 @@
 //! SQL, and answer a user who is not an admin with the 404 page like the rest of `/admin`.
 
 mod objects;
+mod files;
+mod versions;
 
 use axum::Router;
 use axum::extract::Query;
@@ -38,6 +40,8 @@ pub fn routes() -> Router<AppState> {
         .merge(objects::routes())
         .route("/admin/studio", get(index))
         .route("/admin/studio/apply", post(apply))
+        .merge(files::routes())
+        .merge(versions::routes())
 }
 
 /// Where a page goes when a change was applied or abandoned: a studio page, else the

@@ -17,6 +17,7 @@ mod live;
 mod pools;
 mod process;
 mod screens;
+mod studio_process;
 mod walk;
 
 use std::path::{Path, PathBuf};

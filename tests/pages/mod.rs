@@ -15,6 +15,7 @@ mod process;
 mod record;
 mod rules;
 mod studio;
+mod studio_workflows;
 
 use std::process::{Command, Stdio};
 

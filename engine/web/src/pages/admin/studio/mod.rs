@@ -24,6 +24,12 @@ use keel_meta::AppFiles;
 use keel_runtime::metadata::{self, ApplyRequest, Changes, DiagnosticView, MetadataError};
 use serde::{Deserialize, Serialize};
 
+mod pools;
+mod processes;
+mod roles;
+mod rules;
+mod workflows;
+
 use super::{console_frame, not_found, tr};
 use crate::AppState;
 use crate::error::ApiError;
@@ -35,6 +41,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/studio", get(index))
         .route("/admin/studio/apply", post(apply))
+        .merge(workflows::routes())
 }
 
 /// Where a page goes when a change was applied or abandoned: a studio page, else the

@@ -2,7 +2,8 @@
 //! the opportunity process between two stages, with its labels and probability, sees the
 //! files it writes and the plan, and applies it; a rep's kanban, open all along, shows the
 //! new stage's column in its place after a reload. The site is a copy of the standard app,
-//! since the apply writes its files.
+//! since the apply writes its files. The four editors are saved at a desktop's and a
+//! phone's width.
 
 use crate::pages::Site;
 use crate::pages::browser::Chrome;
@@ -37,6 +38,7 @@ keel_testkit::db_test!(
             .await;
         admin.wait_for("#process-form").await;
         assert_eq!(admin.path().await, EDITOR);
+        admin.screenshots("en-studio-process").await;
 
         // "Add a stage after this one" under proposal: the form comes back with an empty
         // stage between proposal and negotiation, nothing saved yet.
@@ -106,5 +108,28 @@ keel_testkit::db_test!(
                 .await
                 .contains("合同审核")
         );
+
+        // The other editors, at a desktop's and a phone's width (no sideways scrolling).
+        for (path, form, name) in [
+            (
+                "/admin/studio/pools/public_leads",
+                "#pool-form",
+                "en-studio-pool",
+            ),
+            (
+                "/admin/studio/rules/payment_overdue",
+                "#rule-form",
+                "en-studio-rule",
+            ),
+            (
+                "/admin/studio/roles/sales_rep",
+                "#role-form",
+                "en-studio-role",
+            ),
+        ] {
+            admin.open(path).await;
+            admin.wait_for(form).await;
+            admin.screenshots(name).await;
+        }
     }
 );

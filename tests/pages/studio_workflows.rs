@@ -694,3 +694,66 @@ keel_testkit::db_test!(
         }
     }
 );
+
+keel_testkit::db_test!(
+    every_editor_of_every_template_renders_and_saved_as_it_came_changes_nothing,
+    |db| async move {
+        // Every template in templates/ (found by listing it), each on a fresh database.
+        let backend = db.backend;
+        let mut first = Some(db);
+        for template in crate::templates::template_dirs() {
+            let db = match first.take() {
+                Some(db) => db,
+                None => keel_testkit::TestDb::new(backend).await.unwrap(),
+            };
+            let site = Site::app(crate::support::AppDir::copy_of(&template), &db.url);
+            let mut admin = site.login("admin").await;
+            for (section, form) in [
+                ("pools", "#pool-form"),
+                ("processes", "#process-form"),
+                ("rules", "#rule-form"),
+                ("roles", "#role-form"),
+            ] {
+                assert_unchanged_when_saved_as_is(&mut admin, section, form).await;
+            }
+        }
+    }
+);
+
+keel_testkit::db_test!(
+    a_form_filled_before_another_change_was_applied_is_a_stale_apply_and_changes_nothing,
+    |db| async move {
+        let site = Site::standard_copy(&db.url);
+        let mut admin = site.login("admin").await;
+        let rule = admin.get(RULE).await;
+        let rule_values = form_values(&rule, "#rule-form");
+
+        // Meanwhile the pool's limit changes (a new version).
+        let pool = admin.get(POOL).await;
+        let pool_values = with(&form_values(&pool, "#pool-form"), "claim_limit", "31");
+        let reviewed = review(&mut admin, POOL, &pool_values).await;
+        let applied = apply(&mut admin, &reviewed).await;
+        assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.html);
+
+        // The rule's form, made against the version before, reviews but does not apply.
+        let before = std::fs::read_to_string(site.app_dir().join(RULE_FILE)).unwrap();
+        let reviewed = review(&mut admin, RULE, &with(&rule_values, "cron", "0 0 7 * * *")).await;
+        assert_eq!(reviewed.status, StatusCode::OK, "{}", reviewed.html);
+        assert_eq!(diff_lines(&reviewed, RULE_FILE, "added").len(), 1);
+        let stale = apply(&mut admin, &reviewed).await;
+        assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.html);
+        assert_eq!(stale.attrs("#review-refusal", "data-kind"), vec!["stale"]);
+        assert_eq!(
+            std::fs::read_to_string(site.app_dir().join(RULE_FILE)).unwrap(),
+            before
+        );
+        // Back at the editor, the form is filled from the latest version and applies.
+        let again = admin.get(RULE).await;
+        let values = with(&form_values(&again, "#rule-form"), "cron", "0 0 7 * * *");
+        let reviewed = review(&mut admin, RULE, &values).await;
+        let applied = apply(&mut admin, &reviewed).await;
+        assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.html);
+        let after = std::fs::read_to_string(site.app_dir().join(RULE_FILE)).unwrap();
+        assert!(after.contains("schedule: \"0 0 7 * * *\""), "{after}");
+    }
+);

@@ -259,9 +259,12 @@ pub async fn save(
         };
         return show(&state, &frame, page, StatusCode::OK);
     }
-    let changes = input
-        .form()
-        .and_then(|form| save_pool(&files, schema, &pool, &form));
+    let old = pool_form(&files, schema, &pool).ok_or_else(not_found)?;
+    let changes = input.form().and_then(|mut form| {
+        form.hide_until_claimed =
+            editor::in_file_order(&old.hide_until_claimed, &form.hide_until_claimed);
+        save_pool(&files, schema, &pool, &form)
+    });
     match changes {
         Ok(changes) => {
             let label = pool_label(&state, &frame, &pool);

@@ -144,7 +144,10 @@ impl StageInput {
                 zh: self.label_zh.clone(),
             },
             probability,
-            require: self.require.clone(),
+            require: editor::in_file_order(
+                old.map(|old| old.require.as_slice()).unwrap_or_default(),
+                &self.require,
+            ),
             approval,
         })
     }

@@ -193,9 +193,15 @@ pub async fn save(
     }
     let base = editor::base(&form)?;
     let input = RuleInput::read(&Values::new(&form));
-    let changes = input
-        .form()
-        .and_then(|form| save_rule(&files, schema, &rule, &form));
+    let old = rule_form(&files, &rule).ok_or_else(not_found)?;
+    let changes = input.form().and_then(|mut form| {
+        if let (RuleTriggerForm::Events(old), RuleTriggerForm::Events(new)) =
+            (&old.trigger, &mut form.trigger)
+        {
+            *new = editor::in_file_order(old, new);
+        }
+        save_rule(&files, schema, &rule, &form)
+    });
     match changes {
         Ok(changes) => {
             let label = rule_label(&state, &frame, &rule);

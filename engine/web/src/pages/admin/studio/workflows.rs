@@ -174,6 +174,17 @@ pub fn parse_yaml(field: &str, text: &str) -> Result<Option<serde_json::Value>, 
         })
 }
 
+/// The values a multi-select or a group of checkboxes sent (in the order of its options), in
+/// the order the file lists them: the values the file has keep its order, new ones follow in
+/// the form's. A list the form did not change is written as it was.
+pub fn in_file_order(file: &[String], form: &[String]) -> Vec<String> {
+    file.iter()
+        .filter(|value| form.contains(value))
+        .chain(form.iter().filter(|value| !file.contains(value)))
+        .cloned()
+        .collect()
+}
+
 /// Moves item `index` one place up (`up`) or down; out of range does nothing.
 pub fn move_item<T>(items: &mut [T], index: usize, up: bool) {
     if up && index > 0 && index < items.len() {
@@ -246,6 +257,23 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["stages/3"]
         );
+    }
+
+    #[test]
+    fn a_multi_select_keeps_the_order_the_file_lists_its_values_in() {
+        let strings = |values: &[&str]| -> Vec<String> {
+            values.iter().map(|value| (*value).to_owned()).collect()
+        };
+        let file = strings(&["fee", "course_class", "phone"]);
+        assert_eq!(
+            in_file_order(&file, &strings(&["course_class", "fee", "phone"])),
+            file
+        );
+        assert_eq!(
+            in_file_order(&file, &strings(&["address", "course_class", "phone"])),
+            strings(&["course_class", "phone", "address"])
+        );
+        assert!(in_file_order(&file, &[]).is_empty());
     }
 
     #[test]

@@ -400,6 +400,7 @@ keel_testkit::db_test!(
         let site = Site::standard_copy(&db.url);
         let mut admin = site.login("admin").await;
         let page = admin.get(POOL).await;
+        assert_eq!(page.attrs("#reclaim_cooldown", "value"), vec!["7d"]);
         assert_eq!(
             page.attrs("#hide_until_claimed option[selected]", "value"),
             vec!["phone", "mobile", "email"]

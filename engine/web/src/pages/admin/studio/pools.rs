@@ -220,7 +220,10 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let frame = console_frame(&state, &viewer).await?;
     let (base, files) = latest(&state, &viewer).await?;
-    let form = pool_form(&files, state.schema(), &pool).ok_or_else(not_found)?;
+    let mut form = pool_form(&files, state.schema(), &pool).ok_or_else(not_found)?;
+    if let Some(written) = written_cooldown(&files, &pool) {
+        form.reclaim_cooldown = written;
+    }
     let page = Shown {
         pool: &pool,
         base,
@@ -292,6 +295,18 @@ pub async fn save(
             };
             show(&state, &frame, page, StatusCode::UNPROCESSABLE_ENTITY)
         }
+    }
+}
+
+/// The reclaim cooldown as the pool's file writes it (`7d`, where the reader's value would
+/// show the same time as `1w`).
+fn written_cooldown(files: &keel_meta::AppFiles, pool: &str) -> Option<String> {
+    let text = files.get(&keel_meta::forms::pool_file(pool))?;
+    let value = keel_meta::source::SourceDocument::parse(text).ok()?.value;
+    match value.get("reclaim_cooldown")? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
     }
 }
 

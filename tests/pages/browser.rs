@@ -19,6 +19,7 @@ mod process;
 mod screens;
 mod studio_files;
 mod studio_objects;
+mod studio_process;
 mod walk;
 
 use std::path::{Path, PathBuf};

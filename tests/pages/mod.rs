@@ -17,6 +17,7 @@ mod rules;
 mod studio;
 mod studio_files;
 mod studio_objects;
+mod studio_workflows;
 
 use std::process::{Command, Stdio};
 

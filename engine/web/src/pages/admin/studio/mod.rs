@@ -15,9 +15,10 @@
 //! The pages read and change metadata only through `keel_runtime::metadata`, never files or
 //! SQL, and answer a user who is not an admin with the 404 page like the rest of `/admin`.
 
-mod objects;
 mod files;
+mod objects;
 mod versions;
+mod workflows;
 
 use axum::Router;
 use axum::extract::Query;
@@ -27,6 +28,11 @@ use axum::routing::{get, post};
 use keel_meta::AppFiles;
 use keel_runtime::metadata::{self, ApplyRequest, Changes, DiagnosticView, MetadataError};
 use serde::{Deserialize, Serialize};
+
+mod pools;
+mod processes;
+mod roles;
+mod rules;
 
 use super::{console_frame, not_found, tr};
 use crate::AppState;
@@ -42,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/studio/apply", post(apply))
         .merge(files::routes())
         .merge(versions::routes())
+        .merge(workflows::routes())
 }
 
 /// Where a page goes when a change was applied or abandoned: a studio page, else the

@@ -533,3 +533,60 @@ keel_testkit::db_test!(
         assert_eq!(paths, [LEAD, script]);
     }
 );
+
+keel_testkit::db_test!(
+    an_edit_made_on_an_older_version_applies_when_no_one_changed_the_file_since_and_is_stale_when_someone_did,
+    |db| async move {
+        let site = Site::standard_copy(&db.url);
+        let mut admin = site.login("admin").await;
+        let base = version(&mut admin).await;
+        let editor = admin.get(EDITOR).await;
+        let text = textarea(&editor, "textarea#file-text");
+        let opened_on = editor.attrs("form#file-editor input[name=base]", "value")[0].clone();
+        assert_eq!(opened_on, base.to_string());
+
+        // Meanwhile another admin changes another file.
+        let rule = "workflows/rules/big_deal_alert.yaml";
+        let other = format!("# another admin's note\n{}", read(&site, rule));
+        let elsewhere = review_and_apply_new(&mut admin, base, rule, &other, true).await;
+        assert_eq!(elsewhere, base + 1);
+
+        // The edit opened on `base` is made against the latest: the file is the same there.
+        let edited = text.replacen("name: lead\n", "name: lead\n# mine\n", 1);
+        admin.get(EDITOR).await;
+        let review = admin
+            .post(EDITOR, &[("text", &edited), ("base", &opened_on)])
+            .await;
+        assert_eq!(review.status, StatusCode::OK, "{}", review.html);
+        assert_eq!(
+            review.attrs("#review-apply input[name=base]", "value"),
+            [(base + 1).to_string()]
+        );
+        assert_eq!(review.attrs("section.studio-diff", "data-path"), [LEAD]);
+        let applied = apply_review(&mut admin, &review).await;
+        assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.html);
+        assert_eq!(read(&site, LEAD), edited);
+        assert_eq!(read(&site, rule), other, "the other admin's change stays");
+
+        // An edit opened before someone changed the same file is stale: nothing changes.
+        let stale = text.replacen("name: lead\n", "name: lead\n# stale\n", 1);
+        let review = admin
+            .post(EDITOR, &[("text", &stale), ("base", &opened_on)])
+            .await;
+        assert_eq!(review.status, StatusCode::OK, "{}", review.html);
+        assert_eq!(
+            review.attrs("#review-apply input[name=base]", "value"),
+            [opened_on.as_str()]
+        );
+        // The diff against the latest shows the line the edit would undo.
+        assert_eq!(
+            review.texts("section.studio-diff tr.removed td.text"),
+            ["- # mine"]
+        );
+        let refused = apply_review(&mut admin, &review).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+        assert_eq!(refused.attrs("#review-refusal", "data-kind"), ["stale"]);
+        assert_eq!(read(&site, LEAD), edited);
+        assert_eq!(version(&mut admin).await, base + 2);
+    }
+);

@@ -17,7 +17,7 @@ use axum::response::Response;
 use axum::routing::get;
 use keel_meta::AppFiles;
 use keel_meta::schemas::FileKind;
-use keel_runtime::metadata::Changes;
+use keel_runtime::metadata::{self, Changes};
 use serde::Serialize;
 
 use super::{Applied, Change, keep_line_ends, latest, review};
@@ -141,6 +141,7 @@ async fn create(Pinned(state): Pinned, form: PageForm) -> Result<Response, PageE
     let path = form.get("path").unwrap_or_default().trim().to_owned();
     let text = form.get("text").unwrap_or_default().to_owned();
     let base = base_of(&form).unwrap_or(latest_version);
+    let base = rebase(&state, viewer, base, latest_version, &files, &path).await;
     if let Some(key) = new_path_problem(&path, &files) {
         let message = tr(&state, &viewer.lang, key, &[("path", path.clone())]);
         let error = NewFileError {
@@ -225,11 +226,12 @@ async fn submit(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let viewer = &form.viewer;
-    let (_, files) = latest(&state, viewer).await?;
+    let (latest_version, files) = latest(&state, viewer).await?;
     if !keel_meta::is_app_file(&path) {
         return Err(not_found());
     }
     let base = base_of(&form).ok_or(PageError::BadForm)?;
+    let base = rebase(&state, viewer, base, latest_version, &files, &path).await;
     let lang = viewer.lang.as_str();
     let change = if form.get("action") == Some("delete") {
         Change {
@@ -260,6 +262,34 @@ async fn submit(
         }
     };
     review(&state, viewer, change).await
+}
+
+/// The base of an edit of the file at `path` made on version `base`: the latest version
+/// when no one changed that file since (a version applied in between changed other files,
+/// and the whole-file edit means the same on the latest), else `base`, which the apply
+/// then refuses as stale — the review's diff against the latest shows whose lines the
+/// edit would undo.
+async fn rebase(
+    state: &AppState,
+    viewer: &Viewer,
+    base: i64,
+    latest_version: i64,
+    latest_files: &AppFiles,
+    path: &str,
+) -> i64 {
+    if base == latest_version {
+        return base;
+    }
+    let detail =
+        metadata::version_detail(state.live_metadata(), state.db(), &viewer.actor, base).await;
+    match detail {
+        Ok(detail)
+            if !detail.files.is_empty() && detail.files.get(path) == latest_files.get(path) =>
+        {
+            latest_version
+        }
+        _ => base,
+    }
 }
 
 #[cfg(test)]

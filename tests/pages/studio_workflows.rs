@@ -327,6 +327,13 @@ keel_testkit::db_test!(
                 "{name}={value}"
             );
             assert_eq!(refused.attrs("#form-errors", "id").len(), 1);
+            if name.ends_with("probability") {
+                // The editor's own messages are in the page's language.
+                assert_eq!(
+                    refused.texts(".field-error"),
+                    vec!["赢率是 0 到 100 的整数。"]
+                );
+            }
             // The form comes back as it was sent.
             assert_eq!(
                 refused
@@ -541,6 +548,13 @@ keel_testkit::db_test!(
                 refused.html
             );
         }
+        admin.language = Some("en".to_owned());
+        let listed = review(&mut admin, RULE, &with(&values, "filter", "- done")).await;
+        assert_eq!(
+            listed.texts(".field-error[data-field=filter]"),
+            vec!["A filter is a mapping of fields to conditions, such as status: open."]
+        );
+        admin.language = None;
         let unparsed = review(&mut admin, RULE, &with(&values, "filter", "done: [false")).await;
         assert!(
             unparsed.texts(".field-error[data-field=filter]")[0].contains("line 1"),

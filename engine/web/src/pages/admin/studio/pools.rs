@@ -136,7 +136,7 @@ impl PoolInput {
             }
             text.parse().map_err(|_| FormError {
                 field: field.to_owned(),
-                message: "a whole number, 0 for no limit".to_owned(),
+                message: "studio.workflows.error.count".to_owned(),
             })
         };
         let auto_return = match &self.auto_return {
@@ -182,16 +182,16 @@ impl RuleInput {
                     .filter(|value| !value.is_null())
                     .ok_or_else(|| FormError {
                         field: format!("{field}/converted"),
-                        message: "say which records count as converted: a filter".to_owned(),
+                        message: "studio.workflows.error.converted".to_owned(),
                     })?;
                 Ok(ReturnRuleForm::NotConvertedFor {
                     duration: self.duration.clone(),
                     converted,
                 })
             }
-            other => Err(FormError {
+            _ => Err(FormError {
                 field: format!("{field}/kind"),
-                message: format!("`{other}` is not a kind of return rule"),
+                message: "studio.workflows.error.choice".to_owned(),
             }),
         }
     }
@@ -285,6 +285,7 @@ pub async fn save(
             review(&state, viewer, change).await
         }
         Err(error) => {
+            let error = editor::localized(&state, &frame.lang, error);
             let errors = editor::errors_of(&error, |field| shown(field, &input));
             let page = Shown {
                 pool: &pool,

@@ -108,10 +108,14 @@ impl StageInput {
         let probability = if self.probability.is_empty() {
             0
         } else {
-            self.probability.parse::<u8>().map_err(|_| FormError {
-                field: field("probability"),
-                message: "a probability is a whole number from 0 to 100".to_owned(),
-            })?
+            self.probability
+                .parse::<u8>()
+                .ok()
+                .filter(|probability| *probability <= 100)
+                .ok_or_else(|| FormError {
+                    field: field("probability"),
+                    message: "studio.workflows.error.probability".to_owned(),
+                })?
         };
         let approval = match &self.approval {
             None => None,
@@ -187,19 +191,21 @@ impl StepInput {
         };
         let mut approvers = Vec::new();
         for value in &self.approvers {
-            let approver = if value == "manager" {
-                ApproverForm::Manager(1)
-            } else if let Some(levels) = value.strip_prefix("manager_") {
-                ApproverForm::Manager(
-                    levels
-                        .parse()
-                        .map_err(|_| error("approvers", format!("`{value}` is not an approver")))?,
-                )
-            } else if let Some(role) = value.strip_prefix("role:") {
-                ApproverForm::Role(role.to_owned())
-            } else {
-                return Err(error("approvers", format!("`{value}` is not an approver")));
-            };
+            let approver =
+                if value == "manager" {
+                    ApproverForm::Manager(1)
+                } else if let Some(levels) = value.strip_prefix("manager_") {
+                    ApproverForm::Manager(levels.parse().map_err(|_| {
+                        error("approvers", "studio.workflows.error.choice".to_owned())
+                    })?)
+                } else if let Some(role) = value.strip_prefix("role:") {
+                    ApproverForm::Role(role.to_owned())
+                } else {
+                    return Err(error(
+                        "approvers",
+                        "studio.workflows.error.choice".to_owned(),
+                    ));
+                };
             approvers.push(approver);
         }
         for user in self
@@ -209,7 +215,7 @@ impl StepInput {
             .filter(|user| !user.is_empty())
         {
             if keel_meta::ident::check_identifier(user).is_err() {
-                return Err(error("users", format!("`{user}` is not a username")));
+                return Err(error("users", "studio.workflows.error.username".to_owned()));
             }
             approvers.push(ApproverForm::User(user.to_owned()));
         }
@@ -227,7 +233,7 @@ impl StepInput {
             "" => None,
             "any" => Some(ApprovalMode::Any),
             "all" => Some(ApprovalMode::All),
-            other => return Err(error("mode", format!("`{other}` is not a mode"))),
+            _ => return Err(error("mode", "studio.workflows.error.choice".to_owned())),
         };
         Ok(ApprovalStepForm { approvers, mode })
     }
@@ -338,6 +344,7 @@ pub async fn save(
             review(&state, viewer, change).await
         }
         Err(error) => {
+            let error = editor::localized(&state, &frame.lang, error);
             page.errors = editor::errors_of(&error, |field| shown(field, &stages));
             page.stages = stages;
             show(&state, &frame, page, StatusCode::UNPROCESSABLE_ENTITY)

@@ -182,7 +182,7 @@ fn changes_of(
             let scope: Scope = serde_json::from_value(Value::String(new.scope(action).to_owned()))
                 .map_err(|_| FormError {
                     field: cell.clone(),
-                    message: format!("`{}` is not a scope", new.scope(action)),
+                    message: "studio.workflows.error.choice".to_owned(),
                 })?;
             let result = set_grant(
                 &current,
@@ -228,10 +228,10 @@ fn changes_of(
                 "edit" => Some(FieldAccess::Edit),
                 "read" => Some(FieldAccess::Read),
                 "hidden" => Some(FieldAccess::Hidden),
-                other => {
+                _ => {
                     return Err(FormError {
                         field: cell,
-                        message: format!("`{other}` is not a field access"),
+                        message: "studio.workflows.error.choice".to_owned(),
                     });
                 }
             };
@@ -340,6 +340,7 @@ pub async fn save(
             review(&state, viewer, change).await
         }
         Err(error) => {
+            let error = editor::localized(&state, &frame.lang, error);
             let errors = Errors::from([(error.field, error.message)]);
             let shown = Shown {
                 role: &role,

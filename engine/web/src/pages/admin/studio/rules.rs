@@ -89,38 +89,26 @@ impl RuleInput {
                     "once" => Some(Misfire::Once),
                     "skip" => Some(Misfire::Skip),
                     "all" => Some(Misfire::All),
-                    _ => return Err(error("trigger/misfire", "not a misfire policy")),
+                    _ => return Err(error("trigger/misfire", "studio.workflows.error.choice")),
                 },
             },
             "events" => RuleTriggerForm::Events(self.events.clone()),
-            _ => return Err(error("trigger", "choose a schedule or events")),
+            _ => return Err(error("trigger", "studio.workflows.error.trigger")),
         };
         let filter = editor::parse_yaml("filter", &self.filter)?;
         if filter.as_ref().is_some_and(|filter| !filter.is_object()) {
-            return Err(error(
-                "filter",
-                "a filter is a mapping of fields to conditions, such as status: open",
-            ));
+            return Err(error("filter", "studio.workflows.error.filter"));
         }
         let actions = match editor::parse_yaml("actions", &self.actions)? {
             None => Vec::new(),
             Some(Value::Array(actions)) => actions,
             Some(action @ Value::Object(_)) => vec![action],
             Some(_) => {
-                return Err(error(
-                    "actions",
-                    "the actions are a list, each item an action such as notify: owner",
-                ));
+                return Err(error("actions", "studio.workflows.error.actions"));
             }
         };
-        if let Some(index) = actions.iter().position(|action| !action.is_object()) {
-            return Err(FormError {
-                field: "actions".to_owned(),
-                message: format!(
-                    "action {} is not a mapping such as notify: owner",
-                    index + 1
-                ),
-            });
+        if actions.iter().any(|action| !action.is_object()) {
+            return Err(error("actions", "studio.workflows.error.actions"));
         }
         Ok(RuleForm {
             trigger,
@@ -219,6 +207,7 @@ pub async fn save(
             review(&state, viewer, change).await
         }
         Err(error) => {
+            let error = editor::localized(&state, &frame.lang, error);
             let errors = editor::errors_of(&error, |field| {
                 matches!(
                     field,

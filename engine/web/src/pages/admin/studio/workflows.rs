@@ -226,6 +226,18 @@ pub fn errors_of(error: &FormError, shown: impl Fn(&str) -> bool) -> Errors {
     Errors::from([(key, message)])
 }
 
+/// `error` with its message in `lang` when it is one of the editors' own (a catalog key:
+/// `studio.workflows.error.*`); a form operation's message (naming a field or a value) is
+/// shown as it is.
+pub fn localized(state: &AppState, lang: &str, error: FormError) -> FormError {
+    if error.message.starts_with("studio.workflows.error.") {
+        let message = crate::pages::admin::tr(state, lang, &error.message, &[]);
+        FormError { message, ..error }
+    } else {
+        error
+    }
+}
+
 /// An option of a select: its value and its label.
 #[derive(Debug, Clone, Serialize)]
 pub struct Choice {

@@ -102,7 +102,6 @@ fn page_error(error: MetadataError) -> PageError {
 /// `submitted` (a textarea's text, which a browser sends with CRLF line ends) with the line
 /// ends of `original`: LF unless the file used CRLF. A file keeps its line ends through the
 /// file editor.
-#[allow(dead_code, reason = "the studio's editors call it; they land next")]
 pub fn keep_line_ends(original: Option<&str>, submitted: &str) -> String {
     let lf = submitted.replace("\r\n", "\n");
     match original {
@@ -149,7 +148,6 @@ struct ReviewPage {
 }
 
 /// The review page of `change`: its diffs, problems and plan, and the apply form.
-#[allow(dead_code, reason = "the studio's editors call it; they land next")]
 pub async fn review(
     state: &AppState,
     viewer: &Viewer,

@@ -13,7 +13,7 @@
 //! operation and shows the review ([`super::review`]), or the form again (422) with the error
 //! next to the form field the operation names (`options/2/key` → that option's row). The
 //! forms work without JavaScript: a form always offers a few empty rows (options, columns,
-//! duplicate keys); `studio_objects.js` only adds more rows and hides the options of a field
+//! duplicate keys); `studio-objects.js` only adds more rows and hides the options of a field
 //! that is not a choice.
 
 use std::collections::BTreeMap;

@@ -98,7 +98,7 @@ table_storage() {
         sql "SELECT relfilenode FROM pg_class WHERE relname = 'lead'"
     fi
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.1f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 milliseconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'; }
 
 log "migrating the app ($DB_KIND)"
@@ -124,7 +124,7 @@ TOKEN=$(login "$URL" "$ADMIN" "$ADMIN_PASSWORD")
 api() { # PATH [BODY]
     if (($# > 1)); then
         curl -sS --max-time 60 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-            --data-binary "@$2" -o "$WORK/answer.json" -w '%{http_code} %{time_total}' "$URL$1"
+            --data-binary "@$2" -o "$WORK/answer.json" -w '%{http_code} %{time_total}\n' "$URL$1"
     else
         curl -fsS --max-time 60 -H "Authorization: Bearer $TOKEN" "$URL$1"
     fi
@@ -161,14 +161,14 @@ field = f"  bench_note_{i}: {{ type: text, label: {{ en: Note {i}, zh: 备注 {i
 text = text.replace(anchor, anchor + field, 1)
 print(json.dumps({"files": {"metadata/objects/lead.yaml": text}, "base": base}))
 PY
-    read -r STATUS SECONDS < <(api /api/v1/admin/metadata/apply "$WORK/body.json")
+    read -r STATUS ELAPSED < <(api /api/v1/admin/metadata/apply "$WORK/body.json")
     [[ $STATUS == 200 ]] || { echo "apply $i answered $STATUS: $(cat "$WORK/answer.json")" >&2; exit 1; }
     VERSION=$(jq -r '.version' "$WORK/answer.json")
     SWAP_LINE=$(log_line applier "swapped to a new metadata version" "$VERSION")
     FOLLOW_LINE=$(log_line follower "followed a new metadata version" "$VERSION")
-    echo "$SECONDS $(log_number "$SWAP_LINE" took_ms) $(log_number "$FOLLOW_LINE" reload_ms) $(log_number "$FOLLOW_LINE" swap_ms)" \
+    echo "$ELAPSED $(log_number "$SWAP_LINE" took_ms) $(log_number "$FOLLOW_LINE" reload_ms) $(log_number "$FOLLOW_LINE" swap_ms)" \
         >>"$WORK/applies.txt"
-    log "apply $i → version $VERSION: $SECONDS s"
+    log "apply $i → version $VERSION: $ELAPSED s"
 done
 STORAGE_AFTER=$(table_storage)
 COLUMNS_SERVED=$(curl -fsS --max-time 10 -H "Authorization: Bearer $(login "http://127.0.0.1:$FOLLOWER_PORT" "$ADMIN" "$ADMIN_PASSWORD")" \
@@ -187,7 +187,7 @@ for i in $(seq 1 "$APPLIES"); do
 done
 
 APPLY_MS=$(awk '{ print $1 * 1000 }' "$WORK/applies.txt" | median)
-APPLY_MAX_MS=$(awk '{ print $1 * 1000 }' "$WORK/applies.txt" | sort -g | tail -1)
+APPLY_MAX_MS=$(awk '{ printf "%.1f\n", $1 * 1000 }' "$WORK/applies.txt" | sort -g | tail -1)
 SWAP_MS=$(awk '{ print $2 }' "$WORK/applies.txt" | median)
 RELOAD_MS=$(awk '{ print $3 }' "$WORK/applies.txt" | median)
 FOLLOWER_SWAP_MS=$(awk '{ print $4 }' "$WORK/applies.txt" | median)

@@ -17,6 +17,9 @@ mod live;
 mod pools;
 mod process;
 mod screens;
+mod studio_files;
+mod studio_objects;
+mod studio_process;
 mod walk;
 
 use std::path::{Path, PathBuf};

@@ -15,6 +15,9 @@ mod process;
 mod record;
 mod rules;
 mod studio;
+mod studio_files;
+mod studio_objects;
+mod studio_workflows;
 
 use std::process::{Command, Stdio};
 

@@ -430,7 +430,11 @@ pub fn save_list_settings(
                 .cloned()
                 .unwrap_or_default();
             item.insert("fields".to_owned(), json!(key.fields));
-            item.insert("action".to_owned(), to_json(&key.action));
+            // A key written without `action` blocks (the loader's default), and stays so
+            // written while it blocks.
+            if item.contains_key("action") || key.action != DuplicateAction::Block {
+                item.insert("action".to_owned(), to_json(&key.action));
+            }
             Value::Object(item)
         })
         .collect();
@@ -952,7 +956,10 @@ pub fn list_settings_form(files: &Files, object: &str) -> Option<ListSettingsFor
                 .filter_map(|key| {
                     Some(DuplicateKeyForm {
                         fields: names(key.get("fields")),
-                        action: serde_json::from_value(key.get("action")?.clone()).ok()?,
+                        action: match key.get("action") {
+                            Some(action) => serde_json::from_value(action.clone()).ok()?,
+                            None => DuplicateAction::Block,
+                        },
                     })
                 })
                 .collect()

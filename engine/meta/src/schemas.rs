@@ -44,6 +44,27 @@ impl FileKind {
         FileKind::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
+    /// The kind of the YAML file at `path` in an app directory (`metadata/objects/lead.yaml`
+    /// → `Object`); `None` for a script or a file the loader does not read (see
+    /// `crate::is_app_file`). The studio's file editor completes keys from its schema.
+    pub fn of_path(path: &str) -> Option<FileKind> {
+        if !crate::is_app_file(path) {
+            return None;
+        }
+        match path {
+            "metadata/app.yaml" => return Some(FileKind::App),
+            "metadata/roles.yaml" => return Some(FileKind::Roles),
+            _ => {}
+        }
+        match path.rsplit_once('/')?.0 {
+            "metadata/objects" => Some(FileKind::Object),
+            "metadata/pools" => Some(FileKind::Pool),
+            "workflows/processes" => Some(FileKind::Process),
+            "workflows/rules" => Some(FileKind::Rule),
+            _ => None,
+        }
+    }
+
     /// The schema document as text.
     pub fn schema_text(self) -> &'static str {
         match self {
@@ -105,6 +126,25 @@ mod tests {
         for kind in FileKind::ALL {
             let _ = kind.validator();
             assert_eq!(FileKind::from_name(kind.name()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn a_files_kind_follows_its_directory() {
+        for (path, kind) in [
+            ("metadata/app.yaml", Some(FileKind::App)),
+            ("metadata/roles.yaml", Some(FileKind::Roles)),
+            ("metadata/objects/lead.yaml", Some(FileKind::Object)),
+            ("metadata/objects/lead.yml", Some(FileKind::Object)),
+            ("metadata/pools/public_leads.yaml", Some(FileKind::Pool)),
+            ("workflows/processes/sales.yaml", Some(FileKind::Process)),
+            ("workflows/rules/remind.yaml", Some(FileKind::Rule)),
+            ("scripts/lead_normalize.rhai", None),
+            ("metadata/objects/notes.txt", None),
+            ("seed/lead.csv", None),
+            ("metadata/objects/deeper/lead.yaml", None),
+        ] {
+            assert_eq!(FileKind::of_path(path), kind, "{path}");
         }
     }
 }

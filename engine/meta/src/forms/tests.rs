@@ -240,6 +240,28 @@ fn list_settings_change_the_columns_search_fields_and_duplicate_keys() {
     assert_eq!(error.field, "search/3");
 }
 
+#[test]
+fn a_duplicate_key_without_an_action_blocks_and_stays_written_without_one() {
+    let schema = schema();
+    let mut files = app_files();
+    let lead = files.get_mut("metadata/objects/lead.yaml").unwrap();
+    let written = "  - { fields: [phone], action: block }\n";
+    assert!(lead.contains(written));
+    *lead = lead.replacen(written, "  - { fields: [phone] }\n", 1);
+    let form = list_settings_form(&files, "lead").unwrap();
+    assert_eq!(form.duplicates.len(), 3);
+    assert_eq!(form.duplicates[0].action, DuplicateAction::Block);
+    let unchanged = save_list_settings(&files, &schema, "lead", &form).unwrap();
+    assert!(unchanged.is_empty(), "{unchanged:?}");
+    let mut warn = form.clone();
+    warn.duplicates[0].action = DuplicateAction::Warn;
+    let changes = save_list_settings(&files, &schema, "lead", &warn).unwrap();
+    assert!(
+        changes["metadata/objects/lead.yaml"].contains("  - { fields: [phone], action: warn }\n"),
+        "{changes:?}"
+    );
+}
+
 fn public_leads_form() -> PoolForm {
     PoolForm {
         claim_limit: 30,

@@ -15,6 +15,11 @@
 //! The pages read and change metadata only through `keel_runtime::metadata`, never files or
 //! SQL, and answer a user who is not an admin with the 404 page like the rest of `/admin`.
 
+mod files;
+mod objects;
+mod versions;
+mod workflows;
+
 use axum::Router;
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -23,6 +28,11 @@ use axum::routing::{get, post};
 use keel_meta::AppFiles;
 use keel_runtime::metadata::{self, ApplyRequest, Changes, DiagnosticView, MetadataError};
 use serde::{Deserialize, Serialize};
+
+mod pools;
+mod processes;
+mod roles;
+mod rules;
 
 use super::{console_frame, not_found, tr};
 use crate::AppState;
@@ -33,8 +43,12 @@ use crate::pages::{PageError, PageForm, Viewer, render, render_with_status};
 /// The routes of the studio; [`super::routes`] merges them.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(objects::routes())
         .route("/admin/studio", get(index))
         .route("/admin/studio/apply", post(apply))
+        .merge(files::routes())
+        .merge(versions::routes())
+        .merge(workflows::routes())
 }
 
 /// Where a page goes when a change was applied or abandoned: a studio page, else the
@@ -88,7 +102,6 @@ fn page_error(error: MetadataError) -> PageError {
 /// `submitted` (a textarea's text, which a browser sends with CRLF line ends) with the line
 /// ends of `original`: LF unless the file used CRLF. A file keeps its line ends through the
 /// file editor.
-#[allow(dead_code, reason = "the studio's editors call it; they land next")]
 pub fn keep_line_ends(original: Option<&str>, submitted: &str) -> String {
     let lf = submitted.replace("\r\n", "\n");
     match original {
@@ -135,7 +148,6 @@ struct ReviewPage {
 }
 
 /// The review page of `change`: its diffs, problems and plan, and the apply form.
-#[allow(dead_code, reason = "the studio's editors call it; they land next")]
 pub async fn review(
     state: &AppState,
     viewer: &Viewer,

@@ -314,3 +314,90 @@ impl Page {
         self.attrs("input[name=_csrf]", "value").into_iter().next()
     }
 }
+
+/// Forms as a browser would send them, for the studio's page tests.
+/// The values the form `form` (a CSS selector) of `page` would send as it is, without its
+/// CSRF token and its buttons: text inputs, ticked checkboxes, the chosen options.
+pub fn form_values(page: &Page, form: &str) -> Vec<(String, String)> {
+    let document = page.document();
+    let form_selector = scraper::Selector::parse(form).unwrap();
+    let form = document
+        .select(&form_selector)
+        .next()
+        .unwrap_or_else(|| panic!("no {form:?} in {}", page.html));
+    let controls = scraper::Selector::parse("input, select, textarea").unwrap();
+    let options = scraper::Selector::parse("option").unwrap();
+    let mut values = Vec::new();
+    for control in form.select(&controls) {
+        let element = control.value();
+        let Some(name) = element.attr("name") else {
+            continue;
+        };
+        if name == "_csrf" {
+            continue;
+        }
+        match element.name() {
+            "select" => {
+                let all: Vec<_> = control.select(&options).collect();
+                let chosen: Vec<_> = all
+                    .iter()
+                    .filter(|option| option.value().attr("selected").is_some())
+                    .copied()
+                    .collect();
+                let value = |option: &scraper::ElementRef| {
+                    option
+                        .value()
+                        .attr("value")
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| option.text().collect())
+                };
+                if element.attr("multiple").is_some() {
+                    for option in &chosen {
+                        values.push((name.to_owned(), value(option)));
+                    }
+                } else if let Some(option) = chosen.first().or(all.first()) {
+                    values.push((name.to_owned(), value(option)));
+                }
+            }
+            "textarea" => values.push((name.to_owned(), control.text().collect())),
+            _ => {
+                let kind = element.attr("type").unwrap_or("text");
+                if matches!(kind, "submit" | "button") {
+                    continue;
+                }
+                if matches!(kind, "checkbox" | "radio") && element.attr("checked").is_none() {
+                    continue;
+                }
+                let value =
+                    element
+                        .attr("value")
+                        .unwrap_or(if kind == "checkbox" { "on" } else { "" });
+                values.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    values
+}
+
+/// `values` with the first value of `name` replaced by `value` (or added).
+pub fn with(
+    values: impl AsRef<[(String, String)]>,
+    name: &str,
+    value: &str,
+) -> Vec<(String, String)> {
+    let mut values = values.as_ref().to_vec();
+    match values.iter_mut().find(|(key, _)| key == name) {
+        Some(entry) => entry.1 = value.to_owned(),
+        None => values.push((name.to_owned(), value.to_owned())),
+    }
+    values
+}
+
+/// Posts `values` (as [`form_values`] reads them) with the session's CSRF token.
+pub async fn post_values(session: &mut Session, path: &str, values: &[(String, String)]) -> Page {
+    let fields: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    session.post(path, &fields).await
+}

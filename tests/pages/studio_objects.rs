@@ -6,79 +6,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::pages::browser::{api, api_token};
-use crate::pages::{Page, Session, Site};
+use crate::pages::{Session, Site, form_values, post_values as post, with};
 
 const LEAD: &str = "metadata/objects/lead.yaml";
-
-/// The values `form` (a CSS selector) would send as it is, as a browser sends them: inputs
-/// (checkboxes only when checked), the selected option of each select, textareas; not the
-/// CSRF token (the session adds it).
-fn form_values(page: &Page, form: &str) -> Vec<(String, String)> {
-    let document = page.document();
-    let selector =
-        scraper::Selector::parse(&format!("{form} input, {form} select, {form} textarea")).unwrap();
-    let option = scraper::Selector::parse("option").unwrap();
-    let mut values = Vec::new();
-    for element in document.select(&selector) {
-        let attributes = element.value();
-        let Some(name) = attributes.attr("name") else {
-            continue;
-        };
-        if name == "_csrf" {
-            continue;
-        }
-        match attributes.name() {
-            "input" => {
-                let kind = attributes.attr("type").unwrap_or("text");
-                if matches!(kind, "submit" | "button") {
-                    continue;
-                }
-                if matches!(kind, "checkbox" | "radio") && attributes.attr("checked").is_none() {
-                    continue;
-                }
-                let value =
-                    attributes
-                        .attr("value")
-                        .unwrap_or(if kind == "checkbox" { "on" } else { "" });
-                values.push((name.to_owned(), value.to_owned()));
-            }
-            "select" => {
-                let options: Vec<_> = element.select(&option).collect();
-                let chosen = options
-                    .iter()
-                    .find(|option| option.value().attr("selected").is_some())
-                    .or(options.first());
-                if let Some(chosen) = chosen {
-                    let value = chosen
-                        .value()
-                        .attr("value")
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| chosen.text().collect());
-                    values.push((name.to_owned(), value));
-                }
-            }
-            _ => values.push((name.to_owned(), element.text().collect())),
-        }
-    }
-    values
-}
-
-/// `values` with `name` set to `value` (added when missing).
-fn with(mut values: Vec<(String, String)>, name: &str, value: &str) -> Vec<(String, String)> {
-    match values.iter_mut().find(|(key, _)| key == name) {
-        Some(entry) => entry.1 = value.to_owned(),
-        None => values.push((name.to_owned(), value.to_owned())),
-    }
-    values
-}
-
-async fn post(session: &mut Session, path: &str, values: &[(String, String)]) -> Page {
-    let fields: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    session.post(path, &fields).await
-}
 
 /// The objects the studio's index links to.
 async fn objects(admin: &mut Session) -> Vec<String> {

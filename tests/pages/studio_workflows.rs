@@ -7,88 +7,7 @@
 
 use reqwest::StatusCode;
 
-use crate::pages::{Page, Session, Site};
-
-/// The values the form `form` (a CSS selector) of `page` would send as it is, without its
-/// CSRF token and its buttons: text inputs, ticked checkboxes, the chosen options.
-fn form_values(page: &Page, form: &str) -> Vec<(String, String)> {
-    let document = page.document();
-    let form_selector = scraper::Selector::parse(form).unwrap();
-    let form = document
-        .select(&form_selector)
-        .next()
-        .unwrap_or_else(|| panic!("no {form:?} in {}", page.html));
-    let controls = scraper::Selector::parse("input, select, textarea").unwrap();
-    let options = scraper::Selector::parse("option").unwrap();
-    let mut values = Vec::new();
-    for control in form.select(&controls) {
-        let element = control.value();
-        let Some(name) = element.attr("name") else {
-            continue;
-        };
-        if name == "_csrf" {
-            continue;
-        }
-        match element.name() {
-            "select" => {
-                let all: Vec<_> = control.select(&options).collect();
-                let chosen: Vec<_> = all
-                    .iter()
-                    .filter(|option| option.value().attr("selected").is_some())
-                    .copied()
-                    .collect();
-                let value = |option: &scraper::ElementRef| {
-                    option
-                        .value()
-                        .attr("value")
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| option.text().collect())
-                };
-                if element.attr("multiple").is_some() {
-                    for option in &chosen {
-                        values.push((name.to_owned(), value(option)));
-                    }
-                } else if let Some(option) = chosen.first().or(all.first()) {
-                    values.push((name.to_owned(), value(option)));
-                }
-            }
-            "textarea" => values.push((name.to_owned(), control.text().collect())),
-            _ => {
-                let kind = element.attr("type").unwrap_or("text");
-                if matches!(kind, "submit" | "button") {
-                    continue;
-                }
-                if matches!(kind, "checkbox" | "radio") && element.attr("checked").is_none() {
-                    continue;
-                }
-                let value =
-                    element
-                        .attr("value")
-                        .unwrap_or(if kind == "checkbox" { "on" } else { "" });
-                values.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
-    values
-}
-
-/// `values` with the first value of `name` replaced by `value` (or added).
-fn with(values: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
-    let mut values = values.to_vec();
-    match values.iter_mut().find(|(key, _)| key == name) {
-        Some(entry) => entry.1 = value.to_owned(),
-        None => values.push((name.to_owned(), value.to_owned())),
-    }
-    values
-}
-
-async fn post(session: &mut Session, path: &str, values: &[(String, String)]) -> Page {
-    let fields: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    session.post(path, &fields).await
-}
+use crate::pages::{Page, Session, Site, form_values, post_values as post, with};
 
 /// Posts `values` to `path` with `op=save`: the review.
 async fn review(session: &mut Session, path: &str, values: &[(String, String)]) -> Page {
@@ -345,13 +264,13 @@ keel_testkit::db_test!(
         }
         // A key used twice, and a required field the object does not have.
         let twice = with(
-            &with(&values, "op", "add:1"),
+            with(&values, "op", "add:1"),
             "stages/0/key",
             "qualification",
         );
         let twice = post(&mut admin, PROCESS, &twice).await;
         let twice = with(
-            &form_values(&twice, "#process-form"),
+            form_values(&twice, "#process-form"),
             "stages/1/key",
             "qualification",
         );
@@ -433,7 +352,7 @@ keel_testkit::db_test!(
         let on = post(
             &mut admin,
             POOL,
-            &with(&form_values(&off, "#pool-form"), "op", "auto_return"),
+            &with(form_values(&off, "#pool-form"), "op", "auto_return"),
         )
         .await;
         assert_eq!(on.attrs("#return-rules li", "data-index").len(), 1);
@@ -745,7 +664,7 @@ keel_testkit::db_test!(
 
         // Meanwhile the pool's limit changes (a new version).
         let pool = admin.get(POOL).await;
-        let pool_values = with(&form_values(&pool, "#pool-form"), "claim_limit", "31");
+        let pool_values = with(form_values(&pool, "#pool-form"), "claim_limit", "31");
         let reviewed = review(&mut admin, POOL, &pool_values).await;
         let applied = apply(&mut admin, &reviewed).await;
         assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.html);
@@ -764,7 +683,7 @@ keel_testkit::db_test!(
         );
         // Back at the editor, the form is filled from the latest version and applies.
         let again = admin.get(RULE).await;
-        let values = with(&form_values(&again, "#rule-form"), "cron", "0 0 7 * * *");
+        let values = with(form_values(&again, "#rule-form"), "cron", "0 0 7 * * *");
         let reviewed = review(&mut admin, RULE, &values).await;
         let applied = apply(&mut admin, &reviewed).await;
         assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.html);

@@ -330,11 +330,20 @@ keel_testkit::db_test!(
         assert_eq!(history[1]["comment"], "to qualify");
         assert_eq!(history[1]["by_user"], body["updated_by"]);
 
-        // Linear backwards is allowed.
+        // Linear backwards is allowed. The time in a stage is whole seconds, truncated,
+        // across a change of second whose fraction is smaller than the one before it.
+        app.advance(Duration::milliseconds(61_750));
         let (status, body) = app.move_to(&rep, &id, "lead", json!({})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        app.advance(Duration::milliseconds(1_400));
         let (status, _) = app.move_to(&rep, &id, "qualify", json!({})).await;
         assert_eq!(status, StatusCode::OK);
+        let history = app.history(&rep, &id).await;
+        let stays: Vec<_> = history
+            .iter()
+            .map(|h| h["seconds_in_from"].clone())
+            .collect();
+        assert_eq!(stays, [json!(null), json!(5 * 3600), json!(61), json!(1)]);
         // propose (no discount: no approval) → negotiate needs approval; won is not a
         // neighbour of propose, and linear never leads to `lost`.
         let (status, body) = app.move_to(&rep, &id, "propose", json!({})).await;

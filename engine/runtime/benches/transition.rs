@@ -7,7 +7,8 @@
 //! BENCHMARKS.md.
 //!
 //! The transition does what a plain update does (lock, audit, version, outbox check) plus
-//! reading the last stage-history row and writing a new one.
+//! resolving the move and writing one stage-history row (whose time in the stage left the
+//! insert computes).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -144,6 +144,8 @@ fn shapes(columns: &[(&str, Storage)]) -> Vec<Shape> {
         .collect()
 }
 
+/// `INSERT INTO <table> (<columns>) VALUES <rows>`; with no rows it ends after the column
+/// list, for an `INSERT … SELECT`.
 fn insert_statement(
     dialect: Dialect,
     table: &str,
@@ -160,7 +162,10 @@ fn insert_statement(
         }
         statement.push_identifier(column);
     }
-    statement.push(") VALUES ");
+    statement.push(")");
+    if !rows.is_empty() {
+        statement.push(" VALUES ");
+    }
     for (row_index, row) in rows.iter().enumerate() {
         if row_index > 0 {
             statement.push(", ");
@@ -380,24 +385,60 @@ impl RecordWrite {
         Ok(())
     }
 
-    /// When the record last entered a stage of `process` (its newest history row), if ever.
-    pub async fn last_stage_change(
-        &mut self,
-        object: &str,
-        record_id: &str,
-        process: &str,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut statement = Statement::new(self.dialect(), HISTORY);
-        statement.push("SELECT max(\"at\") FROM \"keel_stage_history\" WHERE \"object\" = ");
-        statement.push_value(&text(object), Storage::Text)?;
+    /// Appends the stage-history row of a move, `entry.seconds_in_from` replaced by the
+    /// time since the record entered the stage it leaves (its newest row of the process; none
+    /// gives NULL), computed by the statement itself: a transition writes its history in one
+    /// round trip. Whole seconds, truncated, never negative.
+    pub async fn insert_stage_move(&mut self, entry: &StageEntry) -> Result<(), StoreError> {
+        let dialect = self.dialect();
+        let at = Value::Datetime(entry.at);
+        let mut statement = insert_statement(dialect, HISTORY, &HISTORY_COLUMNS, &[])?;
+        statement.push(" SELECT ");
+        for (value, (_, storage)) in [
+            text(&entry.id),
+            text(&entry.object),
+            text(&entry.record_id),
+            text(&entry.process),
+            optional_text(entry.from_stage.as_deref()),
+            text(&entry.to_stage),
+            at.clone(),
+            optional_text(entry.by_user.as_deref()),
+            optional_text(entry.comment.as_deref()),
+        ]
+        .iter()
+        .zip(&HISTORY_COLUMNS)
+        {
+            statement.push_value(value, *storage)?;
+            statement.push(", ");
+        }
+        match dialect {
+            // Datetimes are fixed-width UTC text (`2026-12-07T04:40:05.123456Z`): whole
+            // seconds from `strftime`, microseconds from characters 21–26.
+            Dialect::Sqlite => {
+                statement.push("max(0, ((CAST(strftime('%s', ");
+                statement.push_value(&at, Storage::Datetime)?;
+                statement.push(") AS INTEGER) - CAST(strftime('%s', \"previous\") AS INTEGER)) * 1000000 + CAST(substr(");
+                statement.push_value(&at, Storage::Datetime)?;
+                statement.push(
+                    ", 21, 6) AS INTEGER) - CAST(substr(\"previous\", 21, 6) AS INTEGER)) / 1000000)",
+                );
+            }
+            Dialect::Postgres => {
+                statement.push("GREATEST(0, trunc(EXTRACT(EPOCH FROM ");
+                statement.push_value(&at, Storage::Datetime)?;
+                statement.push(" - \"previous\")))::bigint");
+            }
+        }
+        statement
+            .push(" FROM (SELECT (SELECT \"at\" FROM \"keel_stage_history\" WHERE \"object\" = ");
+        statement.push_value(&text(&entry.object), Storage::Text)?;
         statement.push(" AND \"record_id\" = ");
-        statement.push_value(&text(record_id), Storage::Text)?;
+        statement.push_value(&text(&entry.record_id), Storage::Text)?;
         statement.push(" AND \"process\" = ");
-        statement.push_value(&text(process), Storage::Text)?;
-        let rows = self
-            .fetch(&statement, &[Shape::Stored(Storage::Datetime)])
-            .await?;
-        Ok(rows.first().and_then(|row| get_at(row, 0)))
+        statement.push_value(&text(&entry.process), Storage::Text)?;
+        statement.push(" ORDER BY \"at\" DESC LIMIT 1) AS \"previous\") AS \"keel_previous\"");
+        self.run(&statement).await?;
+        Ok(())
     }
 
     /// Writes a new approval.

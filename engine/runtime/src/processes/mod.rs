@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use crate::actor::Actor;
 use crate::coerce::{FieldProblem, Source};
 use crate::records::access::Action;
-use crate::records::stages::{StageMove, approval_pending, missing_required};
+use crate::records::stages::{StageMove, missing_required};
 use crate::records::{Input, RecordError, Records, SaveContext};
 
 pub use remind::{REMIND_JOB, RemindOutcome};
@@ -180,9 +180,9 @@ impl Processes {
             .records
             .writable_current(&mut write, actor, object, id, Action::Edit, false)
             .await?;
-        if write.pending_approval(&object.name, id).await?.is_some() {
-            return Err(approval_pending());
-        }
+        self.records
+            .refuse_transition_if_pending(&mut write, object, id)
+            .await?;
         let from = text_of(&current, &process.stage_field);
         let Some(guard) = allowed_move(process, from.as_deref(), to) else {
             return Err(not_allowed(format!(
@@ -198,14 +198,10 @@ impl Processes {
             guard,
             check_approval: true,
         });
-        let result = self
+        let row = self
             .records
-            .update_in(&mut write, &mut save, object, id, &fields, None)
-            .await;
-        let row = match result {
-            Ok(row) => row,
-            Err(error) => return Err(error),
-        };
+            .update_current_in(&mut write, &mut save, object, id, current, &fields, None)
+            .await?;
         if save.stage_pending {
             let approval = self
                 .open_approval(
@@ -262,9 +258,6 @@ impl Processes {
         comment: Option<String>,
     ) -> Result<(), RecordError> {
         let record_id = text_of(row, "id").unwrap_or_default();
-        let previous = write
-            .last_stage_change(&object.name, &record_id, &process.name)
-            .await?;
         let entry = StageEntry {
             id: uuid::Uuid::now_v7().to_string(),
             object: object.name.clone(),
@@ -275,9 +268,10 @@ impl Processes {
             at: save.now,
             by_user: Some(save.actor.id.clone()),
             comment,
-            seconds_in_from: previous.map(|at| (save.now - at).num_seconds().max(0)),
+            // Computed by the insert from the record's previous row.
+            seconds_in_from: None,
         };
-        write.insert_stage_entry(&entry).await?;
+        write.insert_stage_move(&entry).await?;
         Ok(())
     }
 

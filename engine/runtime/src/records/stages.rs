@@ -95,6 +95,23 @@ impl Records {
         Ok(())
     }
 
+    /// Refuses a transition of a record whose earlier transition waits for approval (409
+    /// `approval_pending`), whoever the actor: an admin may edit such a record but not move
+    /// it on. Only a record of an object whose process has an approval stage can wait.
+    pub(crate) async fn refuse_transition_if_pending(
+        &self,
+        write: &mut RecordWrite,
+        object: &Object,
+        id: &str,
+    ) -> Result<(), RecordError> {
+        if self.has_approvals(&object.name)
+            && write.pending_approval(&object.name, id).await?.is_some()
+        {
+            return Err(approval_pending());
+        }
+        Ok(())
+    }
+
     /// A create: the stage of each process must be empty (it becomes the first stage) or the
     /// first stage; one stage-history row (from nothing) is written per process.
     pub(super) async fn stage_on_create(

@@ -896,6 +896,7 @@ impl Records {
         Ok(row)
     }
 
+    /// Updates the record `id` in `write` as the save's actor (see [`Records::update`]).
     pub(crate) async fn update_in(
         &self,
         write: &mut RecordWrite,
@@ -905,10 +906,27 @@ impl Records {
         input: &Input,
         if_match: Option<i64>,
     ) -> Result<Row, RecordError> {
-        let (actor, now) = (save.actor, save.now);
         let current = self
-            .writable_current(write, actor, object, id, Action::Edit, false)
+            .writable_current(write, save.actor, object, id, Action::Edit, false)
             .await?;
+        self.update_current_in(write, save, object, id, current, input, if_match)
+            .await
+    }
+
+    /// [`Records::update_in`] of `current`, the record as [`Records::writable_current`]
+    /// read and locked it in `write`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn update_current_in(
+        &self,
+        write: &mut RecordWrite,
+        save: &mut SaveContext<'_>,
+        object: &Object,
+        id: &str,
+        current: Row,
+        input: &Input,
+        if_match: Option<i64>,
+    ) -> Result<Row, RecordError> {
+        let (actor, now) = (save.actor, save.now);
         let current_version = match current.get("version") {
             Some(Value::Integer(version)) => *version,
             _ => 0,

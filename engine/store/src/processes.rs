@@ -144,6 +144,22 @@ fn shapes(columns: &[(&str, Storage)]) -> Vec<Shape> {
         .collect()
 }
 
+/// The values of a stage-history row, in the order of [`HISTORY_COLUMNS`].
+fn history_values(entry: &StageEntry) -> Vec<Value> {
+    vec![
+        text(&entry.id),
+        text(&entry.object),
+        text(&entry.record_id),
+        text(&entry.process),
+        optional_text(entry.from_stage.as_deref()),
+        text(&entry.to_stage),
+        Value::Datetime(entry.at),
+        optional_text(entry.by_user.as_deref()),
+        optional_text(entry.comment.as_deref()),
+        entry.seconds_in_from.map_or(Value::Null, Value::Integer),
+    ]
+}
+
 /// `INSERT INTO <table> (<columns>) VALUES <rows>`; with no rows it ends after the column
 /// list, for an `INSERT … SELECT`.
 fn insert_statement(
@@ -368,19 +384,12 @@ async fn read(
 impl RecordWrite {
     /// Appends one row to the stage history.
     pub async fn insert_stage_entry(&mut self, entry: &StageEntry) -> Result<(), StoreError> {
-        let values = vec![
-            text(&entry.id),
-            text(&entry.object),
-            text(&entry.record_id),
-            text(&entry.process),
-            optional_text(entry.from_stage.as_deref()),
-            text(&entry.to_stage),
-            Value::Datetime(entry.at),
-            optional_text(entry.by_user.as_deref()),
-            optional_text(entry.comment.as_deref()),
-            entry.seconds_in_from.map_or(Value::Null, Value::Integer),
-        ];
-        let statement = insert_statement(self.dialect(), HISTORY, &HISTORY_COLUMNS, &[values])?;
+        let statement = insert_statement(
+            self.dialect(),
+            HISTORY,
+            &HISTORY_COLUMNS,
+            &[history_values(entry)],
+        )?;
         self.run(&statement).await?;
         Ok(())
     }
@@ -394,20 +403,9 @@ impl RecordWrite {
         let at = Value::Datetime(entry.at);
         let mut statement = insert_statement(dialect, HISTORY, &HISTORY_COLUMNS, &[])?;
         statement.push(" SELECT ");
-        for (value, (_, storage)) in [
-            text(&entry.id),
-            text(&entry.object),
-            text(&entry.record_id),
-            text(&entry.process),
-            optional_text(entry.from_stage.as_deref()),
-            text(&entry.to_stage),
-            at.clone(),
-            optional_text(entry.by_user.as_deref()),
-            optional_text(entry.comment.as_deref()),
-        ]
-        .iter()
-        .zip(&HISTORY_COLUMNS)
-        {
+        // Every column but the last, `seconds_in_from`, which follows.
+        let values = history_values(entry);
+        for (value, (_, storage)) in values.iter().zip(&HISTORY_COLUMNS).take(values.len() - 1) {
             statement.push_value(value, *storage)?;
             statement.push(", ");
         }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The pools benchmark (BENCHMARKS.md, "Pools and the scheduler"):
 #  1. claims: 64 users claim the records of a 10k-record pool at once, two users racing for
-#     every record; claims per second, and a check that no record was claimed twice;
+#     every record; claims per second, and a check that no record was claimed twice; then the
+#     same race against keel-bench-baseline (the same claim as bare SQL behind the same
+#     sessions) on the same database put back as it was, for the ratio;
 #  2. the auto-return sweep: 1M held leads of which about 100k are due, swept by a manual
 #     run of the pool's job; the sweep's own time from its run record, and the p99 of record
 #     reads idle and during the sweep, measured in the same run; then the baseline: the same
@@ -29,6 +31,7 @@ BUILD=1
 PART=all
 OUT=
 KEEL_PORT=18190
+BASELINE_PORT=18192
 PGPORT=61434
 PGBIN=/usr/lib/postgresql/15/bin
 ADMIN=bench
@@ -58,10 +61,12 @@ require_numbers "$ROWS" "$POOL_ROWS" "$CLAIMERS"
 
 WORK=$(mktemp -d -t keel-bench-pools.XXXXXX)
 KEEL_PID=
+BASELINE_PID=
 PGTMP=
 cleanup() {
     local status=$?
     stop_process "$KEEL_PID"
+    stop_process "$BASELINE_PID"
     stop_postgres
     rm -rf "$WORK"
     exit "$status"
@@ -70,7 +75,7 @@ set_traps
 
 ensure_wrk
 cd "$ROOT"
-release_binaries keel-bench-gen
+release_binaries keel-bench-gen keel-bench-baseline
 
 # bench/app plus one pool without limits (the claims measure the claim itself) whose
 # auto-return runs only when asked (its schedule is once a year).
@@ -156,56 +161,85 @@ log "generating $POOL_ROWS leads into the pool"
 "$GEN" --db "$DB_URL" --rows "$POOL_ROWS" --seed 7 --owner "$ADMIN" --ids "$POOL_ROWS" \
     --ids-out "$WORK/pool-ids.txt" >&2
 sql "UPDATE lead SET owner = NULL, pool = 'bench_pool'"
+# One claim race of every rep against the server at URL (PREFIX before /pools/…), measured
+# from the database: sets CLAIM_* for the report.
+claim_race() { # URL PREFIX
+    # wrk's threads stop when their lists are done, but wrk itself waits out its duration: it
+    # is interrupted (SIGINT, after which it prints its summary) once every record is claimed.
+    local total
+    total=$(wc -l <"$WORK/pool-ids.txt")
+    KEEL_BENCH_TOKEN='' KEEL_BENCH_TOKENS=$WORK/tokens.txt KEEL_BENCH_PREFIX=$2 \
+        KEEL_BENCH_IDS=$WORK/pool-ids.txt KEEL_BENCH_POOL=bench_pool \
+        KEEL_BENCH_LISTS=$((CLAIMERS / 2)) \
+        wrk -t"$CLAIMERS" -c"$CLAIMERS" -d300s --timeout 10s \
+        -s "$KEEL_BENCH_LUA_DIR/claim.lua" "$1" >"$WORK/claims.txt" &
+    local wrk_pid=$!
+    for _ in $(seq 1 3000); do
+        kill -0 "$wrk_pid" 2>/dev/null || break
+        (($(sql "SELECT count(*) FROM lead WHERE owner IS NOT NULL") >= total)) && break
+        sleep 0.1
+    done
+    sleep 0.5
+    kill -INT "$wrk_pid" 2>/dev/null || true
+    wait "$wrk_pid" || true
+    local output line
+    output=$(cat "$WORK/claims.txt")
+    line=$(grep '^KEEL_BENCH_RESULT' <<<"$output") || { echo "$output" >&2; exit 1; }
+    # The claims' own span, first to last, from their pool history rows (server time).
+    if [[ $DB_KIND == sqlite ]]; then
+        CLAIM_SECONDS=$(sql "SELECT round((julianday(max(at)) - julianday(min(at))) * 86400, 2) FROM keel_pool_history WHERE action = 'claim'")
+    else
+        CLAIM_SECONDS=$(sql "SELECT round(extract(epoch FROM max(at) - min(at))::numeric, 2) FROM keel_pool_history WHERE action = 'claim'")
+    fi
+    CLAIM_REQUESTS=$(result_field "$line" requests)
+    CLAIM_REFUSED=$(result_field "$line" non2xx)
+    CLAIM_P99=$(result_field "$line" p99_us)
+    CLAIMED_ROWS=$(sql "SELECT count(*) FROM lead WHERE owner IS NOT NULL")
+    CLAIM_EVENTS=$(sql "SELECT count(*) FROM keel_pool_history WHERE action = 'claim'")
+    DOUBLE_CLAIMS=$(sql "SELECT count(*) FROM (SELECT record_id FROM keel_pool_history WHERE action = 'claim' GROUP BY record_id HAVING count(*) > 1) twice")
+    CLAIM_RATE=$(awk -v n="$CLAIMED_ROWS" -v s="$CLAIM_SECONDS" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 1) }')
+}
+# Puts every record back in the pool with no history, as before a race.
+reset_pool() {
+    sql "UPDATE lead SET owner = NULL, claimed_at = NULL, version = 1" >/dev/null
+    sql "DELETE FROM keel_pool_history" >/dev/null
+    sql "DELETE FROM keel_audit" >/dev/null
+    if [[ $DB_KIND == postgres ]]; then sql "VACUUM ANALYZE" >/dev/null; fi
+}
+reset_pool
 start_keel
 : >"$WORK/tokens.txt"
 for rep in "${REPS[@]}"; do
     login "$KEEL_URL" "$rep" "$REP_PASSWORD" >>"$WORK/tokens.txt"
 done
 log "$CLAIMERS users claim $(wc -l <"$WORK/pool-ids.txt") records, two racing for each"
-# wrk's threads stop when their lists are done, but wrk itself waits out its duration: it is
-# interrupted (SIGINT, after which it prints its summary) once every record is claimed.
-CLAIMS_TOTAL=$(wc -l <"$WORK/pool-ids.txt")
-KEEL_BENCH_TOKEN='' KEEL_BENCH_TOKENS=$WORK/tokens.txt \
-    KEEL_BENCH_IDS=$WORK/pool-ids.txt KEEL_BENCH_POOL=bench_pool \
-    KEEL_BENCH_LISTS=$((CLAIMERS / 2)) \
-    wrk -t"$CLAIMERS" -c"$CLAIMERS" -d300s --timeout 10s \
-    -s "$KEEL_BENCH_LUA_DIR/claim.lua" "$KEEL_URL" >"$WORK/claims.txt" &
-WRK_PID=$!
-for _ in $(seq 1 3000); do
-    kill -0 "$WRK_PID" 2>/dev/null || break
-    (($(sql "SELECT count(*) FROM lead WHERE owner IS NOT NULL") >= CLAIMS_TOTAL)) && break
-    sleep 0.1
-done
-sleep 0.5
-kill -INT "$WRK_PID" 2>/dev/null || true
-wait "$WRK_PID" || true
-CLAIM_OUTPUT=$(cat "$WORK/claims.txt")
-CLAIM_LINE=$(grep '^KEEL_BENCH_RESULT' <<<"$CLAIM_OUTPUT") || { echo "$CLAIM_OUTPUT" >&2; exit 1; }
-# The claims' own span, first to last, from their pool history rows (server time).
-if [[ $DB_KIND == sqlite ]]; then
-    CLAIM_SECONDS=$(sql "SELECT round((julianday(max(at)) - julianday(min(at))) * 86400, 2) FROM keel_pool_history WHERE action = 'claim'")
-else
-    CLAIM_SECONDS=$(sql "SELECT round(extract(epoch FROM max(at) - min(at))::numeric, 2) FROM keel_pool_history WHERE action = 'claim'")
-fi
-CLAIM_REQUESTS=$(result_field "$CLAIM_LINE" requests)
-CLAIM_REFUSED=$(result_field "$CLAIM_LINE" non2xx)
-CLAIM_P99=$(result_field "$CLAIM_LINE" p99_us)
-CLAIMED_ROWS=$(sql "SELECT count(*) FROM lead WHERE owner IS NOT NULL")
-CLAIM_EVENTS=$(sql "SELECT count(*) FROM keel_pool_history WHERE action = 'claim'")
-DOUBLE_CLAIMS=$(sql "SELECT count(*) FROM (SELECT record_id FROM keel_pool_history WHERE action = 'claim' GROUP BY record_id HAVING count(*) > 1) twice")
+claim_race "$KEEL_URL" /api/v1
 stop_process "$KEEL_PID"
 KEEL_PID=
+KEEL_CLAIMS=("$CLAIMED_ROWS" "$CLAIM_SECONDS" "$CLAIM_RATE" "$CLAIM_REQUESTS" "$CLAIM_REFUSED" "$CLAIM_P99" "$CLAIM_EVENTS" "$DOUBLE_CLAIMS")
+# The baseline: the same race against keel-bench-baseline (the same claim as bare SQL, the
+# same sessions), on the same database put back as it was.
+reset_pool
+"$BASELINE" --db "$DB_URL" --listen "127.0.0.1:$BASELINE_PORT" --owner "$ADMIN" \
+    >"$WORK/baseline.log" 2>&1 &
+BASELINE_PID=$!
+wait_ready "http://127.0.0.1:$BASELINE_PORT/healthz" "$BASELINE_PID" "$WORK/baseline.log"
+log "the same race against the baseline"
+claim_race "http://127.0.0.1:$BASELINE_PORT" ""
+stop_process "$BASELINE_PID"
+BASELINE_PID=
 CLAIM_REPORT=$(cat <<TEXT
 
 Claims: $CLAIMERS users, $(wc -l <"$WORK/pool-ids.txt") records, two users racing for each.
 
-| figure | value |
-|---|---|
-| claims won | $CLAIMED_ROWS in $CLAIM_SECONDS s = **$(awk -v n="$CLAIMED_ROWS" -v s="$CLAIM_SECONDS" 'BEGIN { printf "%.0f", n / s }') claims/s** |
-| claim requests (won + lost) | $CLAIM_REQUESTS, of which $CLAIM_REFUSED refused (409: the other user won) |
-| claim p99 | $((CLAIM_P99 / 1000)) ms |
-| claim events in the pool history | $CLAIM_EVENTS |
-| records claimed twice | **$DOUBLE_CLAIMS** |
+| figure | Keel | baseline (bare SQL) |
+|---|---|---|
+| claims won | ${KEEL_CLAIMS[0]} in ${KEEL_CLAIMS[1]} s = **${KEEL_CLAIMS[2]} claims/s** | $CLAIMED_ROWS in $CLAIM_SECONDS s = $CLAIM_RATE claims/s |
+| Keel / baseline (claims per second) | **$(awk -v a="${KEEL_CLAIMS[2]}" -v b="$CLAIM_RATE" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')** | |
+| claim requests (won + lost) | ${KEEL_CLAIMS[3]}, of which ${KEEL_CLAIMS[4]} refused (409) | $CLAIM_REQUESTS, of which $CLAIM_REFUSED refused (409) |
+| claim p99 | $((KEEL_CLAIMS[5] / 1000)) ms | $((CLAIM_P99 / 1000)) ms |
+| claim events in the pool history | ${KEEL_CLAIMS[6]} | $CLAIM_EVENTS |
+| records claimed twice | **${KEEL_CLAIMS[7]}** | $DOUBLE_CLAIMS |
 TEXT
 )
 fi

@@ -2,11 +2,13 @@
 -- token of KEEL_BENCH_TOKENS (one per line) and claims, in order, every record of
 -- KEEL_BENCH_IDS whose line number is n modulo KEEL_BENCH_LISTS: with twice as many threads
 -- as lists, two users race for every record, so a claim can be lost (409) as well as won.
--- A thread stops when its list is done. KEEL_BENCH_POOL names the pool.
+-- A thread stops when its list is done. KEEL_BENCH_POOL names the pool; KEEL_BENCH_PREFIX
+-- goes before `/pools/…` (default `/api/v1`; empty for the baseline server).
 dofile(os.getenv("KEEL_BENCH_LUA_DIR") .. "/common.lua")
 
 local pool = os.getenv("KEEL_BENCH_POOL")
 local lists = tonumber(os.getenv("KEEL_BENCH_LISTS"))
+local prefix = os.getenv("KEEL_BENCH_PREFIX") or "/api/v1"
 local mine = {}
 local next_index = 1
 
@@ -33,7 +35,7 @@ function request()
       -- Asked once more after the last claim, before the stop takes effect.
       return wrk.format("GET", "/api/v1/healthz")
    end
-   return wrk.format("POST", "/api/v1/pools/" .. pool .. "/records/" .. id .. "/claim")
+   return wrk.format("POST", prefix .. "/pools/" .. pool .. "/records/" .. id .. "/claim")
 end
 
 function response(status, headers, body)

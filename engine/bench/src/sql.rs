@@ -1,4 +1,4 @@
-//! The benchmark lead's table layout and the SQL Keel runs for the three benchmarked calls,
+//! The benchmark lead's table layout and the SQL Keel runs for the benchmarked calls,
 //! written out once per dialect so the baseline runs exactly the same statements.
 //!
 //! Taken from `keel-store` (`records::select`, `records::condition`, `records::write`,
@@ -107,6 +107,44 @@ pub fn audit_insert(postgres: bool, rows: usize) -> String {
     }
     sql
 }
+
+/// The columns [`SQLITE_CLAIM`] and [`POSTGRES_CLAIM`] return: a record as [`LEAD_COLUMNS`].
+macro_rules! returning_lead {
+    () => {
+        " RETURNING \"id\", \"owner\", \"created_at\", \"created_by\", \"updated_at\", \
+         \"updated_by\", \"version\", \"deleted_at\", \"deleted_by\", \"name\", \"company\", \
+         \"phone\", \"email\", \"source\", \"status\", \"score\""
+    };
+}
+
+/// A pool claim (bench/pools.sh): the record `?3` of pool `?4`, if nobody holds it, becomes
+/// the user `?1`'s at `?2` — one conditional update, as Keel's claim makes (the pooled lead
+/// has Keel's pool columns besides [`LEAD_COLUMNS`]).
+pub const SQLITE_CLAIM: &str = concat!(
+    "UPDATE \"lead\" SET \"owner\" = ?1, \"claimed_at\" = ?2, \"updated_at\" = ?2, \
+     \"updated_by\" = ?1, \"version\" = \"version\" + 1 WHERE \"id\" = ?3 AND \"pool\" = ?4 \
+     AND \"owner\" IS NULL AND \"deleted_at\" IS NULL",
+    returning_lead!()
+);
+pub const POSTGRES_CLAIM: &str = concat!(
+    "UPDATE \"lead\" SET \"owner\" = $1, \"claimed_at\" = $2, \"updated_at\" = $2, \
+     \"updated_by\" = $1, \"version\" = \"version\" + 1 WHERE \"id\" = $3 AND \"pool\" = $4 \
+     AND \"owner\" IS NULL AND \"deleted_at\" IS NULL",
+    returning_lead!()
+);
+
+/// The pool history row of a claim: id, record, pool, the user (actor and new owner), at.
+pub const SQLITE_CLAIM_HISTORY: &str = "INSERT INTO \"keel_pool_history\" (\"id\", \"object\", \
+     \"record_id\", \"pool\", \"action\", \"actor\", \"from_user\", \"to_user\", \"reason\", \
+     \"note\", \"at\") VALUES (?1, 'lead', ?2, ?3, 'claim', ?4, NULL, ?4, NULL, NULL, ?5)";
+pub const POSTGRES_CLAIM_HISTORY: &str = "INSERT INTO \"keel_pool_history\" (\"id\", \"object\", \
+     \"record_id\", \"pool\", \"action\", \"actor\", \"from_user\", \"to_user\", \"reason\", \
+     \"note\", \"at\") VALUES ($1, 'lead', $2, $3, 'claim', $4, NULL, $4, NULL, NULL, $5)";
+
+/// The user of a session: Keel keeps the SHA-256 (hex) of each token as the session's id.
+pub const SQLITE_SESSION_USER: &str = "SELECT \"user_id\" FROM \"keel_sessions\" WHERE \"id\" = ?";
+pub const POSTGRES_SESSION_USER: &str =
+    "SELECT \"user_id\" FROM \"keel_sessions\" WHERE \"id\" = $1";
 
 #[cfg(test)]
 mod tests {

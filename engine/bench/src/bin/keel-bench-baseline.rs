@@ -8,28 +8,34 @@
 //!   and order: it is the benchmarked list, not a query language);
 //! - `POST /lead` → checks each field's type and options, then in one write transaction
 //!   (`BEGIN IMMEDIATE` on SQLite) inserts the lead and one `keel_audit` row per filled field
-//!   plus `owner`, as Keel does; 201 with the record.
+//!   plus `owner`, as Keel does; 201 with the record;
+//! - `POST /pools/{pool}/records/{id}/claim` (bench/pools.sh) → the user of the bearer
+//!   token's session (looked up once per token) claims the lead: in one write transaction the
+//!   conditional update, the pool history row and the audit rows of `owner` and
+//!   `claimed_at`, as Keel does; 200 with the record, 409 when someone holds it.
 //!
 //! It stops on Ctrl-C or SIGTERM.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use keel_bench::args::Args;
 use keel_bench::data::{SOURCES, STATUSES};
 use keel_bench::database::Pool;
 use keel_bench::sql::{
-    LEAD_FIELDS, POSTGRES_GET, POSTGRES_INSERT_LEAD, POSTGRES_LIST_BY_STATUS, SQLITE_GET,
-    SQLITE_INSERT_LEAD, SQLITE_LIST_BY_STATUS, audit_insert,
+    LEAD_FIELDS, POSTGRES_CLAIM, POSTGRES_CLAIM_HISTORY, POSTGRES_GET, POSTGRES_INSERT_LEAD,
+    POSTGRES_LIST_BY_STATUS, POSTGRES_SESSION_USER, SQLITE_CLAIM, SQLITE_CLAIM_HISTORY, SQLITE_GET,
+    SQLITE_INSERT_LEAD, SQLITE_LIST_BY_STATUS, SQLITE_SESSION_USER, audit_insert,
 };
 use serde_json::{Map, Value as JsonValue};
+use sha2::{Digest as _, Sha256};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row as _};
@@ -37,8 +43,9 @@ use sqlx::{AssertSqlSafe, Row as _};
 const USAGE: &str = "\
 usage: keel-bench-baseline --db URL [--listen 127.0.0.1:8091] [--owner bench]
 
-Serves GET /lead/{id}, GET /lead?status=eq.KEY&order=-score&limit=N and POST /lead on the
-benchmark database; leads it creates belong to the Keel user --owner.";
+Serves GET /lead/{id}, GET /lead?status=eq.KEY&order=-score&limit=N, POST /lead and
+POST /pools/POOL/records/ID/claim on the benchmark database; leads it creates belong to the
+Keel user --owner.";
 
 const SQLITE_DATETIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 const MAX_PAGE_SIZE: i64 = 500;
@@ -46,6 +53,8 @@ const MAX_PAGE_SIZE: i64 = 500;
 struct AppState {
     pool: Pool,
     owner: String,
+    /// Session token → user id, as read from `keel_sessions` the first time.
+    sessions: Mutex<HashMap<String, String>>,
 }
 
 type Shared = Arc<AppState>;
@@ -60,11 +69,13 @@ async fn main() -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         pool: pool.clone(),
         owner,
+        sessions: Mutex::new(HashMap::new()),
     });
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/lead", get(list_leads).post(create_lead))
         .route("/lead/{id}", get(get_lead))
+        .route("/pools/{pool}/records/{id}/claim", post(claim))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -421,6 +432,155 @@ async fn create_lead(
         record.insert(field.to_owned(), value);
     }
     Ok((StatusCode::CREATED, Json(JsonValue::Object(record))).into_response())
+}
+
+/// The user of the request's bearer token, or 401.
+async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<String, Failure> {
+    let unauthorized = || {
+        Failure(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({ "status": 401 }),
+        )
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    let cached = state
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|sessions| sessions.get(token).cloned());
+    if let Some(user) = cached {
+        return Ok(user);
+    }
+    let id = hex::encode(Sha256::digest(token.as_bytes()));
+    let user: Option<String> = match &state.pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar(SQLITE_SESSION_USER)
+                .bind(&id)
+                .fetch_optional(pool)
+                .await?
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(POSTGRES_SESSION_USER)
+                .bind(&id)
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    let user = user.ok_or_else(unauthorized)?;
+    if let Ok(mut sessions) = state.sessions.lock() {
+        sessions.insert(token.to_owned(), user.clone());
+    }
+    Ok(user)
+}
+
+async fn claim(
+    State(state): State<Shared>,
+    Path((pool_name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let user = session_user(&state, &headers).await?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the baseline deliberately bypasses Keel, its Clock included"
+    )]
+    let now = Utc::now();
+    let history_id = uuid::Uuid::now_v7().to_string();
+    let owner_json = JsonValue::String(user.clone());
+    let claimed_json = JsonValue::String(rfc3339(now));
+    let audit = [("owner", owner_json), ("claimed_at", claimed_json)];
+    let record = match &state.pool {
+        Pool::Sqlite(pool) => {
+            let at = now.format(SQLITE_DATETIME_FORMAT).to_string();
+            let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let Some(row) = sqlx::query(SQLITE_CLAIM)
+                .bind(&user)
+                .bind(&at)
+                .bind(&id)
+                .bind(&pool_name)
+                .fetch_optional(&mut *transaction)
+                .await?
+            else {
+                return Ok(taken());
+            };
+            let record = sqlite_record(&row)?;
+            sqlx::query(SQLITE_CLAIM_HISTORY)
+                .bind(&history_id)
+                .bind(&id)
+                .bind(&pool_name)
+                .bind(&user)
+                .bind(&at)
+                .execute(&mut *transaction)
+                .await?;
+            let mut query = sqlx::query(AssertSqlSafe(audit_insert(false, audit.len())));
+            for (field, value) in &audit {
+                query = query
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind("lead")
+                    .bind(&id)
+                    .bind(&at)
+                    .bind(&user)
+                    .bind("update")
+                    .bind(*field)
+                    .bind(None::<String>)
+                    .bind(value.to_string());
+            }
+            query.execute(&mut *transaction).await?;
+            transaction.commit().await?;
+            record
+        }
+        Pool::Postgres(pool) => {
+            let mut transaction = pool.begin().await?;
+            let Some(row) = sqlx::query(POSTGRES_CLAIM)
+                .bind(&user)
+                .bind(now)
+                .bind(&id)
+                .bind(&pool_name)
+                .fetch_optional(&mut *transaction)
+                .await?
+            else {
+                return Ok(taken());
+            };
+            let record = postgres_record(&row)?;
+            sqlx::query(POSTGRES_CLAIM_HISTORY)
+                .bind(&history_id)
+                .bind(&id)
+                .bind(&pool_name)
+                .bind(&user)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await?;
+            let mut query = sqlx::query(AssertSqlSafe(audit_insert(true, audit.len())));
+            for (field, value) in &audit {
+                query = query
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind("lead")
+                    .bind(&id)
+                    .bind(now)
+                    .bind(&user)
+                    .bind("update")
+                    .bind(*field)
+                    .bind(None::<JsonValue>)
+                    .bind(value.clone());
+            }
+            query.execute(&mut *transaction).await?;
+            transaction.commit().await?;
+            record
+        }
+    };
+    Ok(Json(JsonValue::Object(record)).into_response())
+}
+
+/// The 409 of a claim of a record someone holds (the transaction is rolled back on drop).
+fn taken() -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(serde_json::json!({ "status": 409, "code": "taken" })),
+    )
+        .into_response()
 }
 
 /// A selected lead as Keel answers it: the system fields a record carries (not the recycle

@@ -13,9 +13,10 @@ use keel_meta::{Object, Storage, Value};
 
 use crate::db::{Db, Dialect};
 use crate::error::StoreError;
+use crate::records::audit_insert_statements;
 use crate::records::execute::{Shape, fetch};
 use crate::records::statement::Statement;
-use crate::records::{Condition, RecordWrite, Row, SelectQuery};
+use crate::records::{AuditEntry, Condition, RecordWrite, Row, SelectQuery};
 
 const TABLE: &str = "keel_pool_history";
 const COLUMNS: [&str; 11] = [
@@ -168,41 +169,23 @@ impl RecordWrite {
 
     /// Appends `events` to the pool history, in multi-row INSERTs.
     pub async fn insert_pool_history(&mut self, events: &[PoolEvent]) -> Result<(), StoreError> {
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let mut statement = Statement::new(self.dialect(), TABLE);
-            statement.push("INSERT INTO \"keel_pool_history\" (");
-            for (index, column) in COLUMNS.iter().enumerate() {
-                if index > 0 {
-                    statement.push(", ");
-                }
-                statement.push_identifier(column);
-            }
-            statement.push(") VALUES ");
-            for (row, event) in chunk.iter().enumerate() {
-                if row > 0 {
-                    statement.push(", ");
-                }
-                let values = [
-                    text(&event.id),
-                    text(&event.object),
-                    text(&event.record_id),
-                    text(&event.pool),
-                    text(&event.action),
-                    text(&event.actor),
-                    optional_text(event.from_user.as_deref()),
-                    optional_text(event.to_user.as_deref()),
-                    optional_text(event.reason.as_deref()),
-                    optional_text(event.note.as_deref()),
-                ];
-                statement.push("(");
-                for value in &values {
-                    statement.push_value(value, Storage::Text)?;
-                    statement.push(", ");
-                }
-                statement.push_value(&Value::Datetime(event.at), Storage::Datetime)?;
-                statement.push(")");
-            }
+        for statement in history_statements(self.dialect(), events)? {
             self.run(&statement).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends `audit` to the audit trail and `events` to the pool history in one round
+    /// trip ([`Statement::batch`]): what a pool move writes beside its update.
+    pub async fn insert_audit_and_pool_history(
+        &mut self,
+        audit: &[AuditEntry],
+        events: &[PoolEvent],
+    ) -> Result<(), StoreError> {
+        let mut statements = audit_insert_statements(self.dialect(), audit)?;
+        statements.extend(history_statements(self.dialect(), events)?);
+        if let Some(batch) = Statement::batch(statements) {
+            self.run(&batch).await?;
         }
         Ok(())
     }
@@ -264,6 +247,51 @@ impl RecordWrite {
         }
         Ok(changed)
     }
+}
+
+/// The multi-row INSERTs of `events` into the pool history.
+fn history_statements(
+    dialect: Dialect,
+    events: &[PoolEvent],
+) -> Result<Vec<Statement>, StoreError> {
+    let mut statements = Vec::new();
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut statement = Statement::new(dialect, TABLE);
+        statement.push("INSERT INTO \"keel_pool_history\" (");
+        for (index, column) in COLUMNS.iter().enumerate() {
+            if index > 0 {
+                statement.push(", ");
+            }
+            statement.push_identifier(column);
+        }
+        statement.push(") VALUES ");
+        for (row, event) in chunk.iter().enumerate() {
+            if row > 0 {
+                statement.push(", ");
+            }
+            let values = [
+                text(&event.id),
+                text(&event.object),
+                text(&event.record_id),
+                text(&event.pool),
+                text(&event.action),
+                text(&event.actor),
+                optional_text(event.from_user.as_deref()),
+                optional_text(event.to_user.as_deref()),
+                optional_text(event.reason.as_deref()),
+                optional_text(event.note.as_deref()),
+            ];
+            statement.push("(");
+            for value in &values {
+                statement.push_value(value, Storage::Text)?;
+                statement.push(", ");
+            }
+            statement.push_value(&Value::Datetime(event.at), Storage::Datetime)?;
+            statement.push(")");
+        }
+        statements.push(statement);
+    }
+    Ok(statements)
 }
 
 fn count_statement(

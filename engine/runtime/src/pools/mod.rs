@@ -378,18 +378,7 @@ impl Pools {
     ) -> Result<Json, RecordError> {
         let (pool, object, role) = self.pool(actor, name)?;
         let mut problems = Vec::new();
-        match reason {
-            Some(reason) if pool.release_reasons.iter().any(|known| known == reason) => {}
-            None if pool.release_reasons.is_empty() => {}
-            _ => problems.push(FieldProblem {
-                field: "reason".to_owned(),
-                code: "invalid_choice",
-                message: format!(
-                    "`reason` must be one of: {}",
-                    pool.release_reasons.join(", ")
-                ),
-            }),
-        }
+        check_reason(&pool.release_reasons, reason, &mut problems);
         check_note(note, &mut problems);
         if !problems.is_empty() {
             return Err(RecordError::Invalid(problems));
@@ -726,8 +715,8 @@ impl Pools {
     }
 
     /// Applies one move to `current` in `write`: the conditional update (version + 1,
-    /// `updated_*`), the field audit rows, the pool history row and, for an assignment or a
-    /// return, the notification. Returns the row as saved.
+    /// `updated_*`), then the field audit rows and the pool history row in one round trip.
+    /// Returns the row as saved.
     #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
@@ -750,9 +739,10 @@ impl Pools {
             return Ok(None);
         }
         let audit = audit_rows(object, current, &changes, Some(&event.actor.id), now);
-        write.insert_audit(&audit).await?;
         let history = event.row(pool, object, current, now);
-        write.insert_pool_history(&[history]).await?;
+        write
+            .insert_audit_and_pool_history(&audit, &[history])
+            .await?;
         let mut saved = current.clone();
         for (name, value) in changes {
             saved.insert(name, value);
@@ -1020,6 +1010,24 @@ fn refused(code: &'static str, message: &str) -> RecordError {
     }
 }
 
+/// A release's `reason`: one of the pool's `release_reasons` when it has any, none when it
+/// has none.
+fn check_reason(reasons: &[String], reason: Option<&str>, problems: &mut Vec<FieldProblem>) {
+    let message = match reason {
+        Some(reason) if reasons.iter().any(|known| known == reason) => return,
+        None if reasons.is_empty() => return,
+        Some(_) if reasons.is_empty() => {
+            "this pool has no release reasons: leave `reason` out".to_owned()
+        }
+        _ => format!("`reason` must be one of: {}", reasons.join(", ")),
+    };
+    problems.push(FieldProblem {
+        field: "reason".to_owned(),
+        code: "invalid_choice",
+        message,
+    });
+}
+
 fn check_note(note: Option<&str>, problems: &mut Vec<FieldProblem>) {
     if let Some(note) = note
         && (note.chars().count() > MAX_NOTE_CHARS || note.contains('\0'))
@@ -1071,4 +1079,37 @@ pub(crate) fn storage_of(object: &Object, name: &str) -> Option<Storage> {
         .iter()
         .find(|column| column.name == name)
         .map(|column| column.storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(reasons: &[&str], reason: Option<&str>) -> Vec<String> {
+        let reasons: Vec<String> = reasons.iter().map(|reason| (*reason).to_owned()).collect();
+        let mut problems = Vec::new();
+        check_reason(&reasons, reason, &mut problems);
+        problems
+            .into_iter()
+            .map(|problem| problem.message)
+            .collect()
+    }
+
+    #[test]
+    fn a_release_reason_is_one_of_the_pools_and_none_is_given_when_it_has_none() {
+        assert!(messages(&["no_need", "other"], Some("other")).is_empty());
+        assert!(messages(&[], None).is_empty());
+        assert_eq!(
+            messages(&["no_need", "other"], Some("bored")),
+            ["`reason` must be one of: no_need, other"]
+        );
+        assert_eq!(
+            messages(&["no_need", "other"], None),
+            ["`reason` must be one of: no_need, other"]
+        );
+        assert_eq!(
+            messages(&[], Some("bored")),
+            ["this pool has no release reasons: leave `reason` out"]
+        );
+    }
 }

@@ -271,8 +271,7 @@ async fn return_chunk(
         });
         audit.extend(audit_rows(object, row, &changes, None, now));
     }
-    write.insert_pool_history(&events).await?;
-    write.insert_audit(&audit).await?;
+    write.insert_audit_and_pool_history(&audit, &events).await?;
     let mut notified = 0;
     if pool.notify_on_return {
         let mut notifications = Vec::new();

@@ -34,6 +34,7 @@ use indexmap::IndexMap;
 use keel_meta::{Object, Value};
 
 pub use aggregate::{Measure, aggregate};
+pub(crate) use audit::audit_insert_statements;
 pub(crate) use audit::write_audit;
 pub use audit::{AuditEntry, append as append_audit, changed_by, history, recent};
 pub use write::RecordWrite;

@@ -2,10 +2,10 @@
 //! stage field, so an ordinary update, bulk item or import that changes it is refused
 //! (`use_transition`); a create may only put a record into the process's first stage (an
 //! empty stage is filled with it) and writes the first stage-history row; a transition
-//! (`crate::processes`) saves through the same `update_in` with a [`StageMove`] that checks
-//! the target stage's `require`d fields, runs its `guard` script and decides whether an
-//! approval applies; and a record whose transition waits for approval is locked against
-//! edits except by admins.
+//! (`crate::processes`) saves through the same update path (`update_current_in`, with the
+//! record it read) and a [`StageMove`] that checks the target stage's `require`d fields,
+//! runs its `guard` script and decides whether an approval applies; and a record whose
+//! transition waits for approval is locked against edits except by admins.
 
 use keel_meta::{Object, Process, Stage, Value};
 use keel_script::{RunError, ScriptEvent, ScriptValue};

@@ -1028,17 +1028,7 @@ fn object_paths(view: &ObjectView<'_>, paths: &mut Map<String, Value>) {
     let id_parameter = json!({ "$ref": "#/components/parameters/id" });
     let order = parameter_ref(&view.order_parameter_name());
 
-    let mut list_parameters = vec![
-        order.clone(),
-        parameter_ref("limit"),
-        parameter_ref("after"),
-        parameter_ref("q"),
-        fields_parameter(view),
-    ];
-    list_parameters.extend(filter_parameter_refs(
-        view,
-        &["order", "limit", "after", "q", "fields"],
-    ));
+    let list_parameters = list_parameters(view, Vec::new(), &[]);
     paths.insert(
         format!("/records/{name}"),
         json!({
@@ -2560,6 +2550,24 @@ fn query_schema(view: &ObjectView<'_>) -> Value {
         },
         "additionalProperties": false,
     })
+}
+
+/// The query parameters of a page of `view`'s records: `own` (the operation's own, whose
+/// names are `own_names`), then `order`, `limit`, `after`, `q` and `fields`, then a filter
+/// per filterable field whose name none of them takes.
+fn list_parameters(view: &ObjectView<'_>, own: Vec<Value>, own_names: &[&str]) -> Vec<Value> {
+    let mut parameters = own;
+    parameters.extend([
+        parameter_ref(&view.order_parameter_name()),
+        parameter_ref("limit"),
+        parameter_ref("after"),
+        parameter_ref("q"),
+        fields_parameter(view),
+    ]);
+    let mut reserved = own_names.to_vec();
+    reserved.extend(["order", "limit", "after", "q", "fields"]);
+    parameters.extend(filter_parameter_refs(view, &reserved));
+    parameters
 }
 
 /// References to the filter parameters of `view`, leaving out fields whose name an

@@ -16,8 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Direction, FILTER_DATE, FILTER_OPERATORS, ObjectView, QUERY_WHITESPACE, UserAccess, WHITESPACE,
-    field_schema, fields_parameter, filter_parameter_refs, ignored_keys, parameter_ref, schema_ref,
-    with_problems,
+    field_schema, ignored_keys, list_parameters, schema_ref, with_problems,
 };
 
 /// The component schemas this module's paths refer to; object schemas never take these
@@ -186,24 +185,17 @@ pub(super) fn pool_paths(
             }),
         );
 
-        let mut list_parameters = vec![
-            json!({
+        let list_parameters = list_parameters(
+            view,
+            vec![json!({
                 "name": "held",
                 "in": "query",
                 "required": false,
                 "description": "`true` (or `1`): the records held from the pool that the user follows (their own; a manager's team's; every one for an admin), each with `_pool`. `false`, `0`, empty or absent: the records in the pool, nobody's.",
                 "schema": { "type": "string", "enum": ["true", "false", "1", "0", ""] },
-            }),
-            parameter_ref(&view.order_parameter_name()),
-            parameter_ref("limit"),
-            parameter_ref("after"),
-            parameter_ref("q"),
-            fields_parameter(view),
-        ];
-        list_parameters.extend(filter_parameter_refs(
-            view,
-            &["held", "order", "limit", "after", "q", "fields"],
-        ));
+            })],
+            &["held"],
+        );
         let page = json!({
             "type": "object",
             "properties": {

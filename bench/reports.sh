@@ -13,8 +13,9 @@
 # stage history with SQL in the database itself (deterministic: opportunity n follows one of
 # four paths by n mod 4 — won, lost late, back and forth and still open, lost early after a
 # reopen — created at an even pace through 2026 in the order of their ids, as real records
-# are: ids are UUIDv7, so a period's records and their history sit together), and starts
-# `keel serve` on loopback.
+# are: ids are UUIDv7, so a period's records and their history sit together) with each
+# opportunity's stage summary as its moves would have kept it, and starts `keel serve` on
+# loopback.
 # Everything it started is stopped, whatever happens; every wait is bounded.
 set -euo pipefail
 
@@ -33,7 +34,7 @@ ADMIN_PASSWORD=bench-password-0
 REP_PASSWORD=rep-password-0
 REPS=10
 
-usage() { header_usage "${BASH_SOURCE[0]}" 18; }
+usage() { header_usage "${BASH_SOURCE[0]}" 19; }
 
 while (($# > 0)); do
     case $1 in
@@ -140,18 +141,32 @@ PATHS="(0, 0, 'qualification'), (0, 1, 'needs_analysis'), (0, 2, 'proposal'), (0
   (2, 0, 'qualification'), (2, 1, 'needs_analysis'), (2, 2, 'proposal'), (2, 3, 'needs_analysis'), (2, 4, 'proposal'),
   (3, 0, 'qualification'), (3, 1, 'lost'), (3, 2, 'qualification'), (3, 3, 'needs_analysis'), (3, 4, 'lost')"
 REPS_BY_NUMBER="SELECT id, row_number() OVER (ORDER BY username) - 1 AS k FROM keel_users WHERE username LIKE 'rep%'"
+# Each path's stage summary (the opportunity's keel_stages, as its moves would have kept it):
+# per stage [times entered, completed stays, their seconds], every stay a day long.
+summaries() { # JSON_OBJECT_AGG JSON_ARRAY: the CTEs paths, moves and summaries (p, j)
+    echo "paths(p, j, stage) AS (VALUES $PATHS),
+      moves AS (SELECT cur.p, prev.stage AS from_stage, cur.stage AS to_stage,
+        CASE WHEN cur.j = 0 THEN NULL ELSE 86400 END AS seconds
+        FROM paths cur LEFT JOIN paths prev ON prev.p = cur.p AND prev.j = cur.j - 1),
+      parts AS (SELECT p, to_stage AS stage, 1 AS e, 0 AS n, 0 AS s FROM moves
+        UNION ALL SELECT p, from_stage, 0, 1, seconds FROM moves WHERE seconds IS NOT NULL),
+      summaries AS (SELECT p, $1(stage, $2(e, n, s)) AS j
+        FROM (SELECT p, stage, sum(e) AS e, sum(n) AS n, sum(s) AS s FROM parts GROUP BY p, stage) t
+        GROUP BY p)"
+}
 log "generating $ROWS opportunities and $((ROWS * 5)) stage history rows"
 GENERATION_STARTED=$(date +%s)
 if [[ $DB_KIND == sqlite ]]; then
     # Keel's SQLite forms: instants as fixed-width UTC text, money as cents.
     day="strftime('%Y-%m-%dT%H:%M:%S', '2025-12-31 16:00:00', '+' || (s.n * 31536000 / $ROWS) || ' seconds')"
     sql "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < $ROWS - 1),
-      paths(p, j, stage) AS (VALUES $PATHS),
+      $(summaries json_group_object json_array),
       reps AS ($REPS_BY_NUMBER)
-    INSERT INTO opportunity (id, owner, created_at, created_by, updated_at, updated_by, version, name, stage, amount)
+    INSERT INTO opportunity (id, owner, created_at, created_by, updated_at, updated_by, version, name, stage, amount, keel_stages)
     SELECT printf('opp-%08d', s.n), reps.id, $day || '.000000Z', reps.id, $day || '.000000Z', reps.id, 1,
-      'Deal ' || s.n, paths.stage, ((s.n % 1000) + 1) * 100000
-    FROM s JOIN reps ON reps.k = s.n % $REPS JOIN paths ON paths.p = s.n % 4 AND paths.j = 4"
+      'Deal ' || s.n, paths.stage, ((s.n % 1000) + 1) * 100000, summaries.j
+    FROM s JOIN reps ON reps.k = s.n % $REPS JOIN paths ON paths.p = s.n % 4 AND paths.j = 4
+      JOIN summaries ON summaries.p = paths.p"
     sql "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < $ROWS - 1),
       paths(p, j, stage) AS (VALUES $PATHS)
     INSERT INTO keel_stage_history (id, object, record_id, process, from_stage, to_stage, at, by_user, comment, seconds_in_from)
@@ -164,12 +179,12 @@ if [[ $DB_KIND == sqlite ]]; then
     sql "ANALYZE" >/dev/null
 else
     day="(timestamptz '2026-01-01 00:00:00+08' + (s.n::bigint * 31536000 / $ROWS) * interval '1 second')"
-    sql "WITH paths(p, j, stage) AS (VALUES $PATHS), reps AS ($REPS_BY_NUMBER)
-    INSERT INTO opportunity (id, owner, created_at, created_by, updated_at, updated_by, version, name, stage, amount)
+    sql "WITH $(summaries jsonb_object_agg jsonb_build_array), reps AS ($REPS_BY_NUMBER)
+    INSERT INTO opportunity (id, owner, created_at, created_by, updated_at, updated_by, version, name, stage, amount, keel_stages)
     SELECT 'opp-' || lpad(s.n::text, 8, '0'), reps.id, $day, reps.id, $day, reps.id, 1,
-      'Deal ' || s.n, paths.stage, ((s.n % 1000) + 1) * 1000
+      'Deal ' || s.n, paths.stage, ((s.n % 1000) + 1) * 1000, summaries.j
     FROM generate_series(0, $ROWS - 1) AS s(n) JOIN reps ON reps.k = s.n % $REPS
-      JOIN paths ON paths.p = s.n % 4 AND paths.j = 4"
+      JOIN paths ON paths.p = s.n % 4 AND paths.j = 4 JOIN summaries ON summaries.p = paths.p"
     sql "WITH paths(p, j, stage) AS (VALUES $PATHS)
     INSERT INTO keel_stage_history (id, object, record_id, process, from_stage, to_stage, at, by_user, comment, seconds_in_from)
     SELECT 'h-' || lpad(s.n::text, 8, '0') || '-' || cur.j, 'opportunity', 'opp-' || lpad(s.n::text, 8, '0'),
@@ -211,7 +226,7 @@ ADMIN_YEAR=$(median_ms "$ADMIN_TOKEN" "$YEAR"); ADMIN_YEAR_N=$(cohort)
 REP_MONTH=$(median_ms "$REP_TOKEN" "$MONTH"); REP_MONTH_N=$(cohort)
 REP_YEAR=$(median_ms "$REP_TOKEN" "$YEAR"); REP_YEAR_N=$(cohort)
 curl -fsS --max-time 120 -H "Authorization: Bearer $ADMIN_TOKEN" \
-    "$KEEL_URL/api/v1/reports/funnel?$YEAR" | jq -c '[.stages[] | {key, reached}]' >"$WORK/stages.json"
+    "$KEEL_URL/api/v1/reports/funnel?$YEAR" | jq -c '[.stages[] | {key, reached, avg_days}]' >"$WORK/stages.json"
 
 REPORT=$(cat <<TEXT
 ### $DB_KIND — $(date -u +%Y-%m-%d) (commit $(git -C "$ROOT" rev-parse --short HEAD); load average $(cut -d' ' -f1-3 /proc/loadavg))
@@ -225,7 +240,7 @@ $OPPORTUNITIES opportunities, $HISTORY_ROWS stage history rows (generated in $GE
 | rep (own scope), one month | $REP_MONTH_N | $REP_MONTH ms |
 | rep (own scope), the whole year | $REP_YEAR_N | $REP_YEAR ms |
 
-Reached per stage (admin, the year): \`$(cat "$WORK/stages.json")\`
+Reached and average days per stage (admin, the year): \`$(cat "$WORK/stages.json")\`
 TEXT
 )
 echo "$REPORT"

@@ -1031,6 +1031,101 @@ db_test!(
     }
 );
 
+const DEAL: &str = "\
+name: deal
+title: name
+fields:
+  name: { type: text }
+  stage: { type: choice, default: open, options: [open, offer, won] }
+";
+
+const DEAL_SALES: &str = "\
+name: deal_sales
+object: deal
+stage_field: stage
+stages:
+  - { key: open, probability: 10 }
+  - { key: offer, probability: 50 }
+  - { key: won, probability: 100, outcome: won }
+transitions:
+  - { linear: true }
+";
+
+/// The stage summary of every deal, in id order (`None` for none).
+async fn summaries(db: &Db) -> Vec<Option<serde_json::Value>> {
+    column_texts(db, "deal", "keel_stages")
+        .await
+        .into_iter()
+        .map(|text| text.map(|text| serde_json::from_str(&text).unwrap()))
+        .collect()
+}
+
+db_test!(
+    a_process_added_to_an_object_with_history_fills_in_its_stage_summary,
+    |db| async move {
+        let store = connect(&db).await;
+        let app = app(&[("deal", DEAL)]);
+        migrate::apply(&store, &load(&app), false).await.unwrap();
+        insert(&store, "deal", "d1", &[("stage", Value::Text("offer"))]).await;
+        insert(&store, "deal", "d2", &[("stage", Value::Text("open"))]).await;
+        // d1's history (left behind by an earlier process): created in open, an hour there,
+        // a minute in offer, back to open, then offer again after a stay of unknown length.
+        execute(
+            &store,
+            "INSERT INTO keel_stage_history (id, object, record_id, process, from_stage, \
+             to_stage, at, seconds_in_from) VALUES \
+             ('h1', 'deal', 'd1', 'old', NULL, 'open', '2026-01-01T00:00:00.000000Z', NULL), \
+             ('h2', 'deal', 'd1', 'old', 'open', 'offer', '2026-01-01T01:00:00.000000Z', 3600), \
+             ('h3', 'deal', 'd1', 'old', 'offer', 'open', '2026-01-01T01:01:00.000000Z', 60), \
+             ('h4', 'deal', 'd1', 'old', 'open', 'offer', '2026-01-01T02:00:00.000000Z', NULL), \
+             ('h5', 'other', 'd2', 'old', NULL, 'offer', '2026-01-01T00:00:00.000000Z', NULL)",
+        )
+        .await;
+
+        app.write("workflows/processes/deal_sales.yaml", DEAL_SALES);
+        let schema = load(&app);
+        let plan = migrate::plan(&store, &schema).await.unwrap();
+        assert_eq!(
+            kinds(&plan),
+            [(StepKind::AddColumn, Safety::Safe)],
+            "{}",
+            plan.render()
+        );
+        assert_eq!(
+            plan.steps[0].description,
+            "add column deal.keel_stages (json), filled in from the stage history"
+        );
+        migrate::apply(&store, &schema, false).await.unwrap();
+        assert_matches_layout(&introspect::read(&store).await.unwrap(), &schema);
+        // Per stage: [entered, completed stays of known length, their seconds]. d2's only
+        // history row is another object's.
+        assert_eq!(
+            summaries(&store).await,
+            [
+                Some(serde_json::json!({ "open": [2, 1, 3600], "offer": [2, 1, 60] })),
+                None
+            ]
+        );
+
+        // Without the process the summary goes, safely: the history it came from stays.
+        app.remove("workflows/processes/deal_sales.yaml");
+        let schema = load(&app);
+        let plan = migrate::plan(&store, &schema).await.unwrap();
+        assert_eq!(
+            kinds(&plan),
+            [(StepKind::ArchiveColumn, Safety::Safe)],
+            "{}",
+            plan.render()
+        );
+        migrate::apply(&store, &schema, false).await.unwrap();
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM keel_stage_history").await,
+            5
+        );
+        store.close().await;
+    }
+);
+
 /// `text` with archive timestamps replaced, so snapshots do not depend on the clock.
 fn without_archive_times(text: &str) -> String {
     let mut out = String::new();

@@ -194,6 +194,19 @@ impl TestApp {
         body["data"].as_array().unwrap().clone()
     }
 
+    /// The deal's stage summary as the funnel reads it (`keel_stages`, JSON).
+    async fn summary(&self, id: &str) -> Value {
+        let sql = "SELECT CAST(keel_stages AS TEXT) FROM deal WHERE id = $1";
+        let text: Option<String> = match self.state.db() {
+            keel_store::Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await,
+            keel_store::Db::Postgres(pool) => {
+                sqlx::query_scalar(sql).bind(id).fetch_one(pool).await
+            }
+        }
+        .unwrap();
+        text.map_or(Value::Null, |text| serde_json::from_str(&text).unwrap())
+    }
+
     async fn notifications(&self, token: &str) -> Vec<String> {
         let (status, body) = self.get(token, "/notifications").await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -344,6 +357,12 @@ keel_testkit::db_test!(
             .map(|h| h["seconds_in_from"].clone())
             .collect();
         assert_eq!(stays, [json!(null), json!(5 * 3600), json!(61), json!(1)]);
+        // Each move keeps the summary the funnel reads: per stage [entered, completed stays,
+        // their seconds].
+        assert_eq!(
+            app.summary(&id).await,
+            json!({ "lead": [2, 2, 5 * 3600 + 1], "qualify": [2, 1, 61] })
+        );
         // propose (no discount: no approval) → negotiate needs approval; won is not a
         // neighbour of propose, and linear never leads to `lost`.
         let (status, body) = app.move_to(&rep, &id, "propose", json!({})).await;

@@ -9,6 +9,7 @@ use keel_meta::{OnDelete, Schema, Storage};
 
 use crate::db::Dialect;
 use crate::naming::{index_name, unique_index_name};
+use crate::processes::STAGE_SUMMARY;
 use crate::system_tables::{ColumnDefault, SYSTEM_TABLES};
 
 /// The whole desired layout: system tables first, then one table per object in schema
@@ -33,6 +34,7 @@ pub fn database_layout(schema: &Schema) -> Vec<TableLayout> {
                     renamed_from: None,
                     default: column.default,
                     required: None,
+                    fill: None,
                 })
                 .collect();
             let declared = table
@@ -69,9 +71,29 @@ pub fn database_layout(schema: &Schema) -> Vec<TableLayout> {
                     renamed_from: column.renamed_from,
                     default: None,
                     required,
+                    fill: None,
                 }
             })
             .collect();
+        let mut columns = columns;
+        if schema
+            .processes
+            .values()
+            .any(|process| process.object == object.name)
+        {
+            columns.push(ColumnLayout {
+                name: STAGE_SUMMARY.to_owned(),
+                storage: Storage::Json,
+                not_null: false,
+                primary_key: false,
+                unique: false,
+                references: None,
+                renamed_from: None,
+                default: None,
+                required: None,
+                fill: Some(ColumnFill::StageSummary),
+            });
+        }
         tables.push(TableLayout {
             indexes: index_layouts(&object.name, &columns, object.all_indexes()),
             name: object.name.clone(),
@@ -114,6 +136,18 @@ pub struct ColumnLayout {
     /// For declared fields, whether the field is `required` (enforced on save, checked
     /// against existing rows by the planner); `None` for system columns.
     pub required: Option<bool>,
+    /// How existing rows get a value when the column is added to a table that has them;
+    /// `None`: they stay NULL (or take `default`).
+    pub fill: Option<ColumnFill>,
+}
+
+/// Values the migration that adds a column computes for the existing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnFill {
+    /// The stage summary of a process object's records, from their stage history
+    /// ([`crate::processes::STAGE_SUMMARY`]). Derived data: when no process wants the column
+    /// any more, its archive is a safe step.
+    StageSummary,
 }
 
 /// A foreign key to `table`'s `id`.

@@ -64,6 +64,143 @@ const TASK_COLUMNS: [(&str, Storage); 10] = [
     ("reminders", Storage::Integer),
 ];
 
+/// The column of a process object's table that sums up each record's stage history for the
+/// funnel (docs/reports.md), so that the funnel reads the cohort's rows and not their
+/// history: a JSON object from stage key to `[entered, stays, seconds]` — how many times the
+/// record entered the stage, how many of its stays there ended with a known duration, and
+/// their total seconds. NULL (or `{}`) for a record that never moved: its current stage, the
+/// first, stands for its history. Every move rewrites it from the history in the same
+/// transaction ([`RecordWrite::insert_stage_move`]); the migration that adds the column
+/// fills it in for the records that have history ([`stage_summary_backfill`]).
+pub const STAGE_SUMMARY: &str = "keel_stages";
+
+/// The summary ([`STAGE_SUMMARY`]) of the record of `object` whose id is `"<object>"."id"`,
+/// computed from its stage history (every process: an object has at most one): a scalar
+/// subquery for `UPDATE "<object>" SET keel_stages = …`. SQL text without parameters
+/// (`object` is an identifier, written as a literal), so a migration step can carry it.
+fn stage_summary_sql(dialect: Dialect, object: &str) -> String {
+    let (aggregate, array) = match dialect {
+        Dialect::Sqlite => ("json_group_object", "json_array"),
+        Dialect::Postgres => ("jsonb_object_agg", "jsonb_build_array"),
+    };
+    let rows = |what: &str, filter: &str| {
+        format!(
+            "SELECT {what} FROM {HISTORY} keel_h WHERE keel_h.object = {} AND \
+             keel_h.record_id = {}.\"id\"{filter}",
+            crate::layout::string_literal(object),
+            crate::naming::quote(object),
+        )
+    };
+    format!(
+        "(SELECT {aggregate}(keel_k.stage, {array}(keel_k.entered, keel_k.stays, \
+         keel_k.seconds)) FROM (SELECT keel_u.stage AS stage, sum(keel_u.entered) AS entered, \
+         sum(keel_u.stays) AS stays, sum(keel_u.seconds) AS seconds FROM ({} UNION ALL {}) \
+         keel_u GROUP BY keel_u.stage) keel_k)",
+        rows(
+            "keel_h.to_stage AS stage, 1 AS entered, 0 AS stays, 0 AS seconds",
+            ""
+        ),
+        rows(
+            "keel_h.from_stage, 0, 1, keel_h.seconds_in_from",
+            " AND keel_h.from_stage IS NOT NULL AND keel_h.seconds_in_from IS NOT NULL"
+        ),
+    )
+}
+
+/// `UPDATE "<object>" SET keel_stages = <its summary>`, for the records that have stage
+/// history: the migration step that adds the column runs it to fill the column in, and
+/// [`crate::reports::seed_stage_history`] after writing history directly.
+pub fn stage_summary_backfill(dialect: Dialect, object: &str) -> String {
+    format!(
+        "UPDATE {table} SET {STAGE_SUMMARY} = {summary} WHERE \"id\" IN \
+         (SELECT record_id FROM {HISTORY} WHERE object = {name})",
+        table = crate::naming::quote(object),
+        summary = stage_summary_sql(dialect, object),
+        name = crate::layout::string_literal(object),
+    )
+}
+
+/// `UPDATE "<object>" SET keel_stages = …` for the move `entry`: the summary it had, with
+/// one more entry into `to_stage` and, when `seconds` (SQL for the stay the move ends, NULL
+/// when unknown) is not NULL, one more completed stay of that length in `from_stage`. The
+/// same figures [`stage_summary_sql`] computes from the whole history, kept in constant time
+/// however long the history grows.
+fn summary_update(
+    dialect: Dialect,
+    entry: &StageEntry,
+    seconds: &Statement,
+) -> Result<Statement, StoreError> {
+    let mut statement = Statement::new(dialect, &entry.object);
+    statement.push(&format!(
+        "UPDATE {} SET {STAGE_SUMMARY} = ",
+        crate::naming::quote(&entry.object)
+    ));
+    statement.push(match dialect {
+        Dialect::Sqlite => "json_patch(coalesce(keel_stages, '{}'), json_object(",
+        Dialect::Postgres => "coalesce(keel_stages, '{}'::jsonb) || jsonb_build_object(",
+    });
+    // (stage, entered, left): one entry per stage, so that a move within one stage (were a
+    // process to allow it) counts both.
+    let mut changes = vec![(entry.to_stage.as_str(), true, false)];
+    if let Some(from) = entry.from_stage.as_deref() {
+        match changes.iter_mut().find(|(stage, ..)| *stage == from) {
+            Some(change) => change.2 = true,
+            None => changes.push((from, false, true)),
+        }
+    }
+    for (position, (stage, entered, left)) in changes.into_iter().enumerate() {
+        if position > 0 {
+            statement.push(", ");
+        }
+        statement.push_value(&text(stage), Storage::Text)?;
+        statement.push(match dialect {
+            Dialect::Sqlite => ", json_array(",
+            Dialect::Postgres => ", jsonb_build_array(",
+        });
+        for part in 0..3 {
+            if part > 0 {
+                statement.push(", ");
+            }
+            statement.push("coalesce(");
+            match dialect {
+                Dialect::Sqlite => {
+                    statement.push("json_extract(keel_stages, ");
+                    statement
+                        .push_value(&text(&format!("$.\"{stage}\"[{part}]")), Storage::Text)?;
+                    statement.push(")");
+                }
+                Dialect::Postgres => {
+                    statement.push("CAST(keel_stages -> ");
+                    statement.push_value(&text(stage), Storage::Text)?;
+                    statement.push(&format!(" ->> {part} AS BIGINT)"));
+                }
+            }
+            statement.push(", 0)");
+            match part {
+                0 if entered => statement.push(" + 1"),
+                1 if left => {
+                    statement.push(" + CASE WHEN ");
+                    statement.append_copy(seconds);
+                    statement.push(" IS NULL THEN 0 ELSE 1 END");
+                }
+                2 if left => {
+                    statement.push(" + coalesce(");
+                    statement.append_copy(seconds);
+                    statement.push(", 0)");
+                }
+                _ => {}
+            }
+        }
+        statement.push(")");
+    }
+    statement.push(match dialect {
+        Dialect::Sqlite => ")) WHERE \"id\" = ",
+        Dialect::Postgres => ") WHERE \"id\" = ",
+    });
+    statement.push_value(&text(&entry.record_id), Storage::Text)?;
+    Ok(statement)
+}
+
 /// One stage change of a record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StageEntry {
@@ -372,6 +509,13 @@ fn approval_values(approval: &ApprovalRow) -> Vec<Value> {
     ]
 }
 
+/// The error of a batch of no statements, which the writes here never make.
+fn empty_batch() -> StoreError {
+    StoreError::UnreadableValue {
+        what: "an empty batch of statements".to_owned(),
+    }
+}
+
 async fn read(
     db: &Db,
     statement: &Statement,
@@ -382,22 +526,27 @@ async fn read(
 }
 
 impl RecordWrite {
-    /// Appends one row to the stage history.
+    /// Appends the stage-history row of a record created in its first stage, and counts the
+    /// entry in the record's [`STAGE_SUMMARY`] (in the same round trip): the record must be
+    /// in already.
     pub async fn insert_stage_entry(&mut self, entry: &StageEntry) -> Result<(), StoreError> {
-        let statement = insert_statement(
-            self.dialect(),
-            HISTORY,
-            &HISTORY_COLUMNS,
-            &[history_values(entry)],
-        )?;
-        self.run(&statement).await?;
+        let dialect = self.dialect();
+        let statement =
+            insert_statement(dialect, HISTORY, &HISTORY_COLUMNS, &[history_values(entry)])?;
+        let mut unknown = Statement::new(dialect, HISTORY);
+        unknown.push("NULL");
+        let summary = summary_update(dialect, entry, &unknown)?;
+        self.run(&Statement::batch(vec![statement, summary]).ok_or_else(empty_batch)?)
+            .await?;
         Ok(())
     }
 
     /// Appends the stage-history row of a move, `entry.seconds_in_from` replaced by the
     /// time since the record entered the stage it leaves (its newest row of the process; none
     /// gives NULL), computed by the statement itself: a transition writes its history in one
-    /// round trip. Whole seconds, truncated, never negative.
+    /// round trip. Whole seconds, truncated, never negative. The record's [`STAGE_SUMMARY`]
+    /// is updated in the same round trip: one more entry into `to_stage` and, when the time
+    /// is known, one more completed stay in `from_stage`.
     pub async fn insert_stage_move(&mut self, entry: &StageEntry) -> Result<(), StoreError> {
         let dialect = self.dialect();
         let at = Value::Datetime(entry.at);
@@ -435,7 +584,30 @@ impl RecordWrite {
         statement.push(" AND \"process\" = ");
         statement.push_value(&text(&entry.process), Storage::Text)?;
         statement.push(" ORDER BY \"at\" DESC LIMIT 1) AS \"previous\") AS \"keel_previous\"");
-        self.run(&statement).await?;
+        // The record's summary for the funnel, brought up to date with this row in the same
+        // round trip: the stay it ends is read from the row inserted (on SQLite the batch's
+        // statements run in turn; on PostgreSQL the insert is a `WITH` step whose RETURNING
+        // the update reads, as it would not see the row in the table).
+        let seconds = match dialect {
+            Dialect::Sqlite => {
+                let mut seconds = Statement::new(dialect, HISTORY);
+                seconds.push(
+                    "(SELECT \"seconds_in_from\" FROM \"keel_stage_history\" WHERE \"id\" = ",
+                );
+                seconds.push_value(&text(&entry.id), Storage::Text)?;
+                seconds.push(")");
+                seconds
+            }
+            Dialect::Postgres => {
+                statement.push(" RETURNING \"seconds_in_from\"");
+                let mut seconds = Statement::new(dialect, HISTORY);
+                seconds.push("(SELECT \"seconds_in_from\" FROM \"keel_step0\")");
+                seconds
+            }
+        };
+        let summary = summary_update(dialect, entry, &seconds)?;
+        self.run(&Statement::batch(vec![statement, summary]).ok_or_else(empty_batch)?)
+            .await?;
         Ok(())
     }
 

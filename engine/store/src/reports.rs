@@ -1,6 +1,7 @@
 //! The SQL of the reports (docs/reports.md): the sales funnel over a cohort of process
-//! records joined to their stage history (`keel_stage_history`), the time spent in each
-//! stage (in the same pass), and the records that entered some stages in a period (the briefing's won amount).
+//! records, read from each record's stage summary (`keel_stages`, which every move keeps
+//! from the stage history `keel_stage_history`: the stages entered and the time spent in
+//! each), and the records that entered some stages in a period (the briefing's won amount).
 //!
 //! Every query takes the cohort as a [`Condition`] over the object's columns — the runtime
 //! puts the caller's record scope, the period and any owner into it — and evaluates it in a
@@ -8,14 +9,15 @@
 //! history's. Stage keys, object and process names are bound parameters like every value.
 //! The figures come back grouped; which stage counts as reached, the rates and the
 //! weighting are the runtime's (`keel_runtime::reports`). [`seed_stage_history`] writes
-//! history rows directly, for tests and the benchmark generator only: the one path that
-//! writes them in the product is the process transition.
+//! history rows (and the summaries) directly, for tests only: the one path that writes them
+//! in the product is the process transition.
 
 use chrono::{DateTime, Utc};
 use keel_meta::{Object, Storage, Value};
 
 use crate::db::{Connection, Db, Dialect};
 use crate::error::StoreError;
+use crate::processes::STAGE_SUMMARY;
 use crate::records::columns::ObjectColumns;
 use crate::records::condition::push_condition;
 use crate::records::execute::{Shape, fetch};
@@ -27,12 +29,12 @@ const HISTORY: &str = "keel_stage_history";
 /// Rows per INSERT of [`seed_stage_history`] (10 parameters a row, under every limit).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// The funnel's question: a process over one object, the cohort of its records, and the
+/// The funnel's question: the process of one object, the cohort of its records, and the
 /// ladder of stages a record climbs.
 #[derive(Debug, Clone)]
 pub struct FunnelQuery<'a> {
+    /// An object with a process (whose table has the stage summary).
     pub object: &'a Object,
-    pub process: &'a str,
     /// The object's stage field.
     pub stage_field: &'a str,
     /// The stages without a `lost` outcome, in process order: a record's *reach* is the
@@ -164,18 +166,18 @@ fn amount_storage(
 /// The cohort grouped by reach and current stage, with each group's count, amount and
 /// completed stays per stage.
 ///
-/// One statement, one pass over the history: per cohort record, its stage history read along
-/// the covering `(object, record_id, process, to_stage, …)` index and aggregated — the
-/// furthest ladder stage in it and, per stage of [`FunnelQuery::stages`], the count and total
-/// seconds of the stays that ended by leaving it (a `LATERAL` subquery per record on
-/// PostgreSQL, the cohort joined to the history and grouped per record on SQLite) — then
+/// One scan of the cohort's rows and nothing else: what the funnel needs of each record's
+/// history is in its [`STAGE_SUMMARY`] (the stages it entered, its completed stays per
+/// stage), which every move keeps. The furthest ladder stage entered is read from it
+/// (furthest first), the stays of each stage of [`FunnelQuery::stages`] too, and the whole
 /// grouped by reach and current stage.
 pub async fn funnel_groups(
     db: &Db,
     query: &FunnelQuery<'_>,
 ) -> Result<Vec<FunnelGroup>, StoreError> {
     let columns = ObjectColumns::of(query.object);
-    let mut statement = Statement::new(db.dialect(), columns.table());
+    let dialect = db.dialect();
+    let mut statement = Statement::new(dialect, columns.table());
     columns.storage(query.stage_field)?;
     let amount = amount_storage(&statement, &columns, query.amount)?;
     let stage = crate::naming::quote(query.stage_field);
@@ -183,8 +185,9 @@ pub async fn funnel_groups(
         Some(name) => crate::naming::quote(name),
         None => "CAST(NULL AS BIGINT)".to_owned(),
     };
-    let cohort_columns =
-        format!("\"id\" AS keel_id, {stage} AS keel_stage, {amount_column} AS keel_amount");
+    let cohort_columns = format!(
+        "{stage} AS keel_stage, {amount_column} AS keel_amount, {STAGE_SUMMARY} AS keel_summary"
+    );
     let stays: String = (0..query.stages.len())
         .map(|index| format!(", sum(keel_x.keel_s{index}), sum(keel_x.keel_n{index})"))
         .collect();
@@ -206,34 +209,30 @@ pub async fn funnel_groups(
     );
     push_ladder_index(&mut statement, "keel_c.keel_stage", query.ladder)?;
     statement.push(" AS keel_current, ");
-    match db.dialect() {
-        // Per record, a LATERAL aggregate of its own history rows: no sort or hash of the
-        // whole join, and the same plan whether or not parallel workers are free (the
-        // grouped join below took 1.0 s with two workers and 3.0 s without, at 82k records).
-        Dialect::Postgres => {
-            statement.push("keel_h.* FROM (");
-            push_cohort(&mut statement, &columns, &cohort_columns, &query.cohort)?;
-            statement.push(") keel_c CROSS JOIN LATERAL (SELECT ");
-            push_history_aggregates(&mut statement, query)?;
-            statement.push(" FROM keel_stage_history keel_h WHERE keel_h.object = ");
-            push_history_match(&mut statement, query)?;
-            statement.push(") keel_h) keel_r) keel_x ");
+    // The furthest ladder stage the summary says was entered: the first, furthest first.
+    if query.ladder.is_empty() {
+        statement.push("NULL");
+    } else {
+        statement.push("CASE");
+        for (index, key) in query.ladder.iter().enumerate().rev() {
+            statement.push(" WHEN ");
+            push_summary_number(&mut statement, key, SummaryPart::Entered)?;
+            statement.push(&format!(" > 0 THEN {index}"));
         }
-        // SQLite has no LATERAL (and runs a correlated subquery once per mention): the
-        // cohort joined to the history, grouped per record.
-        Dialect::Sqlite => {
-            push_history_aggregates(&mut statement, query)?;
-            statement.push(" FROM (");
-            push_cohort(&mut statement, &columns, &cohort_columns, &query.cohort)?;
-            statement.push(") keel_c LEFT JOIN keel_stage_history keel_h ON keel_h.object = ");
-            push_history_match(&mut statement, query)?;
-            statement.push(
-                " GROUP BY keel_c.keel_id, keel_c.keel_stage, keel_c.keel_amount) keel_r) keel_x ",
-            );
-        }
+        statement.push(" END");
     }
+    statement.push(" AS keel_history");
+    for (index, key) in query.stages.iter().enumerate() {
+        statement.push(", ");
+        push_summary_number(&mut statement, key, SummaryPart::Seconds)?;
+        statement.push(&format!(" AS keel_s{index}, "));
+        push_summary_number(&mut statement, key, SummaryPart::Stays)?;
+        statement.push(&format!(" AS keel_n{index}"));
+    }
+    statement.push(" FROM (");
+    push_cohort(&mut statement, &columns, &cohort_columns, &query.cohort)?;
     statement.push(
-        "GROUP BY keel_x.keel_reach, keel_x.keel_stage \
+        ") keel_c) keel_r) keel_x GROUP BY keel_x.keel_reach, keel_x.keel_stage \
          ORDER BY keel_x.keel_reach, keel_x.keel_stage",
     );
     let mut shapes = vec![
@@ -284,37 +283,35 @@ pub async fn funnel_groups(
         .collect()
 }
 
-/// The funnel's aggregates of one record's history rows (`keel_h`): the furthest ladder
-/// stage entered (`keel_history`) and, per stage, the total seconds and number of the stays
-/// that ended by leaving it (`keel_s<i>`, `keel_n<i>`).
-fn push_history_aggregates(
+/// The parts of a stage's entry in the summary, `[entered, stays, seconds]`.
+#[derive(Debug, Clone, Copy)]
+enum SummaryPart {
+    Entered = 0,
+    Stays = 1,
+    Seconds = 2,
+}
+
+/// One number of the cohort record's (`keel_c`) summary for stage `key`, as an integer
+/// (NULL when the stage is not in it). The key is a bound parameter.
+fn push_summary_number(
     statement: &mut Statement,
-    query: &FunnelQuery<'_>,
+    key: &str,
+    part: SummaryPart,
 ) -> Result<(), StoreError> {
-    statement.push("max(");
-    push_ladder_index(statement, "keel_h.to_stage", query.ladder)?;
-    statement.push(") AS keel_history");
-    for (index, key) in query.stages.iter().enumerate() {
-        for (function, alias) in [("sum", "s"), ("count", "n")] {
-            statement.push(&format!(", {function}(CASE keel_h.from_stage WHEN "));
+    let part = part as u8;
+    match statement.dialect {
+        Dialect::Sqlite => {
+            statement.push("json_extract(keel_c.keel_summary, ");
+            statement.push_value(&text(&format!("$.\"{key}\"[{part}]")), Storage::Text)?;
+            statement.push(")");
+        }
+        Dialect::Postgres => {
+            statement.push("CAST(keel_c.keel_summary -> ");
             statement.push_value(&text(key), Storage::Text)?;
-            statement.push(&format!(
-                " THEN keel_h.seconds_in_from END) AS keel_{alias}{index}"
-            ));
+            statement.push(&format!(" ->> {part} AS BIGINT)"));
         }
     }
     Ok(())
-}
-
-/// `? AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ?`: the history rows of
-/// the cohort record `keel_c` in the funnel's process, after `keel_h.object = `.
-fn push_history_match(
-    statement: &mut Statement,
-    query: &FunnelQuery<'_>,
-) -> Result<(), StoreError> {
-    statement.push_value(&text(&query.object.name), Storage::Text)?;
-    statement.push(" AND keel_h.record_id = keel_c.keel_id AND keel_h.process = ");
-    statement.push_value(&text(query.process), Storage::Text)
 }
 
 /// How many live records of `object` matching `condition` entered one of `stages` of
@@ -398,9 +395,9 @@ async fn fetch_report(
     }
 }
 
-/// Writes stage history rows directly, in multi-row INSERTs in one transaction. For test
-/// fixtures and the benchmark generator only: in the product, rows are written by the
-/// process transition in the record's own transaction.
+/// Writes stage history rows directly, in multi-row INSERTs in one transaction, and then the
+/// stage summaries of the records they belong to. For test fixtures only: in the product,
+/// rows are written by the process transition in the record's own transaction.
 pub async fn seed_stage_history(db: &Db, rows: &[StageChange]) -> Result<(), StoreError> {
     let mut write = db.begin_records_write().await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -438,6 +435,18 @@ pub async fn seed_stage_history(db: &Db, rows: &[StageChange]) -> Result<(), Sto
             )?;
             statement.push(")");
         }
+        write.run(&statement).await?;
+    }
+    // The summaries the funnel reads, as the moves would have kept them.
+    let mut objects: Vec<&str> = rows.iter().map(|row| row.object.as_str()).collect();
+    objects.sort_unstable();
+    objects.dedup();
+    for object in objects {
+        let mut statement = Statement::new(write.dialect(), object);
+        statement.push(&crate::processes::stage_summary_backfill(
+            write.dialect(),
+            object,
+        ));
         write.run(&statement).await?;
     }
     write.commit().await

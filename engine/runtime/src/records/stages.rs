@@ -113,14 +113,15 @@ impl Records {
     }
 
     /// A create: the stage of each process must be empty (it becomes the first stage) or the
-    /// first stage; one stage-history row (from nothing) is written per process.
-    pub(super) async fn stage_on_create(
+    /// first stage. Returns the stage-history row (from nothing) of each process, which the
+    /// create writes once the record is in ([`RecordWrite::insert_stage_entry`] also starts
+    /// the record's stage summary).
+    pub(super) fn stage_on_create(
         &self,
-        write: &mut RecordWrite,
         save: &SaveContext<'_>,
         object: &Object,
         row: &mut Row,
-    ) -> Result<(), RecordError> {
+    ) -> Result<Vec<StageEntry>, RecordError> {
         let mut problems = Vec::new();
         let mut entries = Vec::new();
         for process in self.processes_of(&object.name) {
@@ -162,10 +163,7 @@ impl Records {
         if !problems.is_empty() {
             return Err(RecordError::Invalid(problems));
         }
-        for entry in &entries {
-            write.insert_stage_entry(entry).await?;
-        }
-        Ok(())
+        Ok(entries)
     }
 
     /// An update: outside a transition the stage fields may not change (422

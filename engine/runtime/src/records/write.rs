@@ -847,7 +847,7 @@ impl Records {
         mut row: Row,
     ) -> Result<Row, RecordError> {
         let (actor, now) = (save.actor, save.now);
-        self.stage_on_create(write, save, object, &mut row).await?;
+        let stage_entries = self.stage_on_create(save, object, &mut row)?;
         self.check_and_compute(write, actor, object, &mut row, None, now)
             .await?;
         self.validate(actor, object, &row, None)?;
@@ -891,6 +891,9 @@ impl Records {
                 write.undo_insert(object, id, &outbox_ids).await?;
             }
             return Err(refused);
+        }
+        for entry in &stage_entries {
+            write.insert_stage_entry(entry).await?;
         }
         save.outboxed |= !outbox.is_empty();
         Ok(row)

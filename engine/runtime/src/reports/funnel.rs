@@ -161,7 +161,6 @@ impl Reports {
         let query = FunnelQuery {
             stages: &keys,
             object,
-            process: &process.name,
             stage_field: &process.stage_field,
             ladder: &ladder,
             won: &won,

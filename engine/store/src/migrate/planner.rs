@@ -17,11 +17,13 @@ use crate::db::{Connection, Dialect};
 use crate::error::StoreError;
 use crate::introspect::{LiveColumn, LiveDatabase, LiveForeignKey, LiveIndex, LiveTable};
 use crate::layout::{
-    ColumnLayout, IndexLayout, Reference, TableLayout, default_sql, on_delete_sql, sql_type,
+    ColumnFill, ColumnLayout, IndexLayout, Reference, TableLayout, default_sql, on_delete_sql,
+    sql_type,
 };
 use crate::naming::{
     MAX_IDENTIFIER_LENGTH, archive_name, cut, foreign_key_name, is_archive_name, quote,
 };
+use crate::processes::{STAGE_SUMMARY, stage_summary_backfill};
 use chrono::{DateTime, Utc};
 
 /// What earlier migrations left behind that the planner must honour: read from the latest
@@ -490,17 +492,32 @@ impl Planner<'_, '_> {
                 statements.push(sql::drop_not_null(table, &archive));
             }
             working.rename(&column.name, &archive);
+            // The stage summary is derived from the stage history, which stays: nothing is
+            // lost with it, and a process added again fills in a new one.
+            let derived = column.name == STAGE_SUMMARY;
             self.phases.columns.push(Step {
                 kind: StepKind::ArchiveColumn,
                 object: table.to_owned(),
                 field: Some(column.name.clone()),
-                safety: Safety::Destructive,
-                description: format!(
-                    "drop column {table}.{} (archived as {archive}, {} with a value)",
-                    column.name,
-                    rows(count, "", "")
-                ),
-                affected_rows: Some(count),
+                safety: if derived {
+                    Safety::Safe
+                } else {
+                    Safety::Destructive
+                },
+                description: if derived {
+                    format!(
+                        "drop column {table}.{} (the stage summary of a process no longer \
+                         declared; archived as {archive})",
+                        column.name
+                    )
+                } else {
+                    format!(
+                        "drop column {table}.{} (archived as {archive}, {} with a value)",
+                        column.name,
+                        rows(count, "", "")
+                    )
+                },
+                affected_rows: (!derived).then_some(count),
                 sql: statements,
             });
         }
@@ -524,7 +541,16 @@ impl Planner<'_, '_> {
                     on_delete: Some(reference.on_delete),
                 });
             }
-            let statement = sql::add_column(dialect, table, &definition);
+            let mut statements = vec![sql::add_column(dialect, table, &definition)];
+            let mut description = format!(
+                "add column {table}.{} ({})",
+                column.name,
+                storage_name(column.storage)
+            );
+            if let Some(ColumnFill::StageSummary) = column.fill {
+                statements.push(stage_summary_backfill(dialect, table));
+                description.push_str(", filled in from the stage history");
+            }
             working.add(
                 LiveColumn {
                     name: column.name.clone(),
@@ -542,13 +568,9 @@ impl Planner<'_, '_> {
                 object: table.to_owned(),
                 field: Some(column.name.clone()),
                 safety: Safety::Safe,
-                description: format!(
-                    "add column {table}.{} ({})",
-                    column.name,
-                    storage_name(column.storage)
-                ),
+                description,
                 affected_rows: None,
-                sql: vec![statement],
+                sql: statements,
             });
         }
 

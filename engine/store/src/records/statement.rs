@@ -64,7 +64,8 @@ impl Statement {
     /// last. Only the last may return rows. The steps of a PostgreSQL `WITH` see the
     /// snapshot the statement started with, not each other's changes, so a batch suits
     /// writes that do not read one another (a record, its audit rows, its keys) followed
-    /// by a read that does not need to see them. `None` for no statements.
+    /// by a read that does not need to see them. Step `i` is named `keel_step<i>`: a later
+    /// statement may read what it RETURNs. `None` for no statements.
     pub(crate) fn batch(statements: Vec<Statement>) -> Option<Statement> {
         let last = statements.len().checked_sub(1)?;
         let first = statements.first()?;
@@ -86,6 +87,12 @@ impl Statement {
             }
         }
         Some(batch)
+    }
+
+    /// Appends a copy of `other`'s text and parameters (a subquery used twice), numbering
+    /// its placeholders after ours.
+    pub(crate) fn append_copy(&mut self, other: &Statement) {
+        self.append(other.clone());
     }
 
     /// Appends `other`'s text and parameters, numbering its placeholders after ours.

@@ -66,7 +66,8 @@ fn optional_text(value: Option<&str>) -> Value {
 
 impl RecordWrite {
     /// Locks the user row `user_id` until this transaction ends, so that one user's claims
-    /// run one after another and each sees the ones before it (`FOR UPDATE` on PostgreSQL;
+    /// run one after another and each sees the ones before it, which a pool's claim limits
+    /// need (`FOR UPDATE` on PostgreSQL;
     /// SQLite's `BEGIN IMMEDIATE` already serialises every writer). Returns whether the
     /// user exists and is active. On SQLite it runs no statement and answers `true`: every
     /// statement there is time other writers wait for the one write lock, and the caller

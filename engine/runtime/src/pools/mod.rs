@@ -266,8 +266,10 @@ impl Pools {
         }
         let mut write = self.records.db().begin_records_write().await?;
         // Serialises this user's claims (PostgreSQL; SQLite's write lock already does), so
-        // the counts below see every earlier claim of theirs.
-        if !write.lock_user(&actor.id).await? {
+        // the counts below see every earlier claim of theirs. Without a limit there is
+        // nothing to count, and the claim is one conditional update like any other write.
+        let limited = pool.claim_limit > 0 || pool.daily_claim_limit > 0;
+        if limited && !write.lock_user(&actor.id).await? {
             return Err(RecordError::Forbidden {
                 message: "only an active user may claim".to_owned(),
                 fields: Vec::new(),

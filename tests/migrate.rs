@@ -206,6 +206,13 @@ fn assert_matches_layout(live: &LiveDatabase, schema: &Schema) {
     }
 }
 
+/// Plans `schema` on `store`, checks that its steps are `expected`, and returns it.
+async fn plan_of(store: &Db, schema: &Schema, expected: &[(StepKind, Safety)]) -> migrate::Plan {
+    let plan = migrate::plan(store, schema).await.unwrap();
+    assert_eq!(kinds(&plan), expected, "{}", plan.render());
+    plan
+}
+
 fn kinds(plan: &migrate::Plan) -> Vec<(StepKind, Safety)> {
     plan.steps
         .iter()
@@ -641,13 +648,12 @@ db_test!(
             )],
         );
         let schema = load(&app);
-        let plan = migrate::plan(&store, &schema).await.unwrap();
-        assert_eq!(
-            kinds(&plan),
-            [(StepKind::ChangeColumnType, Safety::Safe)],
-            "{}",
-            plan.render()
-        );
+        plan_of(
+            &store,
+            &schema,
+            &[(StepKind::ChangeColumnType, Safety::Safe)],
+        )
+        .await;
         migrate::apply(&store, &schema, false).await.unwrap();
         let expected = match store.dialect() {
             // SQLite keeps decimals as integers scaled by 10^scale.
@@ -1084,13 +1090,7 @@ db_test!(
 
         app.write("workflows/processes/deal_sales.yaml", DEAL_SALES);
         let schema = load(&app);
-        let plan = migrate::plan(&store, &schema).await.unwrap();
-        assert_eq!(
-            kinds(&plan),
-            [(StepKind::AddColumn, Safety::Safe)],
-            "{}",
-            plan.render()
-        );
+        let plan = plan_of(&store, &schema, &[(StepKind::AddColumn, Safety::Safe)]).await;
         assert_eq!(
             plan.steps[0].description,
             "add column deal.keel_stages (json), filled in from the stage history"
@@ -1110,13 +1110,7 @@ db_test!(
         // Without the process the summary goes, safely: the history it came from stays.
         app.remove("workflows/processes/deal_sales.yaml");
         let schema = load(&app);
-        let plan = migrate::plan(&store, &schema).await.unwrap();
-        assert_eq!(
-            kinds(&plan),
-            [(StepKind::ArchiveColumn, Safety::Safe)],
-            "{}",
-            plan.render()
-        );
+        plan_of(&store, &schema, &[(StepKind::ArchiveColumn, Safety::Safe)]).await;
         migrate::apply(&store, &schema, false).await.unwrap();
         assert_eq!(
             count(&store, "SELECT count(*) FROM keel_stage_history").await,
@@ -1384,13 +1378,7 @@ db_test!(
         // The database as it was before users had an email address.
         execute(&store, "ALTER TABLE keel_users DROP COLUMN email").await;
 
-        let plan = migrate::plan(&store, &schema).await.unwrap();
-        assert_eq!(
-            kinds(&plan),
-            [(StepKind::AddColumn, Safety::Safe)],
-            "{}",
-            plan.render()
-        );
+        let plan = plan_of(&store, &schema, &[(StepKind::AddColumn, Safety::Safe)]).await;
         assert!(
             plan.render().contains("keel_users.email"),
             "{}",

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection as _, PgPool, SqlitePool};
 
 /// Keel's SQLite pool size (`SQLITE_MAX_CONNECTIONS`).
 pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
@@ -50,6 +50,16 @@ impl Pool {
             let options = PgConnectOptions::from_str(url).context("reading the PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
                 .max_connections(POSTGRES_MAX_CONNECTIONS)
+                // As Keel: only a connection idle for over a second is pinged when acquired.
+                .test_before_acquire(false)
+                .before_acquire(|connection, metadata| {
+                    Box::pin(async move {
+                        if metadata.idle_for >= Duration::from_secs(1) {
+                            connection.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await
                 .context("connecting to PostgreSQL")?;

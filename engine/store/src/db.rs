@@ -36,6 +36,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite serializes writers anyway; a few connections serve concurrent readers.
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// A PostgreSQL connection idle for this long is pinged before it is handed out.
+const POSTGRES_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A connection pool to one Keel database.
 #[derive(Debug, Clone)]
@@ -345,6 +347,19 @@ async fn connect_postgres(url: &str) -> Result<PgPool, StoreError> {
     })?;
     PgPoolOptions::new()
         .max_connections(POSTGRES_MAX_CONNECTIONS)
+        // sqlx pings every connection it hands out by default: a round trip per acquire,
+        // two of a claim's six. It also pings each connection it takes back (and closes one
+        // that fails), so a connection idle for less than a second was just shown alive: only
+        // one idle for longer is pinged when handed out (as HikariCP does).
+        .test_before_acquire(false)
+        .before_acquire(|connection, metadata| {
+            Box::pin(async move {
+                if metadata.idle_for >= POSTGRES_PING_AFTER_IDLE {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|source| StoreError::Connect {
@@ -405,6 +420,42 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("mysql://u:***@h/d"), "{message}");
         assert!(!message.contains("pw"), "{message}");
+    }
+
+    /// A PostgreSQL connection is pinged before it is handed out only after a second idle;
+    /// one that the server ended while it sat idle is then replaced, and the query runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_postgres_connection_ended_while_idle_is_replaced_before_use() {
+        let Some(test_db) = keel_testkit::TestDb::new(keel_testkit::Backend::Postgres).await else {
+            return;
+        };
+        let db = Db::connect(&test_db.url).await.unwrap();
+        let Db::Postgres(pool) = &db else {
+            unreachable!("a PostgreSQL URL")
+        };
+        let backend = |pool: PgPool| async move {
+            let mut connection = pool.acquire().await.unwrap();
+            sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap()
+        };
+        let first = backend(pool.clone()).await;
+        // Every connection the pool holds now is `first`'s: end them all from outside.
+        let mut outside = PgConnection::connect(&test_db.url).await.unwrap();
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut outside)
+        .await
+        .unwrap();
+        assert!(ended.contains(&true), "{ended:?}");
+        tokio::time::sleep(POSTGRES_PING_AFTER_IDLE + Duration::from_millis(200)).await;
+        let second = backend(pool.clone()).await;
+        assert_ne!(first, second);
+        outside.close().await.unwrap();
+        db.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,11 +68,43 @@ const TASK_COLUMNS: [(&str, Storage); 10] = [
 /// funnel (docs/reports.md), so that the funnel reads the cohort's rows and not their
 /// history: a JSON object from stage key to `[entered, stays, seconds]` — how many times the
 /// record entered the stage, how many of its stays there ended with a known duration, and
-/// their total seconds. NULL (or `{}`) for a record that never moved: its current stage, the
-/// first, stands for its history. Every move rewrites it from the history in the same
-/// transaction ([`RecordWrite::insert_stage_move`]); the migration that adds the column
-/// fills it in for the records that have history ([`stage_summary_backfill`]).
+/// their total seconds. NULL (or `{}`) for a record without history. A create starts it and
+/// every move updates it in place, each in the round trip of its history row
+/// ([`RecordWrite::insert_stage_entry`], [`RecordWrite::insert_stage_move`]); the migration
+/// that adds the column fills it in from the history ([`stage_summary_backfill`]).
 pub const STAGE_SUMMARY: &str = "keel_stages";
+
+/// The parts of a stage's entry in the summary, `[entered, stays, seconds]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SummaryPart {
+    Entered = 0,
+    Stays = 1,
+    Seconds = 2,
+}
+
+/// One number of the summary in `column` (SQL: a column or an alias) for stage `key`, as an
+/// integer (NULL when the stage is not in it). The key is a bound parameter.
+pub(crate) fn push_summary_number(
+    statement: &mut Statement,
+    column: &str,
+    key: &str,
+    part: SummaryPart,
+) -> Result<(), StoreError> {
+    let part = part as u8;
+    match statement.dialect {
+        Dialect::Sqlite => {
+            statement.push(&format!("json_extract({column}, "));
+            statement.push_value(&text(&format!("$.\"{key}\"[{part}]")), Storage::Text)?;
+            statement.push(")");
+        }
+        Dialect::Postgres => {
+            statement.push(&format!("CAST({column} -> "));
+            statement.push_value(&text(key), Storage::Text)?;
+            statement.push(&format!(" ->> {part} AS BIGINT)"));
+        }
+    }
+    Ok(())
+}
 
 /// The summary ([`STAGE_SUMMARY`]) of the record of `object` whose id is `"<object>"."id"`,
 /// computed from its stage history (every process: an object has at most one): a scalar
@@ -157,33 +189,25 @@ fn summary_update(
             Dialect::Sqlite => ", json_array(",
             Dialect::Postgres => ", jsonb_build_array(",
         });
-        for part in 0..3 {
-            if part > 0 {
+        for part in [
+            SummaryPart::Entered,
+            SummaryPart::Stays,
+            SummaryPart::Seconds,
+        ] {
+            if part != SummaryPart::Entered {
                 statement.push(", ");
             }
             statement.push("coalesce(");
-            match dialect {
-                Dialect::Sqlite => {
-                    statement.push("json_extract(keel_stages, ");
-                    statement
-                        .push_value(&text(&format!("$.\"{stage}\"[{part}]")), Storage::Text)?;
-                    statement.push(")");
-                }
-                Dialect::Postgres => {
-                    statement.push("CAST(keel_stages -> ");
-                    statement.push_value(&text(stage), Storage::Text)?;
-                    statement.push(&format!(" ->> {part} AS BIGINT)"));
-                }
-            }
+            push_summary_number(&mut statement, STAGE_SUMMARY, stage, part)?;
             statement.push(", 0)");
             match part {
-                0 if entered => statement.push(" + 1"),
-                1 if left => {
+                SummaryPart::Entered if entered => statement.push(" + 1"),
+                SummaryPart::Stays if left => {
                     statement.push(" + CASE WHEN ");
                     statement.append_copy(seconds);
                     statement.push(" IS NULL THEN 0 ELSE 1 END");
                 }
-                2 if left => {
+                SummaryPart::Seconds if left => {
                     statement.push(" + coalesce(");
                     statement.append_copy(seconds);
                     statement.push(", 0)");

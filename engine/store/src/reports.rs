@@ -15,9 +15,9 @@
 use chrono::{DateTime, Utc};
 use keel_meta::{Object, Storage, Value};
 
-use crate::db::{Connection, Db, Dialect};
+use crate::db::{Connection, Db};
 use crate::error::StoreError;
-use crate::processes::STAGE_SUMMARY;
+use crate::processes::{STAGE_SUMMARY, SummaryPart, push_summary_number};
 use crate::records::columns::ObjectColumns;
 use crate::records::condition::push_condition;
 use crate::records::execute::{Shape, fetch};
@@ -216,7 +216,12 @@ pub async fn funnel_groups(
         statement.push("CASE");
         for (index, key) in query.ladder.iter().enumerate().rev() {
             statement.push(" WHEN ");
-            push_summary_number(&mut statement, key, SummaryPart::Entered)?;
+            push_summary_number(
+                &mut statement,
+                "keel_c.keel_summary",
+                key,
+                SummaryPart::Entered,
+            )?;
             statement.push(&format!(" > 0 THEN {index}"));
         }
         statement.push(" END");
@@ -224,9 +229,19 @@ pub async fn funnel_groups(
     statement.push(" AS keel_history");
     for (index, key) in query.stages.iter().enumerate() {
         statement.push(", ");
-        push_summary_number(&mut statement, key, SummaryPart::Seconds)?;
+        push_summary_number(
+            &mut statement,
+            "keel_c.keel_summary",
+            key,
+            SummaryPart::Seconds,
+        )?;
         statement.push(&format!(" AS keel_s{index}, "));
-        push_summary_number(&mut statement, key, SummaryPart::Stays)?;
+        push_summary_number(
+            &mut statement,
+            "keel_c.keel_summary",
+            key,
+            SummaryPart::Stays,
+        )?;
         statement.push(&format!(" AS keel_n{index}"));
     }
     statement.push(" FROM (");
@@ -281,37 +296,6 @@ pub async fn funnel_groups(
             })
         })
         .collect()
-}
-
-/// The parts of a stage's entry in the summary, `[entered, stays, seconds]`.
-#[derive(Debug, Clone, Copy)]
-enum SummaryPart {
-    Entered = 0,
-    Stays = 1,
-    Seconds = 2,
-}
-
-/// One number of the cohort record's (`keel_c`) summary for stage `key`, as an integer
-/// (NULL when the stage is not in it). The key is a bound parameter.
-fn push_summary_number(
-    statement: &mut Statement,
-    key: &str,
-    part: SummaryPart,
-) -> Result<(), StoreError> {
-    let part = part as u8;
-    match statement.dialect {
-        Dialect::Sqlite => {
-            statement.push("json_extract(keel_c.keel_summary, ");
-            statement.push_value(&text(&format!("$.\"{key}\"[{part}]")), Storage::Text)?;
-            statement.push(")");
-        }
-        Dialect::Postgres => {
-            statement.push("CAST(keel_c.keel_summary -> ");
-            statement.push_value(&text(key), Storage::Text)?;
-            statement.push(&format!(" ->> {part} AS BIGINT)"));
-        }
-    }
-    Ok(())
 }
 
 /// How many live records of `object` matching `condition` entered one of `stages` of

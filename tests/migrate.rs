@@ -89,7 +89,7 @@ async fn insert(db: &Db, table: &str, id: &str, values: &[(&str, Value<'_>)]) {
         }};
     }
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())))
                 .execute(pool)
                 .await
@@ -108,7 +108,7 @@ async fn insert(db: &Db, table: &str, id: &str, values: &[(&str, Value<'_>)]) {
 async fn execute(db: &Db, sql: &str) {
     let statement = sqlx::AssertSqlSafe(sql.to_owned());
     match db {
-        Db::Sqlite(pool) => sqlx::raw_sql(statement).execute(pool).await.map(drop),
+        Db::Sqlite(pool, _) => sqlx::raw_sql(statement).execute(pool).await.map(drop),
         Db::Postgres(pool) => sqlx::raw_sql(statement).execute(pool).await.map(drop),
     }
     .unwrap_or_else(|error| panic!("{sql}: {error}"));
@@ -119,7 +119,7 @@ async fn column_texts(db: &Db, table: &str, column: &str) -> Vec<Option<String>>
     let sql = format!("SELECT CAST(\"{column}\" AS TEXT) FROM \"{table}\" ORDER BY id");
     let statement = sqlx::AssertSqlSafe(sql.clone());
     match db {
-        Db::Sqlite(pool) => sqlx::query_scalar(statement).fetch_all(pool).await,
+        Db::Sqlite(pool, _) => sqlx::query_scalar(statement).fetch_all(pool).await,
         Db::Postgres(pool) => sqlx::query_scalar(statement).fetch_all(pool).await,
     }
     .unwrap_or_else(|error| panic!("{sql}: {error}"))
@@ -128,7 +128,7 @@ async fn column_texts(db: &Db, table: &str, column: &str) -> Vec<Option<String>>
 async fn count(db: &Db, sql: &str) -> i64 {
     let statement = sqlx::AssertSqlSafe(sql.to_owned());
     match db {
-        Db::Sqlite(pool) => sqlx::query_scalar(statement).fetch_one(pool).await,
+        Db::Sqlite(pool, _) => sqlx::query_scalar(statement).fetch_one(pool).await,
         Db::Postgres(pool) => sqlx::query_scalar(statement).fetch_one(pool).await,
     }
     .unwrap_or_else(|error| panic!("{sql}: {error}"))

@@ -198,7 +198,9 @@ impl TestApp {
     async fn summary(&self, id: &str) -> Value {
         let sql = "SELECT CAST(keel_stages AS TEXT) FROM deal WHERE id = $1";
         let text: Option<String> = match self.state.db() {
-            keel_store::Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await,
+            keel_store::Db::Sqlite(pool, _) => {
+                sqlx::query_scalar(sql).bind(id).fetch_one(pool).await
+            }
             keel_store::Db::Postgres(pool) => {
                 sqlx::query_scalar(sql).bind(id).fetch_one(pool).await
             }

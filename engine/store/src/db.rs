@@ -11,7 +11,13 @@
 //! admits one writer at a time anyway, and a writer that loses the race for its lock sleeps
 //! in SQLite's busy handler (1, 2, 5 … 100 ms), so many concurrent writers spent most of their
 //! time asleep (bench/pools.sh: 64 users claiming at once). Writers in other processes still
-//! meet at SQLite's lock and its busy timeout. PostgreSQL uses a plain pool.
+//! meet at SQLite's lock and its busy timeout. The writer whose turn it is takes the one
+//! connection kept for this process's write transactions rather than one of the readers':
+//! SQLite empties a connection's page cache when it starts a transaction after another
+//! connection has committed, so a writer on whichever connection was free started cold and
+//! read its pages again, while the writer's own connection keeps them from one write to the
+//! next; and a writer never waits, holding the gate, for a connection busy with reads.
+//! PostgreSQL uses a plain pool.
 //!
 //! This module deliberately does not run migrations or know any table: see `migrate`.
 
@@ -39,11 +45,22 @@ const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 /// A PostgreSQL connection idle for this long is pinged before it is handed out.
 const POSTGRES_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-/// A connection pool to one Keel database.
+/// A connection pool to one Keel database. A SQLite database has a pool for reads and
+/// statements outside a transaction, and its [`SqliteWriter`].
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, SqliteWriter),
     Postgres(PgPool),
+}
+
+/// The one connection that a SQLite [`Db`]'s write transactions take, in turn at the write
+/// gate (see the module documentation). It is opened at the first write and kept, outside
+/// any pool: a pool would also ping it on every return, a round trip to its worker thread
+/// inside the serial section.
+#[derive(Debug, Clone)]
+pub struct SqliteWriter {
+    options: Arc<SqliteConnectOptions>,
+    connection: Arc<tokio::sync::Mutex<Option<SqliteConnection>>>,
 }
 
 /// The SQL dialect of a database; matched wherever SQLite and PostgreSQL differ.
@@ -61,7 +78,7 @@ impl Db {
     /// A missing SQLite file is created, together with its parent directories.
     pub async fn connect(url: &str) -> Result<Db, StoreError> {
         if url.starts_with("sqlite:") {
-            connect_sqlite(url).await.map(Db::Sqlite)
+            connect_sqlite(url).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             connect_postgres(url).await.map(Db::Postgres)
         } else {
@@ -91,7 +108,7 @@ impl Db {
 
     pub fn dialect(&self) -> Dialect {
         match self {
-            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Sqlite(..) => Dialect::Sqlite,
             Db::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -99,7 +116,13 @@ impl Db {
     /// Closes every connection; waits for connections in use to be returned.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite(pool, writer) => {
+                // After the write in progress, if any.
+                if let Some(connection) = writer.connection.lock().await.take() {
+                    connection.close().await.ok();
+                }
+                pool.close().await;
+            }
             Db::Postgres(pool) => pool.close().await,
         }
     }
@@ -107,20 +130,7 @@ impl Db {
     /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         match self {
-            Db::Sqlite(pool) => {
-                // Waits as long as SQLite's own busy timeout would, and fails the same way.
-                let turn =
-                    tokio::time::timeout(SQLITE_BUSY_TIMEOUT, sqlite_write_gate(pool).lock_owned())
-                        .await
-                        .map_err(|_| StoreError::Query {
-                            context: "waiting for this process's other writers".to_owned(),
-                            source: sqlx::Error::PoolTimedOut,
-                        })?;
-                pool.begin_with(AssertSqlSafe("BEGIN IMMEDIATE"))
-                    .await
-                    .map(|transaction| WriteTransaction::Sqlite(transaction, turn))
-                    .map_err(StoreError::query("starting a write transaction"))
-            }
+            Db::Sqlite(_, writer) => writer.begin().await.map(WriteTransaction::Sqlite),
             Db::Postgres(pool) => pool
                 .begin()
                 .await
@@ -132,7 +142,7 @@ impl Db {
     /// A pooled connection for reads outside a transaction.
     pub(crate) async fn acquire(&self) -> Result<PooledConnection, StoreError> {
         match self {
-            Db::Sqlite(pool) => pool
+            Db::Sqlite(pool, _) => pool
                 .acquire()
                 .await
                 .map(PooledConnection::Sqlite)
@@ -146,42 +156,164 @@ impl Db {
     }
 }
 
-/// The write gate of the SQLite file `pool` opens (see the module documentation): one per
-/// file for the life of the process, shared by every pool on it.
-fn sqlite_write_gate(pool: &SqlitePool) -> Arc<tokio::sync::Mutex<()>> {
+/// The write gate of the SQLite file `options` open (see the module documentation): one per
+/// file for the life of the process, shared by every [`Db`] on it.
+fn sqlite_write_gate(options: &SqliteConnectOptions) -> Arc<tokio::sync::Mutex<()>> {
     static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
         LazyLock::new(Mutex::default);
-    let file = pool.connect_options().get_filename().to_path_buf();
+    let file = options.get_filename().to_path_buf();
     let mut gates = GATES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     Arc::clone(gates.entry(file).or_default())
 }
 
-/// An open write transaction of either dialect. A SQLite one holds its turn at the write
-/// gate until it ends (committed, or rolled back when dropped).
+impl SqliteWriter {
+    fn new(options: SqliteConnectOptions) -> SqliteWriter {
+        SqliteWriter {
+            options: Arc::new(options),
+            connection: Arc::default(),
+        }
+    }
+
+    /// Waits for this process's turn to write to the file, then starts `BEGIN IMMEDIATE` on
+    /// the writer connection (opening it if need be).
+    async fn begin(&self) -> Result<SqliteWrite, StoreError> {
+        // Waits as long as SQLite's own busy timeout would, and fails the same way.
+        let turn = tokio::time::timeout(
+            SQLITE_BUSY_TIMEOUT,
+            sqlite_write_gate(&self.options).lock_owned(),
+        )
+        .await
+        .map_err(|_| StoreError::Query {
+            context: "waiting for this process's other writers".to_owned(),
+            source: sqlx::Error::PoolTimedOut,
+        })?;
+        let mut slot = Arc::clone(&self.connection).lock_owned().await;
+        let mut connection = match slot.take() {
+            Some(connection) => connection,
+            None => SqliteConnection::connect_with(&self.options)
+                .await
+                .map_err(StoreError::query("opening the writer connection"))?,
+        };
+        if let Err(error) = sqlx::raw_sql(AssertSqlSafe("BEGIN IMMEDIATE"))
+            .execute(&mut connection)
+            .await
+        {
+            // A failed BEGIN started nothing; the connection is kept.
+            *slot = Some(connection);
+            return Err(StoreError::query("starting a write transaction")(error));
+        }
+        Ok(SqliteWrite {
+            held: Some(Held {
+                connection,
+                slot,
+                _turn: turn,
+            }),
+            open: true,
+        })
+    }
+}
+
+/// A write transaction on a [`SqliteWriter`]'s connection: it holds the connection and its
+/// turn at the write gate until it ends, then puts the connection back. Dropped while open,
+/// it is rolled back before the next writer's turn; a connection whose rollback failed is
+/// closed (which rolls back too) and the next write opens another.
+pub(crate) struct SqliteWrite {
+    /// `Some` until dropped.
+    held: Option<Held>,
+    open: bool,
+}
+
+struct Held {
+    connection: SqliteConnection,
+    /// Where the connection goes back; `None` while it is in use.
+    slot: tokio::sync::OwnedMutexGuard<Option<SqliteConnection>>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Held {
+    fn put_back(self) {
+        let Held {
+            connection,
+            mut slot,
+            _turn,
+        } = self;
+        *slot = Some(connection);
+    }
+}
+
+impl SqliteWrite {
+    #[expect(
+        clippy::expect_used,
+        reason = "`held` is only taken when the write is dropped"
+    )]
+    fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.held.as_mut().expect("an undropped write").connection
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let committed = sqlx::raw_sql(AssertSqlSafe("COMMIT"))
+            .execute(self.connection())
+            .await;
+        // A failed COMMIT leaves the transaction open: dropped below, it is rolled back.
+        self.open = committed.is_err();
+        committed
+            .map(drop)
+            .map_err(StoreError::query("committing a transaction"))
+    }
+}
+
+impl Drop for SqliteWrite {
+    fn drop(&mut self) {
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
+        if !self.open {
+            held.put_back();
+            return;
+        }
+        // Without a runtime the connection is closed, which rolls back; the next write
+        // opens another.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                match sqlx::raw_sql(AssertSqlSafe("ROLLBACK"))
+                    .execute(&mut held.connection)
+                    .await
+                {
+                    Ok(_) => held.put_back(),
+                    Err(error) => {
+                        tracing::warn!(%error, "rolling back on the SQLite writer connection failed; it is closed");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// An open write transaction of either dialect. A SQLite one holds the writer connection and
+/// its turn at the write gate until it ends (committed, or rolled back when dropped).
 pub(crate) enum WriteTransaction {
-    Sqlite(
-        sqlx::Transaction<'static, Sqlite>,
-        tokio::sync::OwnedMutexGuard<()>,
-    ),
+    Sqlite(SqliteWrite),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl WriteTransaction {
     pub(crate) fn connection(&mut self) -> Connection<'_> {
         match self {
-            WriteTransaction::Sqlite(transaction, _) => Connection::Sqlite(transaction),
+            WriteTransaction::Sqlite(write) => Connection::Sqlite(write.connection()),
             WriteTransaction::Postgres(transaction) => Connection::Postgres(transaction),
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            WriteTransaction::Sqlite(transaction, _turn) => transaction.commit().await,
-            WriteTransaction::Postgres(transaction) => transaction.commit().await,
+            WriteTransaction::Sqlite(write) => write.commit().await,
+            WriteTransaction::Postgres(transaction) => transaction
+                .commit()
+                .await
+                .map_err(StoreError::query("committing a transaction")),
         }
-        .map_err(StoreError::query("committing a transaction"))
     }
 }
 
@@ -251,7 +383,7 @@ impl Connection<'_> {
     }
 }
 
-async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
     let options = SqliteConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
         url: url.to_owned(),
         reason: error.to_string(),
@@ -284,14 +416,15 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         source,
     };
     switch_to_wal(&options).await.map_err(connect_error)?;
-    SqlitePoolOptions::new()
+    // A connection to a local file cannot go stale; testing it on every acquire is a round
+    // trip to its worker thread per query for nothing.
+    let pool = SqlitePoolOptions::new()
         .max_connections(SQLITE_MAX_CONNECTIONS)
-        // A connection to a local file cannot go stale; testing it on every acquire is a
-        // round trip to its worker thread per query for nothing.
         .test_before_acquire(false)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
-        .map_err(connect_error)
+        .map_err(connect_error)?;
+    Ok(Db::Sqlite(pool, SqliteWriter::new(options)))
 }
 
 /// Puts the database file in WAL mode, once; the mode is stored in the file.
@@ -483,8 +616,8 @@ mod tests {
         assert_eq!(db.dialect(), Dialect::Sqlite);
         let mut transaction = db.begin_write().await.unwrap();
         let journal: String = match &mut transaction {
-            WriteTransaction::Sqlite(transaction, _) => sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&mut **transaction)
+            WriteTransaction::Sqlite(write) => sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(write.connection())
                 .await
                 .unwrap(),
             WriteTransaction::Postgres(_) => unreachable!(),
@@ -524,5 +657,76 @@ mod tests {
         for writer in waiting {
             writer.await.unwrap().unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_write_dropped_unfinished_is_rolled_back_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("rollback.db").display()
+        ))
+        .await
+        .unwrap();
+        let mut write = db.begin_write().await.unwrap();
+        write
+            .connection()
+            .execute("CREATE TABLE t (n INTEGER)")
+            .await
+            .unwrap();
+        write.commit().await.unwrap();
+        let mut write = db.begin_write().await.unwrap();
+        write
+            .connection()
+            .execute("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        drop(write);
+        let mut write = db.begin_write().await.unwrap();
+        let count = write
+            .connection()
+            .count("SELECT count(*) FROM t")
+            .await
+            .unwrap();
+        assert_eq!(count, 0, "the dropped insert was rolled back");
+        write
+            .connection()
+            .execute("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap();
+        write.commit().await.unwrap();
+        let mut read = db.acquire().await.unwrap();
+        let rows = read
+            .connection()
+            .count("SELECT count(*) FROM t WHERE n = 2")
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+        drop(read);
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_writer_does_not_wait_for_the_connections_that_reads_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("writer.db").display()
+        ))
+        .await
+        .unwrap();
+        let mut reads = Vec::new();
+        for _ in 0..SQLITE_MAX_CONNECTIONS {
+            reads.push(db.acquire().await.unwrap());
+        }
+        // Every read connection is taken: a write on one of them would wait for the pool's
+        // acquire timeout (30 s).
+        let write = tokio::time::timeout(SQLITE_BUSY_TIMEOUT / 2, db.begin_write())
+            .await
+            .expect("the write did not wait for a read connection")
+            .unwrap();
+        write.commit().await.unwrap();
+        drop(reads);
+        db.close().await;
     }
 }

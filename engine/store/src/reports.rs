@@ -372,7 +372,7 @@ async fn fetch_report(
                 .map_err(StoreError::query("ending a report's transaction"))?;
             Ok(rows)
         }
-        Db::Sqlite(_) => {
+        Db::Sqlite(..) => {
             let mut pooled = db.acquire().await?;
             fetch(&mut pooled.connection(), statement, shapes).await
         }

@@ -26,7 +26,7 @@ pub struct SessionRow {
 pub async fn insert(db: &Db, session: &SessionRow) -> Result<(), StoreError> {
     let context = || "starting a session".to_owned();
     match db {
-        Db::Sqlite(pool) => sqlx::query(
+        Db::Sqlite(pool, _) => sqlx::query(
             "INSERT INTO keel_sessions (id, user_id, created_at, expires_at, last_seen_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )
@@ -58,7 +58,7 @@ pub async fn insert(db: &Db, session: &SessionRow) -> Result<(), StoreError> {
 pub async fn find(db: &Db, id: &str) -> Result<Option<SessionRow>, StoreError> {
     let context = || "looking up a session".to_owned();
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let row: Option<(String, String, String, String, String)> = sqlx::query_as(
                 "SELECT id, user_id, created_at, expires_at, last_seen_at \
                  FROM keel_sessions WHERE id = ?1",
@@ -111,7 +111,7 @@ pub async fn touch(
 ) -> Result<(), StoreError> {
     let context = || "extending a session".to_owned();
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             sqlx::query("UPDATE keel_sessions SET last_seen_at = ?2, expires_at = ?3 WHERE id = ?1")
                 .bind(id)
                 .bind(to_sqlite_text(seen_at))
@@ -137,7 +137,7 @@ pub async fn touch(
 pub async fn delete(db: &Db, id: &str) -> Result<(), StoreError> {
     let context = || "ending a session".to_owned();
     match db {
-        Db::Sqlite(pool) => sqlx::query("DELETE FROM keel_sessions WHERE id = ?1")
+        Db::Sqlite(pool, _) => sqlx::query("DELETE FROM keel_sessions WHERE id = ?1")
             .bind(id)
             .execute(pool)
             .await
@@ -156,7 +156,7 @@ pub async fn delete(db: &Db, id: &str) -> Result<(), StoreError> {
 pub async fn delete_for_user(db: &Db, user_id: &str) -> Result<u64, StoreError> {
     let context = || "ending a user's sessions".to_owned();
     match db {
-        Db::Sqlite(pool) => sqlx::query("DELETE FROM keel_sessions WHERE user_id = ?1")
+        Db::Sqlite(pool, _) => sqlx::query("DELETE FROM keel_sessions WHERE user_id = ?1")
             .bind(user_id)
             .execute(pool)
             .await
@@ -174,7 +174,7 @@ pub async fn delete_for_user(db: &Db, user_id: &str) -> Result<u64, StoreError> 
 pub async fn delete_expired(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let context = || "removing expired sessions".to_owned();
     match db {
-        Db::Sqlite(pool) => sqlx::query("DELETE FROM keel_sessions WHERE expires_at <= ?1")
+        Db::Sqlite(pool, _) => sqlx::query("DELETE FROM keel_sessions WHERE expires_at <= ?1")
             .bind(to_sqlite_text(now))
             .execute(pool)
             .await

@@ -263,7 +263,7 @@ pub struct SessionUser {
 pub async fn find_by_session(db: &Db, session_id: &str) -> Result<Option<SessionUser>, StoreError> {
     let context = || "looking up a session and its user".to_owned();
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let row: Option<(UserColumns<String>, String, String)> =
                 sqlx::query_as::<_, SessionUserColumns<String>>(
                     "SELECT u.id, u.username, u.display_name, u.password_hash, u.roles, \
@@ -879,7 +879,7 @@ pub async fn display_names(
         };
         let context = || "looking up user names".to_owned();
         let rows: Vec<(String, String)> = match db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, _) => {
                 let sql = format!(
                     "SELECT id, COALESCE(display_name, username) FROM keel_users \
                      WHERE id IN ({})",
@@ -915,7 +915,7 @@ pub async fn display_names(
 pub async fn team_size(db: &Db, manager_id: &str) -> Result<i64, StoreError> {
     let context = || "counting a manager's team".to_owned();
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             sqlx::query_scalar("SELECT count(*) FROM keel_team_members WHERE manager_id = ?1")
                 .bind(manager_id)
                 .fetch_one(pool)
@@ -974,7 +974,7 @@ pub enum DepartmentCreated {
 pub async fn list_departments(db: &Db) -> Result<Vec<DepartmentRow>, StoreError> {
     let context = || "listing departments".to_owned();
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             type Row = (String, String, Option<String>, Option<String>, String);
             let rows: Vec<Row> = sqlx::query_as(
                 "SELECT id, name, label, parent_id, created_at FROM keel_departments \

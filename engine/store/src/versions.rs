@@ -163,7 +163,7 @@ pub async fn with_fingerprint(db: &Db, fingerprint: &str) -> Result<Option<i64>,
     let sql = "SELECT MAX(version) FROM keel_metadata_versions WHERE fingerprint = $1";
     let context = "looking up a metadata version by its hash";
     let (version,): (Option<i64>,) = match db {
-        Db::Sqlite(pool) => sqlx::query_as(sqlx::AssertSqlSafe(sqlite(sql)))
+        Db::Sqlite(pool, _) => sqlx::query_as(sqlx::AssertSqlSafe(sqlite(sql)))
             .bind(fingerprint)
             .fetch_one(pool)
             .await
@@ -195,7 +195,7 @@ async fn read_with_files(
 ) -> Result<Option<(Version, Files)>, StoreError> {
     let context = "reading a metadata version";
     let (version, files) = match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let sql = format!(
                 "SELECT {COLUMNS}, files FROM keel_metadata_versions WHERE {condition} \
                  ORDER BY version DESC LIMIT 1"
@@ -250,7 +250,7 @@ async fn select(
     context: &str,
 ) -> Result<Vec<Version>, StoreError> {
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let rows: Vec<SqliteRow> = sqlx::query_as(sqlx::AssertSqlSafe(sqlite(sql)))
                 .bind(parameter)
                 .fetch_all(pool)

@@ -207,7 +207,7 @@ fn is_bare(response: &Response) -> bool {
 /// (open, idle) connections of the pool.
 fn pool_connections(db: &Db) -> (u32, usize) {
     match db {
-        Db::Sqlite(pool) => (pool.size(), pool.num_idle()),
+        Db::Sqlite(pool, _) => (pool.size(), pool.num_idle()),
         Db::Postgres(pool) => (pool.size(), pool.num_idle()),
     }
 }

@@ -286,7 +286,7 @@ pub async fn apply_with(
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let mut pooled = pool
                 .acquire()
                 .await

@@ -164,7 +164,7 @@ async fn the_planner_reads_back_exactly_what_it_created() {
 async fn sqlite_conversions_fill_the_new_column_with_what_converts() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite_db(&dir).await;
-    let Db::Sqlite(pool) = &db else {
+    let Db::Sqlite(pool, _) = &db else {
         unreachable!()
     };
     let cases: &[(Option<Storage>, Storage, &str, Option<&str>)] = &[

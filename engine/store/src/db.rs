@@ -129,13 +129,17 @@ impl Db {
 
     /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.write_turn().await?.begin().await
+    }
+
+    /// This process's turn to write, before the transaction begins: on SQLite, the writer
+    /// connection at the write gate (see the module documentation), where a read sees every
+    /// write committed before it and, whatever it finds, needs no transaction to end; on
+    /// PostgreSQL, where writers do not queue, nothing is held until the transaction begins.
+    pub(crate) async fn write_turn(&self) -> Result<WriteTurn, StoreError> {
         match self {
-            Db::Sqlite(_, writer) => writer.begin().await.map(WriteTransaction::Sqlite),
-            Db::Postgres(pool) => pool
-                .begin()
-                .await
-                .map(WriteTransaction::Postgres)
-                .map_err(StoreError::query("starting a write transaction")),
+            Db::Sqlite(_, writer) => writer.turn().await.map(WriteTurn::Sqlite),
+            Db::Postgres(pool) => Ok(WriteTurn::Postgres(pool.clone())),
         }
     }
 
@@ -176,9 +180,9 @@ impl SqliteWriter {
         }
     }
 
-    /// Waits for this process's turn to write to the file, then starts `BEGIN IMMEDIATE` on
-    /// the writer connection (opening it if need be).
-    async fn begin(&self) -> Result<SqliteWrite, StoreError> {
+    /// Waits for this process's turn to write to the file, and takes the writer connection
+    /// (opening it if need be).
+    async fn turn(&self) -> Result<SqliteTurn, StoreError> {
         // Waits as long as SQLite's own busy timeout would, and fails the same way.
         let turn = tokio::time::timeout(
             SQLITE_BUSY_TIMEOUT,
@@ -190,26 +194,66 @@ impl SqliteWriter {
             source: sqlx::Error::PoolTimedOut,
         })?;
         let mut slot = Arc::clone(&self.connection).lock_owned().await;
-        let mut connection = match slot.take() {
+        let connection = match slot.take() {
             Some(connection) => connection,
             None => SqliteConnection::connect_with(&self.options)
                 .await
                 .map_err(StoreError::query("opening the writer connection"))?,
         };
-        if let Err(error) = sqlx::raw_sql(AssertSqlSafe("BEGIN IMMEDIATE"))
-            .execute(&mut connection)
-            .await
-        {
-            // A failed BEGIN started nothing; the connection is kept.
-            *slot = Some(connection);
-            return Err(StoreError::query("starting a write transaction")(error));
+        Ok(SqliteTurn(Held {
+            connection: Some(connection),
+            slot,
+            _turn: turn,
+        }))
+    }
+}
+
+/// The writer connection and this process's turn at the write gate, held until dropped; the
+/// connection then goes back for the next writer.
+struct Held {
+    /// `None` only once a failed rollback has closed it.
+    connection: Option<SqliteConnection>,
+    /// Where the connection goes back; `None` while it is held.
+    slot: tokio::sync::OwnedMutexGuard<Option<SqliteConnection>>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Held {
+    #[expect(
+        clippy::expect_used,
+        reason = "only the rollback of a dropped write takes the connection, and nothing uses it after"
+    )]
+    fn connection(&mut self) -> &mut SqliteConnection {
+        self.connection.as_mut().expect("a held writer connection")
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            *self.slot = Some(connection);
         }
+    }
+}
+
+/// This process's turn to write to a SQLite file, on the writer connection, before any
+/// transaction: reads here see every write this process has committed, and no other writer
+/// of this process can change anything until the turn is dropped or begins its transaction.
+pub(crate) struct SqliteTurn(Held);
+
+impl SqliteTurn {
+    pub(crate) fn connection(&mut self) -> Connection<'_> {
+        Connection::Sqlite(self.0.connection())
+    }
+
+    /// Starts `BEGIN IMMEDIATE`. On failure the turn ends; the connection is kept.
+    async fn begin(mut self) -> Result<SqliteWrite, StoreError> {
+        sqlx::raw_sql(AssertSqlSafe("BEGIN IMMEDIATE"))
+            .execute(self.0.connection())
+            .await
+            .map_err(StoreError::query("starting a write transaction"))?;
         Ok(SqliteWrite {
-            held: Some(Held {
-                connection,
-                slot,
-                _turn: turn,
-            }),
+            held: Some(self.0),
             open: true,
         })
     }
@@ -225,31 +269,13 @@ pub(crate) struct SqliteWrite {
     open: bool,
 }
 
-struct Held {
-    connection: SqliteConnection,
-    /// Where the connection goes back; `None` while it is in use.
-    slot: tokio::sync::OwnedMutexGuard<Option<SqliteConnection>>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Held {
-    fn put_back(self) {
-        let Held {
-            connection,
-            mut slot,
-            _turn,
-        } = self;
-        *slot = Some(connection);
-    }
-}
-
 impl SqliteWrite {
     #[expect(
         clippy::expect_used,
         reason = "`held` is only taken when the write is dropped"
     )]
     fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.held.as_mut().expect("an undropped write").connection
+        self.held.as_mut().expect("an undropped write").connection()
     }
 
     async fn commit(mut self) -> Result<(), StoreError> {
@@ -270,23 +296,43 @@ impl Drop for SqliteWrite {
             return;
         };
         if !self.open {
-            held.put_back();
             return;
         }
         // Without a runtime the connection is closed, which rolls back; the next write
         // opens another.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                match sqlx::raw_sql(AssertSqlSafe("ROLLBACK"))
-                    .execute(&mut held.connection)
-                    .await
-                {
-                    Ok(_) => held.put_back(),
-                    Err(error) => {
-                        tracing::warn!(%error, "rolling back on the SQLite writer connection failed; it is closed");
-                    }
-                }
-            });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            held.connection.take();
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(error) = sqlx::raw_sql(AssertSqlSafe("ROLLBACK"))
+                .execute(held.connection())
+                .await
+            {
+                tracing::warn!(%error, "rolling back on the SQLite writer connection failed; it is closed");
+                held.connection.take();
+            }
+        });
+    }
+}
+
+/// This process's turn to write, before its transaction begins ([`Db::write_turn`]): on
+/// SQLite the writer connection at the write gate; on PostgreSQL nothing is held.
+pub(crate) enum WriteTurn {
+    Sqlite(SqliteTurn),
+    Postgres(PgPool),
+}
+
+impl WriteTurn {
+    /// Begins the write transaction (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
+    pub(crate) async fn begin(self) -> Result<WriteTransaction, StoreError> {
+        match self {
+            WriteTurn::Sqlite(turn) => turn.begin().await.map(WriteTransaction::Sqlite),
+            WriteTurn::Postgres(pool) => pool
+                .begin()
+                .await
+                .map(WriteTransaction::Postgres)
+                .map_err(StoreError::query("starting a write transaction")),
         }
     }
 }
@@ -703,6 +749,36 @@ mod tests {
             .unwrap();
         assert_eq!(rows, 1);
         drop(read);
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_write_turn_holds_off_the_processs_other_writers_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("turn.db").display()
+        ))
+        .await
+        .unwrap();
+        let mut turn = db.write_turn().await.unwrap();
+        let WriteTurn::Sqlite(sqlite) = &mut turn else {
+            unreachable!()
+        };
+        assert_eq!(sqlite.connection().count("SELECT 1").await.unwrap(), 1);
+        let other = {
+            let db = db.clone();
+            tokio::spawn(async move { db.begin_write().await.unwrap().commit().await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!other.is_finished(), "another writer ran during the turn");
+        // A turn that wrote nothing ends without a transaction to roll back.
+        drop(turn);
+        tokio::time::timeout(SQLITE_BUSY_TIMEOUT, other)
+            .await
+            .expect("the other writer ran once the turn ended")
+            .unwrap()
+            .unwrap();
         db.close().await;
     }
 

@@ -256,15 +256,18 @@ impl Pools {
     pub async fn claim(&self, actor: &Actor, name: &str, id: &str) -> Result<Json, RecordError> {
         let (pool, object, _role) = self.pool(actor, name)?;
         let now = self.records.clock().now();
-        // The record is read before the write transaction opens, so that the transaction
-        // (which holds SQLite's one write lock, and for which every other claimer waits)
-        // runs only the checks and the writes: the update below applies only to the version
-        // read here, and a record that changed in between is read again under the lock.
-        let mut current = self.row_in_pool_unlocked(pool, object, id).await?;
+        // The record is read at this process's turn to write but before the transaction
+        // opens: on SQLite, a claim that finds the record taken (the loser of a race) then
+        // ends without starting a transaction, and the winner's transaction (which holds
+        // SQLite's one write lock, for which every other claimer waits) runs only the checks
+        // and the writes. The update below applies only to the version read here; a record
+        // that changed in between (another process) is read again under the lock.
+        let mut turn = self.records.db().records_write_turn().await?;
+        let mut current = in_pool(pool, turn.get(object, id, Deleted::Exclude).await?)?;
         if owner_of(&current).is_some() {
             return Err(refused("taken", "someone holds this record already"));
         }
-        let mut write = self.records.db().begin_records_write().await?;
+        let mut write = turn.begin().await?;
         // Serialises this user's claims (PostgreSQL; SQLite's write lock already does), so
         // the counts below see every earlier claim of theirs. Without a limit there is
         // nothing to count, and the claim is one conditional update like any other write.
@@ -666,21 +669,6 @@ impl Pools {
 
     /// The live record `id` of `pool`, locked for this transaction; `NotFound` when it is
     /// not a record of this pool (held or not).
-    /// The live record `id` of `pool`, read without a lock (see [`Pools::claim`]).
-    async fn row_in_pool_unlocked(
-        &self,
-        pool: &Pool,
-        object: &Object,
-        id: &str,
-    ) -> Result<Row, RecordError> {
-        match keel_store::records::get(self.records.db(), object, id, Deleted::Exclude).await? {
-            Some(row) if matches!(row.get("pool"), Some(Value::Text(p)) if *p == pool.name) => {
-                Ok(row)
-            }
-            _ => Err(RecordError::NotFound),
-        }
-    }
-
     async fn row_in_pool(
         &self,
         write: &mut RecordWrite,
@@ -688,15 +676,11 @@ impl Pools {
         object: &Object,
         id: &str,
     ) -> Result<Row, RecordError> {
-        match write.get_for_update(object, id).await? {
-            Some(row)
-                if matches!(row.get("deleted_at"), Some(Value::Null) | None)
-                    && matches!(row.get("pool"), Some(Value::Text(p)) if *p == pool.name) =>
-            {
-                Ok(row)
-            }
-            _ => Err(RecordError::NotFound),
-        }
+        let row = write
+            .get_for_update(object, id)
+            .await?
+            .filter(|row| matches!(row.get("deleted_at"), Some(Value::Null) | None));
+        in_pool(pool, row)
     }
 
     /// The active user `user` (an id or a username) when they hold a member or manager
@@ -1049,6 +1033,12 @@ pub(crate) fn id_of(row: &Row) -> Option<String> {
         Some(Value::Text(id)) => Some(id.clone()),
         _ => None,
     }
+}
+
+/// The record `row`, when it is (in or held from) `pool`; not found otherwise.
+fn in_pool(pool: &Pool, row: Option<Row>) -> Result<Row, RecordError> {
+    row.filter(|row| matches!(row.get("pool"), Some(Value::Text(p)) if *p == pool.name))
+        .ok_or(RecordError::NotFound)
 }
 
 pub(crate) fn owner_of(row: &Row) -> Option<String> {

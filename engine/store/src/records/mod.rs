@@ -37,7 +37,7 @@ pub use aggregate::{Measure, aggregate};
 pub(crate) use audit::audit_insert_statements;
 pub(crate) use audit::write_audit;
 pub use audit::{AuditEntry, append as append_audit, changed_by, history, recent};
-pub use write::RecordWrite;
+pub use write::{RecordTurn, RecordWrite};
 
 use crate::db::Db;
 use crate::error::StoreError;

@@ -23,7 +23,7 @@ use super::execute::{Shape, execute, fetch, fetch_raw};
 use super::select::{RowLock, run_select, select_statement};
 use super::statement::Statement;
 use super::{Deleted, Row, SelectQuery, by_id};
-use crate::db::{Db, Dialect, WriteTransaction};
+use crate::db::{Db, Dialect, WriteTransaction, WriteTurn};
 use crate::error::StoreError;
 use crate::naming::unique_index_name;
 
@@ -43,6 +43,56 @@ impl Db {
         Ok(RecordWrite {
             transaction: self.begin_write().await?,
             dialect: self.dialect(),
+        })
+    }
+
+    /// Waits for this process's turn to write records, for a write that first reads what it
+    /// will change and may then write nothing (a claim of a record someone may hold).
+    pub async fn records_write_turn(&self) -> Result<RecordTurn, StoreError> {
+        Ok(RecordTurn {
+            turn: self.write_turn().await?,
+            db: self.clone(),
+        })
+    }
+}
+
+/// A write at its turn, before its transaction begins ([`Db::records_write_turn`]). On
+/// SQLite it holds the writer connection, so no other writer of this process runs until it
+/// is dropped or has begun and ended its transaction, and a read that finds nothing to write
+/// ends without a transaction to roll back; on PostgreSQL it holds nothing and reads from the
+/// pool. Either way what it reads may still change before the transaction (another process
+/// on SQLite): the write must check it did not (a versioned update).
+pub struct RecordTurn {
+    turn: WriteTurn,
+    db: Db,
+}
+
+impl RecordTurn {
+    /// The record `id` as of now.
+    pub async fn get(
+        &mut self,
+        object: &Object,
+        id: &str,
+        deleted: Deleted,
+    ) -> Result<Option<Row>, StoreError> {
+        match &mut self.turn {
+            WriteTurn::Sqlite(turn) => {
+                let plan =
+                    select_statement(Dialect::Sqlite, &by_id(object, id, deleted), RowLock::None)?;
+                Ok(run_select(&mut turn.connection(), &plan)
+                    .await?
+                    .into_iter()
+                    .next())
+            }
+            WriteTurn::Postgres(_) => super::get(&self.db, object, id, deleted).await,
+        }
+    }
+
+    /// Begins the write transaction.
+    pub async fn begin(self) -> Result<RecordWrite, StoreError> {
+        Ok(RecordWrite {
+            transaction: self.turn.begin().await?,
+            dialect: self.db.dialect(),
         })
     }
 }

@@ -971,3 +971,62 @@ db_test!(
         db.close().await;
     }
 );
+
+db_test!(
+    a_pool_move_of_a_record_that_changed_writes_nothing_once_rolled_back,
+    |test_db| async move {
+        let (db, schema) = fixture(&test_db).await;
+        let deal = schema.object("deal").unwrap();
+        insert(&db, deal, &[record("d1", &[("name", text("Acme"))])]).await;
+        let event = |id: &str| keel_store::pools::PoolEvent {
+            id: id.to_owned(),
+            object: "deal".to_owned(),
+            record_id: "d1".to_owned(),
+            pool: "deals".to_owned(),
+            action: "claim".to_owned(),
+            actor: "u1".to_owned(),
+            from_user: None,
+            to_user: Some("u1".to_owned()),
+            reason: None,
+            note: None,
+            at: at(),
+        };
+        let mut changes = Row::new();
+        changes.insert("score".into(), Value::Integer(7));
+        // At a version the record is not at: false, and dropping the write takes the
+        // history row back with it.
+        let mut write = db.begin_records_write().await.unwrap();
+        let moved = write
+            .move_record(deal, "d1", 2, &changes, &[], &[event("h1")])
+            .await
+            .unwrap();
+        assert!(!moved);
+        drop(write);
+        assert!(
+            keel_store::pools::history(&db, "deal", "d1")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // At its version: true, with the history row and the change.
+        let mut write = db.begin_records_write().await.unwrap();
+        let moved = write
+            .move_record(deal, "d1", 1, &changes, &[], &[event("h2")])
+            .await
+            .unwrap();
+        assert!(moved);
+        write.commit().await.unwrap();
+        let history = keel_store::pools::history(&db, "deal", "d1").await.unwrap();
+        assert_eq!(
+            history.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["h2"]
+        );
+        let saved = records::get(&db, deal, "d1", records::Deleted::Exclude)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(saved["score"], Value::Integer(7));
+        assert_eq!(saved["version"], Value::Integer(2));
+        db.close().await;
+    }
+);

@@ -191,6 +191,25 @@ impl RecordWrite {
         Ok(())
     }
 
+    /// A pool move of one record in one round trip: `audit` and the pool history `events`
+    /// inserted, then the versioned update of `changes` (see [`RecordWrite::update`]).
+    /// `false` when the record is no longer at `expected_version`: the inserts are in this
+    /// transaction too, so the caller rolls it back (drops it) rather than going on.
+    pub async fn move_record(
+        &mut self,
+        object: &Object,
+        id: &str,
+        expected_version: i64,
+        changes: &Row,
+        audit: &[AuditEntry],
+        events: &[PoolEvent],
+    ) -> Result<bool, StoreError> {
+        let mut before = audit_insert_statements(self.dialect(), audit)?;
+        before.extend(history_statements(self.dialect(), events)?);
+        self.update_after(object, id, expected_version, changes, before)
+            .await
+    }
+
     /// [`RecordWrite::select`], locking the rows it returns until this transaction ends
     /// (`FOR UPDATE` on PostgreSQL, which also checks each locked row against the condition
     /// again, so a row another transaction just changed is skipped when it no longer

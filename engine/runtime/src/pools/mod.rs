@@ -32,6 +32,9 @@ pub use timing::Timing;
 
 /// The longest note a release, assignment or move may carry, in characters.
 pub const MAX_NOTE_CHARS: usize = 2_000;
+/// Reads and tries a claim makes of a record that keeps changing under it (another process
+/// editing it) before it gives up with `taken`.
+const CLAIM_ATTEMPTS: usize = 3;
 
 /// The actor's part in a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -256,14 +259,42 @@ impl Pools {
     pub async fn claim(&self, actor: &Actor, name: &str, id: &str) -> Result<Json, RecordError> {
         let (pool, object, _role) = self.pool(actor, name)?;
         let now = self.records.clock().now();
+        let mut saved = None;
+        for _ in 0..CLAIM_ATTEMPTS {
+            saved = self.try_claim(actor, pool, object, id, now).await?;
+            if saved.is_some() {
+                break;
+            }
+        }
+        let saved =
+            saved.ok_or_else(|| refused("taken", "the record changed while you acted on it"))?;
+        let fields =
+            crate::records::output::output_fields(self.records.schema(), actor, object, None)?;
+        let mut rendered =
+            crate::records::output::render_rows(&self.records, actor, object, &fields, vec![saved])
+                .await?;
+        rendered.pop().ok_or(RecordError::NotFound)
+    }
+
+    /// One attempt of [`Pools::claim`]: the claimed record, committed, or `None` when it
+    /// changed between the read and the update (then nothing was written).
+    async fn try_claim(
+        &self,
+        actor: &Actor,
+        pool: &Pool,
+        object: &Object,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Row>, RecordError> {
         // The record is read at this process's turn to write but before the transaction
         // opens: on SQLite, a claim that finds the record taken (the loser of a race) then
         // ends without starting a transaction, and the winner's transaction (which holds
         // SQLite's one write lock, for which every other claimer waits) runs only the checks
-        // and the writes. The update below applies only to the version read here; a record
-        // that changed in between (another process) is read again under the lock.
+        // and the writes. The update applies only to the version read here; a record that
+        // changed in between (another process, or on PostgreSQL a concurrent claim) is read
+        // again by the next attempt.
         let mut turn = self.records.db().records_write_turn().await?;
-        let mut current = in_pool(pool, turn.get(object, id, Deleted::Exclude).await?)?;
+        let current = in_pool(pool, turn.get(object, id, Deleted::Exclude).await?)?;
         if owner_of(&current).is_some() {
             return Err(refused("taken", "someone holds this record already"));
         }
@@ -337,37 +368,14 @@ impl Pools {
             reason: None,
             note: None,
         };
-        let saved = match self
-            .apply(
-                &mut write,
-                pool,
-                object,
-                &current,
-                changes.clone(),
-                &event,
-                now,
-            )
+        let Some(saved) = self
+            .apply(&mut write, pool, object, &current, changes, &event, now)
             .await?
-        {
-            Some(saved) => saved,
-            None => {
-                // Changed since it was read: taken, or edited; read again under the lock.
-                current = self.row_in_pool(&mut write, pool, object, id).await?;
-                if owner_of(&current).is_some() {
-                    return Err(refused("taken", "someone holds this record already"));
-                }
-                self.apply(&mut write, pool, object, &current, changes, &event, now)
-                    .await?
-                    .ok_or_else(|| refused("taken", "the record changed while you acted on it"))?
-            }
+        else {
+            return Ok(None);
         };
         write.commit().await?;
-        let fields =
-            crate::records::output::output_fields(self.records.schema(), actor, object, None)?;
-        let mut rendered =
-            crate::records::output::render_rows(&self.records, actor, object, &fields, vec![saved])
-                .await?;
-        rendered.pop().ok_or(RecordError::NotFound)
+        Ok(Some(saved))
     }
 
     /// Puts the held record `id` back into `pool`: its owner may, and so may the pool's
@@ -700,9 +708,10 @@ impl Pools {
         Ok((target.id != "system" && self.role(&target, pool).is_some()).then_some(target))
     }
 
-    /// Applies one move to `current` in `write`: the conditional update (version + 1,
-    /// `updated_*`), then the field audit rows and the pool history row in one round trip.
-    /// Returns the row as saved.
+    /// Applies one move to `current` in `write`, in one round trip: the field audit rows and
+    /// the pool history row, then the conditional update (version + 1, `updated_*`).
+    /// Returns the row as saved, or `None` when the record changed since `current` was
+    /// read: then `write` holds the inserts without the update and must be dropped.
     #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
@@ -721,14 +730,14 @@ impl Pools {
         };
         changes.insert("updated_at".to_owned(), Value::Datetime(now));
         changes.insert("updated_by".to_owned(), Value::Text(event.actor.id.clone()));
-        if !write.update(object, &id, version, &changes).await? {
-            return Ok(None);
-        }
         let audit = audit_rows(object, current, &changes, Some(&event.actor.id), now);
         let history = event.row(pool, object, current, now);
-        write
-            .insert_audit_and_pool_history(&audit, &[history])
-            .await?;
+        if !write
+            .move_record(object, &id, version, &changes, &audit, &[history])
+            .await?
+        {
+            return Ok(None);
+        }
         let mut saved = current.clone();
         for (name, value) in changes {
             saved.insert(name, value);

@@ -232,21 +232,61 @@ impl RecordWrite {
         changes: &Row,
     ) -> Result<bool, StoreError> {
         let columns = ObjectColumns::of(object);
-        let mut statement = update_head(self.dialect, &columns, changes)?;
-        statement.push(" WHERE ");
-        statement.push_identifier("id");
-        statement.push(" = ");
-        statement.push_value(&Value::Text(id.to_owned()), Storage::Text)?;
-        statement.push(" AND ");
-        statement.push_identifier("version");
-        statement.push(" = ");
-        statement.push_value(&Value::Integer(expected_version), Storage::Integer)?;
+        let statement = versioned_update(self.dialect, &columns, id, expected_version, changes)?;
         let updated = self.execute_write(&columns, &statement).await? == 1;
-        if updated && duplicate_keys::touches_keys(object, changes.keys().cloned()) {
+        if updated {
+            self.refresh_keys_after_update(object, id, changes).await?;
+        }
+        Ok(updated)
+    }
+
+    /// [`RecordWrite::update`] run last in one round trip after `before` (inserts of rows
+    /// that go with the change: its audit trail, its pool history). The inserts run whether
+    /// or not the update finds the record at `expected_version`; when it does not (→
+    /// `false`), the caller must roll this transaction back (drop it), not go on with it.
+    pub(crate) async fn update_after(
+        &mut self,
+        object: &Object,
+        id: &str,
+        expected_version: i64,
+        changes: &Row,
+        mut before: Vec<Statement>,
+    ) -> Result<bool, StoreError> {
+        let columns = ObjectColumns::of(object);
+        let mut update = versioned_update(self.dialect, &columns, id, expected_version, changes)?;
+        update.push(" RETURNING ");
+        update.push_identifier("id");
+        before.push(update);
+        let Some(batch) = Statement::batch(before) else {
+            return Ok(false);
+        };
+        let updated = !fetch_raw(
+            &mut self.transaction.connection(),
+            &batch,
+            &[Shape::Stored(Storage::Text)],
+        )
+        .await?
+        .map_err(|error| write_error(&columns, &batch.sql, error))?
+        .is_empty();
+        if updated {
+            self.refresh_keys_after_update(object, id, changes).await?;
+        }
+        Ok(updated)
+    }
+
+    /// Brings the duplicate keys of record `id` in line after an update of `changes`, when
+    /// they touch a key field.
+    async fn refresh_keys_after_update(
+        &mut self,
+        object: &Object,
+        id: &str,
+        changes: &Row,
+    ) -> Result<(), StoreError> {
+        if duplicate_keys::touches_keys(object, changes.keys().cloned()) {
             duplicate_keys::refresh(&mut self.transaction.connection(), object, &[id.to_owned()])
                 .await?;
         }
-        Ok(updated)
+        Ok(())
     }
 
     /// Locks the normalised values `keys` of `object` until this transaction ends (see
@@ -441,6 +481,26 @@ fn insert_statements(
 }
 
 /// `UPDATE "table" SET "a" = ?, …, "version" = "version" + 1`.
+/// `UPDATE … SET changes WHERE id = id AND version = expected_version`.
+fn versioned_update(
+    dialect: Dialect,
+    columns: &ObjectColumns<'_>,
+    id: &str,
+    expected_version: i64,
+    changes: &Row,
+) -> Result<Statement, StoreError> {
+    let mut statement = update_head(dialect, columns, changes)?;
+    statement.push(" WHERE ");
+    statement.push_identifier("id");
+    statement.push(" = ");
+    statement.push_value(&Value::Text(id.to_owned()), Storage::Text)?;
+    statement.push(" AND ");
+    statement.push_identifier("version");
+    statement.push(" = ");
+    statement.push_value(&Value::Integer(expected_version), Storage::Integer)?;
+    Ok(statement)
+}
+
 fn update_head(
     dialect: Dialect,
     columns: &ObjectColumns<'_>,

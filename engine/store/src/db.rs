@@ -17,6 +17,7 @@
 //! connection has committed, so a writer on whichever connection was free started cold and
 //! read its pages again, while the writer's own connection keeps them from one write to the
 //! next; and a writer never waits, holding the gate, for a connection busy with reads.
+//! The writer connection leaves WAL checkpoints to a background task (see `Checkpoints`).
 //! PostgreSQL uses a plain pool.
 //!
 //! This module deliberately does not run migrations or know any table: see `migrate`.
@@ -24,6 +25,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,6 +63,57 @@ pub enum Db {
 pub struct SqliteWriter {
     options: Arc<SqliteConnectOptions>,
     connection: Arc<tokio::sync::Mutex<Option<SqliteConnection>>>,
+    checkpoints: Arc<Checkpoints>,
+}
+
+/// The WAL checkpoints of a SQLite [`Db`]. The writer connection does not checkpoint when it
+/// commits (`wal_autocheckpoint = 0`): SQLite would otherwise copy the log into the database
+/// file and sync both inside the commit that crossed 1,000 pages, while every other writer
+/// waits. After a commit, a passive checkpoint runs instead on a read connection, in the
+/// background, unless one is running or one started less than [`CHECKPOINT_EVERY`] ago.
+#[derive(Debug)]
+struct Checkpoints {
+    pool: SqlitePool,
+    running: AtomicBool,
+    last: Mutex<Option<Instant>>,
+}
+
+/// The least time between two background checkpoints of one database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+impl Checkpoints {
+    /// Starts a passive checkpoint in the background if one is due.
+    fn after_commit(self: &Arc<Self>) {
+        let now = Instant::now();
+        {
+            let mut last = self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|last| now.duration_since(last) < CHECKPOINT_EVERY)
+                || self.running.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+            *last = Some(now);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.running.store(false, Ordering::Release);
+            return;
+        };
+        let checkpoints = Arc::clone(self);
+        runtime.spawn(async move {
+            // A checkpoint that fails (the database closing) is left to the next commit, or
+            // to SQLite when the last connection closes.
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&checkpoints.pool)
+                .await
+            {
+                tracing::debug!(%error, "a background WAL checkpoint failed");
+            }
+            checkpoints.running.store(false, Ordering::Release);
+        });
+    }
 }
 
 /// The SQL dialect of a database; matched wherever SQLite and PostgreSQL differ.
@@ -173,10 +226,15 @@ fn sqlite_write_gate(options: &SqliteConnectOptions) -> Arc<tokio::sync::Mutex<(
 }
 
 impl SqliteWriter {
-    fn new(options: SqliteConnectOptions) -> SqliteWriter {
+    fn new(options: SqliteConnectOptions, pool: SqlitePool) -> SqliteWriter {
         SqliteWriter {
-            options: Arc::new(options),
+            options: Arc::new(options.pragma("wal_autocheckpoint", "0")),
             connection: Arc::default(),
+            checkpoints: Arc::new(Checkpoints {
+                pool,
+                running: AtomicBool::new(false),
+                last: Mutex::new(None),
+            }),
         }
     }
 
@@ -204,6 +262,7 @@ impl SqliteWriter {
             connection: Some(connection),
             slot,
             _turn: turn,
+            checkpoints: Arc::clone(&self.checkpoints),
         }))
     }
 }
@@ -216,6 +275,7 @@ struct Held {
     /// Where the connection goes back; `None` while it is held.
     slot: tokio::sync::OwnedMutexGuard<Option<SqliteConnection>>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
+    checkpoints: Arc<Checkpoints>,
 }
 
 impl Held {
@@ -284,6 +344,9 @@ impl SqliteWrite {
             .await;
         // A failed COMMIT leaves the transaction open: dropped below, it is rolled back.
         self.open = committed.is_err();
+        if let (Ok(_), Some(held)) = (&committed, &self.held) {
+            held.checkpoints.after_commit();
+        }
         committed
             .map(drop)
             .map_err(StoreError::query("committing a transaction"))
@@ -470,7 +533,7 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .connect_with(options.clone())
         .await
         .map_err(connect_error)?;
-    Ok(Db::Sqlite(pool, SqliteWriter::new(options)))
+    Ok(Db::Sqlite(pool.clone(), SqliteWriter::new(options, pool)))
 }
 
 /// Puts the database file in WAL mode, once; the mode is stored in the file.
@@ -779,6 +842,34 @@ mod tests {
             .expect("the other writer ran once the turn ended")
             .unwrap()
             .unwrap();
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_into_the_database_file_after_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("checkpoint.db");
+        let db = Db::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        let mut write = db.begin_write().await.unwrap();
+        write
+            .connection()
+            .execute(
+                "CREATE TABLE t (b BLOB); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+                 INSERT INTO t SELECT randomblob(4096) FROM n",
+            )
+            .await
+            .unwrap();
+        write.commit().await.unwrap();
+        // 8 MB committed to the log: the database file has it once a checkpoint ran.
+        let size = || std::fs::metadata(&file).map_or(0, |metadata| metadata.len());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() < 8_000_000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(size() >= 8_000_000, "not checkpointed: {} bytes", size());
         db.close().await;
     }
 

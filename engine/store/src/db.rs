@@ -636,6 +636,13 @@ pub fn redact_password(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A SQLite database in the file `name` of `dir`.
+    async fn sqlite_in(dir: &tempfile::TempDir, name: &str) -> Db {
+        Db::connect(&format!("sqlite://{}", dir.path().join(name).display()))
+            .await
+            .unwrap()
+    }
+
     #[test]
     fn passwords_never_appear_in_redacted_urls() {
         assert_eq!(
@@ -740,12 +747,7 @@ mod tests {
     #[tokio::test]
     async fn sqlite_writers_waiting_for_their_turn_hold_no_connection_so_reads_go_on() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("gate.db").display()
-        ))
-        .await
-        .unwrap();
+        let db = sqlite_in(&dir, "gate.db").await;
         let first = db.begin_write().await.unwrap();
         // More waiting writers than the pool has connections: without the gate each would
         // hold a connection in SQLite's busy handler, and the read below would wait for one
@@ -771,12 +773,7 @@ mod tests {
     #[tokio::test]
     async fn a_sqlite_write_dropped_unfinished_is_rolled_back_before_the_next() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("rollback.db").display()
-        ))
-        .await
-        .unwrap();
+        let db = sqlite_in(&dir, "rollback.db").await;
         let mut write = db.begin_write().await.unwrap();
         write
             .connection()
@@ -818,12 +815,7 @@ mod tests {
     #[tokio::test]
     async fn a_sqlite_write_turn_holds_off_the_processs_other_writers_until_it_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("turn.db").display()
-        ))
-        .await
-        .unwrap();
+        let db = sqlite_in(&dir, "turn.db").await;
         let mut turn = db.write_turn().await.unwrap();
         let WriteTurn::Sqlite(sqlite) = &mut turn else {
             unreachable!()
@@ -876,12 +868,7 @@ mod tests {
     #[tokio::test]
     async fn a_sqlite_writer_does_not_wait_for_the_connections_that_reads_hold() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("writer.db").display()
-        ))
-        .await
-        .unwrap();
+        let db = sqlite_in(&dir, "writer.db").await;
         let mut reads = Vec::new();
         for _ in 0..SQLITE_MAX_CONNECTIONS {
             reads.push(db.acquire().await.unwrap());

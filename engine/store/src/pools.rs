@@ -177,7 +177,8 @@ impl RecordWrite {
     }
 
     /// Appends `audit` to the audit trail and `events` to the pool history in one round
-    /// trip ([`Statement::batch`]): what a pool move writes beside its update.
+    /// trip ([`Statement::batch`]): what the auto-return sweep writes beside a chunk's
+    /// set-based update (a single move uses [`RecordWrite::move_record`]).
     pub async fn insert_audit_and_pool_history(
         &mut self,
         audit: &[AuditEntry],

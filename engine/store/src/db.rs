@@ -25,7 +25,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,8 +73,13 @@ pub struct SqliteWriter {
 #[derive(Debug)]
 struct Checkpoints {
     pool: SqlitePool,
-    running: AtomicBool,
-    last: Mutex<Option<Instant>>,
+    state: Mutex<CheckpointState>,
+}
+
+#[derive(Debug, Default)]
+struct CheckpointState {
+    running: bool,
+    last_started: Option<Instant>,
 }
 
 /// The least time between two background checkpoints of one database.
@@ -84,23 +88,24 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 impl Checkpoints {
     /// Starts a passive checkpoint in the background if one is due.
     fn after_commit(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let now = Instant::now();
         {
-            let mut last = self
-                .last
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|last| now.duration_since(last) < CHECKPOINT_EVERY)
-                || self.running.swap(true, Ordering::AcqRel)
+            let mut state = self.state();
+            if state.running
+                || state
+                    .last_started
+                    .is_some_and(|last| now.duration_since(last) < CHECKPOINT_EVERY)
             {
                 return;
             }
-            *last = Some(now);
+            *state = CheckpointState {
+                running: true,
+                last_started: Some(now),
+            };
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.running.store(false, Ordering::Release);
-            return;
-        };
         let checkpoints = Arc::clone(self);
         runtime.spawn(async move {
             // A checkpoint that fails (the database closing) is left to the next commit, or
@@ -111,8 +116,14 @@ impl Checkpoints {
             {
                 tracing::debug!(%error, "a background WAL checkpoint failed");
             }
-            checkpoints.running.store(false, Ordering::Release);
+            checkpoints.state().running = false;
         });
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CheckpointState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -232,8 +243,7 @@ impl SqliteWriter {
             connection: Arc::default(),
             checkpoints: Arc::new(Checkpoints {
                 pool,
-                running: AtomicBool::new(false),
-                last: Mutex::new(None),
+                state: Mutex::default(),
             }),
         }
     }

@@ -17,7 +17,8 @@
 //! connection has committed, so a writer on whichever connection was free started cold and
 //! read its pages again, while the writer's own connection keeps them from one write to the
 //! next; and a writer never waits, holding the gate, for a connection busy with reads.
-//! The writer connection leaves WAL checkpoints to a background task (see `Checkpoints`).
+//! The writer connection leaves WAL checkpoints to a background task, up to a backstop (see
+//! `Checkpoints`).
 //! PostgreSQL uses a plain pool.
 //!
 //! This module deliberately does not run migrations or know any table: see `migrate`.
@@ -65,11 +66,18 @@ pub struct SqliteWriter {
     checkpoints: Arc<Checkpoints>,
 }
 
-/// The WAL checkpoints of a SQLite [`Db`]. The writer connection does not checkpoint when it
-/// commits (`wal_autocheckpoint = 0`): SQLite would otherwise copy the log into the database
-/// file and sync both inside the commit that crossed 1,000 pages, while every other writer
-/// waits. After a commit, a passive checkpoint runs instead on a read connection, in the
-/// background, unless one is running or one started less than [`CHECKPOINT_EVERY`] ago.
+/// The WAL checkpoints of a SQLite [`Db`]. The writer connection does not checkpoint when its
+/// commit crosses SQLite's default 1,000 pages: SQLite would then copy the log into the
+/// database file and sync both inside that commit, while every other writer waits. After a
+/// commit, a passive checkpoint runs instead on a read connection, in the background, unless
+/// one is running or one started less than [`CHECKPOINT_EVERY`] ago.
+///
+/// The writer still checkpoints in its own commit once the log holds
+/// [`WRITER_AUTOCHECKPOINT_PAGES`] (`wal_autocheckpoint`). SQLite starts the log again from its
+/// beginning only when a write begins after a checkpoint has copied all of it, and under
+/// writes that never pause (a sweep of 100k records) a background checkpoint is always a
+/// commit behind: the log grew to 660 MB in one sweep. The backstop's checkpoint copies only
+/// what the background ones have not, and the next write starts the log again.
 #[derive(Debug)]
 struct Checkpoints {
     pool: SqlitePool,
@@ -81,6 +89,9 @@ struct CheckpointState {
     running: bool,
     last_started: Option<Instant>,
 }
+
+/// The log size, in pages, at which the writer connection checkpoints in its own commit.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// The least time between two background checkpoints of one database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -239,7 +250,10 @@ fn sqlite_write_gate(options: &SqliteConnectOptions) -> Arc<tokio::sync::Mutex<(
 impl SqliteWriter {
     fn new(options: SqliteConnectOptions, pool: SqlitePool) -> SqliteWriter {
         SqliteWriter {
-            options: Arc::new(options.pragma("wal_autocheckpoint", "0")),
+            options: Arc::new(options.pragma(
+                "wal_autocheckpoint",
+                WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+            )),
             connection: Arc::default(),
             checkpoints: Arc::new(Checkpoints {
                 pool,
@@ -872,6 +886,47 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(size() >= 8_000_000, "not checkpointed: {} bytes", size());
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_wal_stays_bounded_under_writes_that_never_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("busy.db");
+        let db = Db::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        let mut write = db.begin_write().await.unwrap();
+        write
+            .connection()
+            .execute("CREATE TABLE t (b BLOB)")
+            .await
+            .unwrap();
+        write.commit().await.unwrap();
+        // Back-to-back writes of 100 pages each, 3 × WRITER_AUTOCHECKPOINT_PAGES in all: the
+        // background checkpoints alone never catch up with them, so the log would only grow.
+        let transactions = 3 * WRITER_AUTOCHECKPOINT_PAGES / 100;
+        for _ in 0..transactions {
+            let mut write = db.begin_write().await.unwrap();
+            write
+                .connection()
+                .execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                     INSERT INTO t SELECT randomblob(4000) FROM n",
+                )
+                .await
+                .unwrap();
+            write.commit().await.unwrap();
+        }
+        // SQLite keeps the log file at its largest size, so its size now is the most the log
+        // ever held: about the backstop's pages, never all that was written.
+        let log = dir.path().join("busy.db-wal");
+        let largest = std::fs::metadata(&log).map_or(0, |metadata| metadata.len());
+        let page = 4096 + 24;
+        assert!(
+            largest < u64::from(2 * WRITER_AUTOCHECKPOINT_PAGES) * page,
+            "the log grew to {largest} bytes"
+        );
         db.close().await;
     }
 

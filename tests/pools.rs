@@ -420,6 +420,31 @@ keel_testkit::db_test!(
 );
 
 keel_testkit::db_test!(
+    a_sweep_with_nothing_due_never_waits_for_the_write_turn,
+    |db| async move {
+        let settings = PoolSettings {
+            auto_return: true,
+            ..PoolSettings::default()
+        };
+        let app = spawn_app(&db.url, settings, 1).await;
+        let admin = app.token("admin").await;
+        let rep = app.token("rep1").await;
+        let id = app.pooled(&admin, "Fresh", "13400000009").await;
+        assert_eq!(app.claim(&rep, &id).await.0, StatusCode::OK);
+        // Another save holds this process's turn to write: on SQLite the one write lock that
+        // every save and claim waits for. Finding that nothing is due needs no write at all.
+        let turn = app.state.records().db().records_write_turn().await.unwrap();
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), app.sweep())
+            .await
+            .expect("the sweep waited for the write turn");
+        assert_eq!(outcome, keel_runtime::pools::SweepOutcome::default());
+        drop(turn);
+        app.clock.advance(Duration::days(3));
+        assert_eq!(app.sweep().await.changed, 1);
+    }
+);
+
+keel_testkit::db_test!(
     the_owner_is_warned_once_and_the_record_returns_once_at_the_right_instants,
     |db| async move {
         let settings = PoolSettings {

@@ -1,14 +1,18 @@
 //! The auto-return sweep of one pool (docs/pools.md, "Auto-return"): the scheduler runs it
 //! on the pool's `auto_return.schedule` as the job `pool:<pool>`.
 //!
-//! Set-based, in chunks of [`CHUNK`] records along the primary key, each chunk one
-//! transaction: select the due records (locked on PostgreSQL), one UPDATE of all of them
-//! (owner cleared, `returned_at` set, version + 1), their pool history and audit rows and
-//! the notifications to their previous owners, committed together. Warnings go the same way:
-//! a `warn` history row written with the notification marks the holding as warned, so each
-//! owner is warned once per holding. A chunk that did not commit changed nothing, and one
-//! that did no longer matches, so running a sweep again after a crash neither returns nor
-//! notifies twice.
+//! Set-based, in chunks of [`CHUNK`] records along the primary key. Each chunk is found
+//! first by a plain read, outside any transaction: searching a large table is the slow part,
+//! and on SQLite a write transaction holds the one write lock that every other save and claim
+//! waits for. Then one transaction per chunk selects those records again by id (locked on
+//! PostgreSQL) where they are still due, makes one UPDATE of all of them (owner cleared,
+//! `returned_at` set, version + 1), writes their pool history and audit rows and the
+//! notifications to their previous owners, and commits. The next chunk is searched for while
+//! this one is written. A record that stopped being due in between is left alone; one that
+//! became due is found by the next sweep. Warnings go the same way: a `warn` history row
+//! written with the notification marks the holding as warned, so each owner is warned once
+//! per holding. A chunk that did not commit changed nothing, and one that did no longer
+//! matches, so running a sweep again after a crash neither returns nor notifies twice.
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,6 +44,15 @@ pub struct SweepOutcome {
     pub errors: u64,
 }
 
+impl std::ops::AddAssign for SweepOutcome {
+    fn add_assign(&mut self, other: SweepOutcome) {
+        self.matched += other.matched;
+        self.changed += other.changed;
+        self.warned += other.warned;
+        self.errors += other.errors;
+    }
+}
+
 /// Runs the auto-return of `pool` as of `now`: warns owners whose records will return within
 /// `warn_before`, and returns the records that are due. A pool without `auto_return` (or
 /// an unknown pool) has nothing to do.
@@ -59,6 +72,12 @@ pub async fn sweep(
     let Some(object) = schema.object(&pool.object) else {
         return Err(RecordError::UnknownObject(pool.object.clone()));
     };
+    let sweep = Sweep {
+        records,
+        pool,
+        object,
+        now,
+    };
     let due = Condition::All(vec![
         held(pool),
         not_exempt(records, object, auto)?,
@@ -67,25 +86,9 @@ pub async fn sweep(
     // The owners to notify are read as the chunks meet them, each once per sweep.
     let mut prepared = Prepared::default();
     // Returns first: a record due now is returned, not warned.
-    let mut after: Option<String> = None;
-    loop {
-        let chunk = return_chunk(
-            records,
-            pool,
-            object,
-            &due,
-            after.as_deref(),
-            now,
-            &mut prepared,
-        )
+    sweep
+        .in_chunks(&due, Pass::Return, &mut prepared, &mut outcome)
         .await?;
-        let Some((last, matched, changed)) = chunk else {
-            break;
-        };
-        outcome.matched += matched;
-        outcome.changed += changed;
-        after = Some(last);
-    }
     if !auto.warn_before.is_zero() {
         let warn = Condition::All(vec![
             held(pool),
@@ -98,45 +101,282 @@ pub async fn sweep(
             )?,
             Condition::Not(Box::new(any_rule_holds(records, object, auto, now)?)),
         ]);
-        let mut after: Option<String> = None;
-        loop {
-            let chunk = warn_chunk(records, pool, object, &warn, after.as_deref(), now).await?;
-            let Some((last, matched, warned)) = chunk else {
-                break;
-            };
-            outcome.matched += matched;
-            outcome.warned += warned;
-            after = Some(last);
-        }
+        sweep
+            .in_chunks(&warn, Pass::Warn, &mut prepared, &mut outcome)
+            .await?;
     }
     Ok(outcome)
 }
 
-/// The next chunk of `condition` after `after` (by id), locked for `write`.
-fn chunk_query<'a>(
+/// What a pass over the chunks does to each record it finds.
+#[derive(Clone, Copy)]
+enum Pass {
+    Return,
+    Warn,
+}
+
+/// One sweep of one pool, as of `now`.
+struct Sweep<'a> {
+    records: &'a Records,
+    pool: &'a Pool,
     object: &'a Object,
-    condition: &Condition,
-    after: Option<&str>,
-) -> SelectQuery<'a> {
-    let mut query = SelectQuery::new(object);
-    query.condition = condition.clone();
-    query.sort = vec![Sort {
-        column: "id".to_owned(),
-        descending: false,
-    }];
-    query.after = after.map(|id| vec![Value::Text(id.to_owned())]);
-    query.limit = Some(CHUNK);
-    // Only what a return or a warning reads (its audit rows, history, message): a chunk of
-    // a wide object then costs a fraction of the whole rows.
-    let mut columns: Vec<String> = ["id", "owner", "claimed_at", "returned_at", "created_at"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if !columns.contains(&object.title) {
-        columns.push(object.title.clone());
+    now: DateTime<Utc>,
+}
+
+impl Sweep<'_> {
+    /// Runs `pass` over the records matching `condition`, a chunk at a time along the
+    /// primary key. Each chunk is searched for by a plain read, while the one before it is
+    /// written.
+    async fn in_chunks(
+        &self,
+        condition: &Condition,
+        pass: Pass,
+        prepared: &mut Prepared,
+        outcome: &mut SweepOutcome,
+    ) -> Result<(), RecordError> {
+        let mut ids = self.next_ids(condition, None).await?;
+        while let Some(last) = ids.last().cloned() {
+            let write = async {
+                match pass {
+                    Pass::Return => self.return_chunk(condition, &ids, prepared).await,
+                    Pass::Warn => self.warn_chunk(condition, &ids).await,
+                }
+            };
+            let (done, next) = tokio::try_join!(write, self.next_ids(condition, Some(&last)))?;
+            *outcome += done;
+            ids = next;
+        }
+        Ok(())
     }
-    query.columns = Some(columns);
-    query
+
+    /// The ids of the next [`CHUNK`] records matching `condition` after `after` (by id), read
+    /// outside any transaction.
+    async fn next_ids(
+        &self,
+        condition: &Condition,
+        after: Option<&str>,
+    ) -> Result<Vec<String>, RecordError> {
+        let mut query = SelectQuery::new(self.object);
+        query.condition = condition.clone();
+        query.sort = vec![Sort {
+            column: "id".to_owned(),
+            descending: false,
+        }];
+        query.after = after.map(|id| vec![Value::Text(id.to_owned())]);
+        query.limit = Some(CHUNK);
+        query.columns = Some(vec!["id".to_owned()]);
+        let rows = keel_store::records::select(self.records.db(), &query).await?;
+        Ok(rows.iter().filter_map(id_of).collect())
+    }
+
+    /// The records of `ids` that still match `condition`, with only what a return or a
+    /// warning reads (its audit rows, history, message): a chunk of a wide object then costs
+    /// a fraction of the whole rows.
+    fn chunk_query(&self, condition: &Condition, ids: &[String]) -> SelectQuery<'_> {
+        let mut query = SelectQuery::new(self.object);
+        query.condition = Condition::All(vec![
+            Condition::In {
+                column: "id".to_owned(),
+                values: ids.iter().map(|id| Value::Text(id.clone())).collect(),
+            },
+            condition.clone(),
+        ]);
+        query.sort = vec![Sort {
+            column: "id".to_owned(),
+            descending: false,
+        }];
+        let mut columns: Vec<String> = ["id", "owner", "claimed_at", "returned_at", "created_at"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if !columns.contains(&self.object.title) {
+            columns.push(self.object.title.clone());
+        }
+        query.columns = Some(columns);
+        query
+    }
+
+    /// Returns the records of `ids` that are still `due`, in one transaction.
+    async fn return_chunk(
+        &self,
+        due: &Condition,
+        ids: &[String],
+        prepared: &mut Prepared,
+    ) -> Result<SweepOutcome, RecordError> {
+        let Sweep {
+            records,
+            pool,
+            object,
+            now,
+        } = *self;
+        let query = self.chunk_query(due, ids);
+        let mut write = records.db().begin_records_write().await?;
+        let rows = write.select_for_update(&query).await?;
+        if rows.is_empty() {
+            return Ok(SweepOutcome::default());
+        }
+        if pool.notify_on_return {
+            prepared.read_owners(records, &mut write, &rows).await?;
+        }
+        let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
+        let mut changes = keel_store::records::Row::new();
+        changes.insert("owner".to_owned(), Value::Null);
+        changes.insert("returned_at".to_owned(), Value::Datetime(now));
+        changes.insert("updated_at".to_owned(), Value::Datetime(now));
+        changes.insert("updated_by".to_owned(), Value::Text("system".to_owned()));
+        // The rows are locked (or the write lock held): they still match `due`.
+        let changed = write.update_ids(object, &ids, due, &changes).await?;
+        let mut events = Vec::with_capacity(rows.len());
+        let mut audit = Vec::with_capacity(rows.len() * 2);
+        for row in &rows {
+            events.push(PoolEvent {
+                id: uuid::Uuid::now_v7().to_string(),
+                object: object.name.clone(),
+                record_id: id_of(row).unwrap_or_default(),
+                pool: pool.name.clone(),
+                action: "return".to_owned(),
+                actor: "system".to_owned(),
+                from_user: owner_of(row),
+                to_user: None,
+                reason: Some("auto_return".to_owned()),
+                note: None,
+                at: now,
+            });
+            audit.extend(audit_rows(object, row, &changes, None, now));
+        }
+        write.insert_audit_and_pool_history(&audit, &events).await?;
+        let mut notified = 0;
+        if pool.notify_on_return {
+            let mut notifications = Vec::new();
+            for row in &rows {
+                if let Some(owner) = owner_of(row).map(|owner| prepared.owner(&owner)) {
+                    let masking = Masking::new(records.schema(), &owner, object);
+                    notifications.push(notification(
+                        records,
+                        &owner,
+                        object,
+                        row,
+                        &masking,
+                        None,
+                        Message::Returned(pool),
+                        now,
+                    ));
+                }
+            }
+            notified = notifications.len();
+            records
+                .write_notifications(&mut write, &Actor::system(), now, &notifications, None)
+                .await?;
+        }
+        write.commit().await?;
+        if notified > 0 {
+            records.signals().notifications.notify_one();
+            records.signals().outbox.notify_one();
+        }
+        Ok(SweepOutcome {
+            matched: rows.len() as u64,
+            changed,
+            ..SweepOutcome::default()
+        })
+    }
+
+    /// Warns the owners of the records of `ids` still about to return (`warn`), in one
+    /// transaction. A record whose owner was warned in this holding (a `warn` row at or after
+    /// its claim) is skipped.
+    async fn warn_chunk(
+        &self,
+        warn: &Condition,
+        ids: &[String],
+    ) -> Result<SweepOutcome, RecordError> {
+        let Sweep {
+            records,
+            pool,
+            object,
+            now,
+        } = *self;
+        let query = self.chunk_query(warn, ids);
+        let prepared = Prepared::read(records, pool, object, &query).await?;
+        let mut write = records.db().begin_records_write().await?;
+        let rows = write.select_for_update(&query).await?;
+        if rows.is_empty() {
+            return Ok(SweepOutcome::default());
+        }
+        let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
+        let warned: HashMap<String, DateTime<Utc>> = write
+            .last_warnings(&object.name, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let timezone = records.timezone();
+        let auto = pool.auto_return.as_ref();
+        let mut events = Vec::new();
+        let mut notifications = Vec::new();
+        for row in &rows {
+            let (Some(id), Some(owner)) = (id_of(row), owner_of(row)) else {
+                continue;
+            };
+            let holding_since = instant(row, "claimed_at", timezone)
+                .or_else(|| instant(row, "created_at", timezone));
+            if let (Some(at), Some(since)) = (warned.get(&id), holding_since)
+                && *at >= since
+            {
+                continue;
+            }
+            events.push(PoolEvent {
+                id: uuid::Uuid::now_v7().to_string(),
+                object: object.name.clone(),
+                record_id: id.clone(),
+                pool: pool.name.clone(),
+                action: "warn".to_owned(),
+                actor: "system".to_owned(),
+                from_user: Some(owner.clone()),
+                to_user: Some(owner.clone()),
+                reason: None,
+                note: None,
+                at: now,
+            });
+            let return_at = prepared
+                .timings
+                .get(&id)
+                .cloned()
+                .flatten()
+                .and_then(|timing| timing.return_at)
+                .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+                .map_or_else(
+                    || now + seconds(auto.map_or(0, |auto| auto.warn_before.as_secs())),
+                    |at| at.with_timezone(&Utc),
+                );
+            {
+                let actor = prepared.owner(&owner);
+                let masking = Masking::new(records.schema(), &actor, object);
+                notifications.push(notification(
+                    records,
+                    &actor,
+                    object,
+                    row,
+                    &masking,
+                    Some(&owner),
+                    Message::Warned(pool, return_at),
+                    now,
+                ));
+            }
+        }
+        let warned_now = events.len() as u64;
+        write.insert_pool_history(&events).await?;
+        records
+            .write_notifications(&mut write, &Actor::system(), now, &notifications, None)
+            .await?;
+        write.commit().await?;
+        if !notifications.is_empty() {
+            records.signals().notifications.notify_one();
+            records.signals().outbox.notify_one();
+        }
+        Ok(SweepOutcome {
+            matched: rows.len() as u64,
+            warned: warned_now,
+            ..SweepOutcome::default()
+        })
+    }
 }
 
 /// What a chunk's notifications need: the owners of its records as actors (active users
@@ -223,173 +463,4 @@ impl Prepared {
             language: None,
         })
     }
-}
-
-/// Returns one chunk of due records in one transaction: → (last id, matched, returned), or
-/// `None` when nothing is due after `after`.
-async fn return_chunk(
-    records: &Records,
-    pool: &Pool,
-    object: &Object,
-    due: &Condition,
-    after: Option<&str>,
-    now: DateTime<Utc>,
-    prepared: &mut Prepared,
-) -> Result<Option<(String, u64, u64)>, RecordError> {
-    let query = chunk_query(object, due, after);
-    let mut write = records.db().begin_records_write().await?;
-    let rows = write.select_for_update(&query).await?;
-    let Some(last) = rows.last().and_then(id_of) else {
-        return Ok(None);
-    };
-    if pool.notify_on_return {
-        prepared.read_owners(records, &mut write, &rows).await?;
-    }
-    let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
-    let mut changes = keel_store::records::Row::new();
-    changes.insert("owner".to_owned(), Value::Null);
-    changes.insert("returned_at".to_owned(), Value::Datetime(now));
-    changes.insert("updated_at".to_owned(), Value::Datetime(now));
-    changes.insert("updated_by".to_owned(), Value::Text("system".to_owned()));
-    // The rows are locked (or the write lock held): they still match `due`.
-    let changed = write.update_ids(object, &ids, due, &changes).await?;
-    let mut events = Vec::with_capacity(rows.len());
-    let mut audit = Vec::with_capacity(rows.len() * 2);
-    for row in &rows {
-        events.push(PoolEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            object: object.name.clone(),
-            record_id: id_of(row).unwrap_or_default(),
-            pool: pool.name.clone(),
-            action: "return".to_owned(),
-            actor: "system".to_owned(),
-            from_user: owner_of(row),
-            to_user: None,
-            reason: Some("auto_return".to_owned()),
-            note: None,
-            at: now,
-        });
-        audit.extend(audit_rows(object, row, &changes, None, now));
-    }
-    write.insert_audit_and_pool_history(&audit, &events).await?;
-    let mut notified = 0;
-    if pool.notify_on_return {
-        let mut notifications = Vec::new();
-        for row in &rows {
-            if let Some(owner) = owner_of(row).map(|owner| prepared.owner(&owner)) {
-                let masking = Masking::new(records.schema(), &owner, object);
-                notifications.push(notification(
-                    records,
-                    &owner,
-                    object,
-                    row,
-                    &masking,
-                    None,
-                    Message::Returned(pool),
-                    now,
-                ));
-            }
-        }
-        notified = notifications.len();
-        records
-            .write_notifications(&mut write, &Actor::system(), now, &notifications, None)
-            .await?;
-    }
-    write.commit().await?;
-    if notified > 0 {
-        records.signals().notifications.notify_one();
-        records.signals().outbox.notify_one();
-    }
-    Ok(Some((last, rows.len() as u64, changed)))
-}
-
-/// Warns the owners of one chunk of records about to return, in one transaction: → (last
-/// id, matched, warned), or `None` when nothing is left after `after`. A record whose owner
-/// was warned in this holding (a `warn` row at or after its claim) is skipped.
-async fn warn_chunk(
-    records: &Records,
-    pool: &Pool,
-    object: &Object,
-    warn: &Condition,
-    after: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<Option<(String, u64, u64)>, RecordError> {
-    let query = chunk_query(object, warn, after);
-    let prepared = Prepared::read(records, pool, object, &query).await?;
-    let mut write = records.db().begin_records_write().await?;
-    let rows = write.select_for_update(&query).await?;
-    let Some(last) = rows.last().and_then(id_of) else {
-        return Ok(None);
-    };
-    let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
-    let warned: HashMap<String, DateTime<Utc>> = write
-        .last_warnings(&object.name, &ids)
-        .await?
-        .into_iter()
-        .collect();
-    let timezone = records.timezone();
-    let auto = pool.auto_return.as_ref();
-    let mut events = Vec::new();
-    let mut notifications = Vec::new();
-    for row in &rows {
-        let (Some(id), Some(owner)) = (id_of(row), owner_of(row)) else {
-            continue;
-        };
-        let holding_since =
-            instant(row, "claimed_at", timezone).or_else(|| instant(row, "created_at", timezone));
-        if let (Some(at), Some(since)) = (warned.get(&id), holding_since)
-            && *at >= since
-        {
-            continue;
-        }
-        events.push(PoolEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            object: object.name.clone(),
-            record_id: id.clone(),
-            pool: pool.name.clone(),
-            action: "warn".to_owned(),
-            actor: "system".to_owned(),
-            from_user: Some(owner.clone()),
-            to_user: Some(owner.clone()),
-            reason: None,
-            note: None,
-            at: now,
-        });
-        let return_at = prepared
-            .timings
-            .get(&id)
-            .cloned()
-            .flatten()
-            .and_then(|timing| timing.return_at)
-            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
-            .map_or_else(
-                || now + seconds(auto.map_or(0, |auto| auto.warn_before.as_secs())),
-                |at| at.with_timezone(&Utc),
-            );
-        {
-            let actor = prepared.owner(&owner);
-            let masking = Masking::new(records.schema(), &actor, object);
-            notifications.push(notification(
-                records,
-                &actor,
-                object,
-                row,
-                &masking,
-                Some(&owner),
-                Message::Warned(pool, return_at),
-                now,
-            ));
-        }
-    }
-    let warned_now = events.len() as u64;
-    write.insert_pool_history(&events).await?;
-    records
-        .write_notifications(&mut write, &Actor::system(), now, &notifications, None)
-        .await?;
-    write.commit().await?;
-    if !notifications.is_empty() {
-        records.signals().notifications.notify_one();
-        records.signals().outbox.notify_one();
-    }
-    Ok(Some((last, rows.len() as u64, warned_now)))
 }

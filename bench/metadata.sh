@@ -38,7 +38,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 ADMIN=bench
 ADMIN_PASSWORD=bench-password-0
 
-usage() { header_usage "${BASH_SOURCE[0]}" 19; }
+usage() { header_usage "${BASH_SOURCE[0]}" 23; }
 
 while (($# > 0)); do
     case $1 in

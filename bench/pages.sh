@@ -31,7 +31,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 USER_NAME=bench
 USER_PASSWORD=bench-password-0
 
-usage() { header_usage "${BASH_SOURCE[0]}" 15; }
+usage() { header_usage "${BASH_SOURCE[0]}" 16; }
 
 while (($# > 0)); do
     case $1 in

@@ -6,7 +6,8 @@
 #     sessions) on the same database put back as it was, for the ratio;
 #  2. the auto-return sweep: 1M held leads of which about 100k are due, swept by a manual
 #     run of the pool's job; the sweep's own time from its run record, and the p99 of record
-#     reads idle and during the sweep, measured in the same run; then the baseline: the same
+#     reads idle, during the sweep, and while a shell loop keeps one core busy (what any
+#     one-core job costs the reads), measured in the same run; then the baseline: the same
 #     writes as bare set-based SQL (sqlite3 / psql) on a copy of the same database, chunk by
 #     chunk, which is what the database itself needs.
 #
@@ -38,7 +39,7 @@ ADMIN=bench
 ADMIN_PASSWORD=bench-password-0
 REP_PASSWORD=rep-password-0
 
-usage() { header_usage "${BASH_SOURCE[0]}" 19; }
+usage() { header_usage "${BASH_SOURCE[0]}" 21; }
 
 while (($# > 0)); do
     case $1 in
@@ -290,6 +291,14 @@ for _ in $(seq 1 600); do
     sleep 0.5
 done
 [[ $(jq -r '.finished_at // empty' <<<"$RUN") != "" ]] || { echo "the sweep did not finish: $RUN" >&2; exit 1; }
+# The same reads while a shell loop keeps one core busy: what any job taking one core costs
+# them on this machine, the floor for reads during the sweep, in the same run.
+log "record reads with one core kept busy by a shell loop (5 s)"
+timeout 7 sh -c 'while :; do :; done' &
+BUSY_PID=$!
+sleep 0.5
+BUSY_LINE=$(read_load 5)
+wait "$BUSY_PID" || true
 SWEEP_SECONDS=$(python3 -c '
 import datetime, json, sys
 run = json.loads(sys.argv[1])
@@ -362,6 +371,8 @@ Auto-return sweep: $ROWS held leads, $DUE due.
 | record read p99, idle | $(($(result_field "$IDLE_LINE" p99_us) / 1000)) ms ($(result_field "$IDLE_LINE" rps) reads/s) |
 | record read p99, during the sweep | $(($(result_field "$DURING_LINE" p99_us) / 1000)) ms ($(result_field "$DURING_LINE" rps) reads/s) |
 | ratio during / idle (p99) | **$(awk -v a="$(result_field "$DURING_LINE" p99_us)" -v b="$(result_field "$IDLE_LINE" p99_us)" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')×** |
+| record read p99, one core busy (a shell loop, no sweep) | $(($(result_field "$BUSY_LINE" p99_us) / 1000)) ms ($(result_field "$BUSY_LINE" rps) reads/s): $(awk -v a="$(result_field "$BUSY_LINE" p99_us)" -v b="$(result_field "$IDLE_LINE" p99_us)" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')× idle |
+| ratio during the sweep / one core busy (p99) | **$(awk -v a="$(result_field "$DURING_LINE" p99_us)" -v b="$(result_field "$BUSY_LINE" p99_us)" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')×** |
 TEXT
 )
 fi

@@ -7,12 +7,12 @@
 //! waits for. Then one transaction per chunk selects those records again by id (locked on
 //! PostgreSQL) where they are still due, makes one UPDATE of all of them (owner cleared,
 //! `returned_at` set, version + 1), writes their pool history and audit rows and the
-//! notifications to their previous owners, and commits. The next chunk is searched for while
-//! this one is written. A record that stopped being due in between is left alone; one that
-//! became due is found by the next sweep. Warnings go the same way: a `warn` history row
-//! written with the notification marks the holding as warned, so each owner is warned once
-//! per holding. A chunk that did not commit changed nothing, and one that did no longer
-//! matches, so running a sweep again after a crash neither returns nor notifies twice.
+//! notifications to their previous owners, and commits. A record that stopped being due in
+//! between is left alone; one that became due is found by the next sweep. Warnings go the
+//! same way: a `warn` history row written with the notification marks the holding as warned,
+//! so each owner is warned once per holding. A chunk that did not commit changed nothing, and
+//! one that did no longer matches, so running a sweep again after a crash neither returns nor
+//! notifies twice.
 
 use std::collections::{HashMap, HashSet};
 
@@ -125,8 +125,7 @@ struct Sweep<'a> {
 
 impl Sweep<'_> {
     /// Runs `pass` over the records matching `condition`, a chunk at a time along the
-    /// primary key. Each chunk is searched for by a plain read, while the one before it is
-    /// written.
+    /// primary key, each chunk found by a plain read before its transaction begins.
     async fn in_chunks(
         &self,
         condition: &Condition,
@@ -134,19 +133,18 @@ impl Sweep<'_> {
         prepared: &mut Prepared,
         outcome: &mut SweepOutcome,
     ) -> Result<(), RecordError> {
-        let mut ids = self.next_ids(condition, None).await?;
-        while let Some(last) = ids.last().cloned() {
-            let write = async {
-                match pass {
-                    Pass::Return => self.return_chunk(condition, &ids, prepared).await,
-                    Pass::Warn => self.warn_chunk(condition, &ids).await,
-                }
+        let mut after: Option<String> = None;
+        loop {
+            let ids = self.next_ids(condition, after.as_deref()).await?;
+            let Some(last) = ids.last().cloned() else {
+                return Ok(());
             };
-            let (done, next) = tokio::try_join!(write, self.next_ids(condition, Some(&last)))?;
-            *outcome += done;
-            ids = next;
+            *outcome += match pass {
+                Pass::Return => self.return_chunk(condition, &ids, prepared).await?,
+                Pass::Warn => self.warn_chunk(condition, &ids).await?,
+            };
+            after = Some(last);
         }
-        Ok(())
     }
 
     /// The ids of the next [`CHUNK`] records matching `condition` after `after` (by id), read

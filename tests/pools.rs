@@ -419,18 +419,29 @@ keel_testkit::db_test!(
     }
 );
 
+/// An app whose pool returns records (`no_follow_up_for: 3d`, `warn_before: 1d`), with one
+/// lead `name` claimed by `rep1` at `start()`: → (app, admin's token, rep1's token, lead id).
+async fn claimed_with_auto_return(
+    db_url: &str,
+    name: &str,
+    phone: &str,
+) -> (TestApp, String, String, String) {
+    let settings = PoolSettings {
+        auto_return: true,
+        ..PoolSettings::default()
+    };
+    let app = spawn_app(db_url, settings, 1).await;
+    let admin = app.token("admin").await;
+    let rep = app.token("rep1").await;
+    let id = app.pooled(&admin, name, phone).await;
+    assert_eq!(app.claim(&rep, &id).await.0, StatusCode::OK);
+    (app, admin, rep, id)
+}
+
 keel_testkit::db_test!(
     a_sweep_with_nothing_due_never_waits_for_the_write_turn,
     |db| async move {
-        let settings = PoolSettings {
-            auto_return: true,
-            ..PoolSettings::default()
-        };
-        let app = spawn_app(&db.url, settings, 1).await;
-        let admin = app.token("admin").await;
-        let rep = app.token("rep1").await;
-        let id = app.pooled(&admin, "Fresh", "13400000009").await;
-        assert_eq!(app.claim(&rep, &id).await.0, StatusCode::OK);
+        let (app, _, _, _) = claimed_with_auto_return(&db.url, "Fresh", "13400000009").await;
         // Another save holds this process's turn to write: on SQLite the one write lock that
         // every save and claim waits for. Finding that nothing is due needs no write at all.
         let turn = app.state.records().db().records_write_turn().await.unwrap();
@@ -447,16 +458,9 @@ keel_testkit::db_test!(
 keel_testkit::db_test!(
     the_owner_is_warned_once_and_the_record_returns_once_at_the_right_instants,
     |db| async move {
-        let settings = PoolSettings {
-            auto_return: true,
-            ..PoolSettings::default()
-        };
-        let app = spawn_app(&db.url, settings, 1).await;
-        let admin = app.token("admin").await;
-        let rep = app.token("rep1").await;
-        let id = app.pooled(&admin, "Sleepy", "13400000001").await;
+        let (app, admin, rep, id) =
+            claimed_with_auto_return(&db.url, "Sleepy", "13400000001").await;
         let claimed = start();
-        assert_eq!(app.claim(&rep, &id).await.0, StatusCode::OK);
         let (_, held) = app.get(&rep, "/pools/leads/records?held=true").await;
         let timing = &held["data"][0]["_pool"];
         let at = |offset: Duration| keel_meta::value::format_datetime(&(claimed + offset));

@@ -667,6 +667,13 @@ mod tests {
             .unwrap()
     }
 
+    /// Runs `sql` in one write transaction of its own, committed.
+    async fn write_committed(db: &Db, sql: &str) {
+        let mut write = db.begin_write().await.unwrap();
+        write.connection().execute(sql).await.unwrap();
+        write.commit().await.unwrap();
+    }
+
     #[test]
     fn passwords_never_appear_in_redacted_urls() {
         assert_eq!(
@@ -798,13 +805,7 @@ mod tests {
     async fn a_sqlite_write_dropped_unfinished_is_rolled_back_before_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let db = sqlite_in(&dir, "rollback.db").await;
-        let mut write = db.begin_write().await.unwrap();
-        write
-            .connection()
-            .execute("CREATE TABLE t (n INTEGER)")
-            .await
-            .unwrap();
-        write.commit().await.unwrap();
+        write_committed(&db, "CREATE TABLE t (n INTEGER)").await;
         let mut write = db.begin_write().await.unwrap();
         write
             .connection()
@@ -864,21 +865,15 @@ mod tests {
     #[tokio::test]
     async fn the_wal_is_checkpointed_into_the_database_file_after_a_commit() {
         let dir = tempfile::tempdir().unwrap();
+        let db = sqlite_in(&dir, "checkpoint.db").await;
         let file = dir.path().join("checkpoint.db");
-        let db = Db::connect(&format!("sqlite://{}", file.display()))
-            .await
-            .unwrap();
-        let mut write = db.begin_write().await.unwrap();
-        write
-            .connection()
-            .execute(
-                "CREATE TABLE t (b BLOB); \
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
-                 INSERT INTO t SELECT randomblob(4096) FROM n",
-            )
-            .await
-            .unwrap();
-        write.commit().await.unwrap();
+        write_committed(
+            &db,
+            "CREATE TABLE t (b BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             INSERT INTO t SELECT randomblob(4096) FROM n",
+        )
+        .await;
         // 8 MB committed to the log: the database file has it once a checkpoint ran.
         let size = || std::fs::metadata(&file).map_or(0, |metadata| metadata.len());
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -892,31 +887,18 @@ mod tests {
     #[tokio::test]
     async fn the_wal_stays_bounded_under_writes_that_never_pause() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("busy.db");
-        let db = Db::connect(&format!("sqlite://{}", file.display()))
-            .await
-            .unwrap();
-        let mut write = db.begin_write().await.unwrap();
-        write
-            .connection()
-            .execute("CREATE TABLE t (b BLOB)")
-            .await
-            .unwrap();
-        write.commit().await.unwrap();
+        let db = sqlite_in(&dir, "busy.db").await;
+        write_committed(&db, "CREATE TABLE t (b BLOB)").await;
         // Back-to-back writes of 100 pages each, 3 × WRITER_AUTOCHECKPOINT_PAGES in all: the
         // background checkpoints alone never catch up with them, so the log would only grow.
         let transactions = 3 * WRITER_AUTOCHECKPOINT_PAGES / 100;
         for _ in 0..transactions {
-            let mut write = db.begin_write().await.unwrap();
-            write
-                .connection()
-                .execute(
-                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
-                     INSERT INTO t SELECT randomblob(4000) FROM n",
-                )
-                .await
-                .unwrap();
-            write.commit().await.unwrap();
+            write_committed(
+                &db,
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                 INSERT INTO t SELECT randomblob(4000) FROM n",
+            )
+            .await;
         }
         // SQLite keeps the log file at its largest size, so its size now is the most the log
         // ever held: about the backstop's pages, never all that was written.

@@ -194,6 +194,17 @@ impl Sweep<'_> {
         query
     }
 
+    /// Begins a chunk's transaction and selects the records of `query`, locked; `None` when
+    /// none of them matches any more.
+    async fn lock(
+        &self,
+        query: &SelectQuery<'_>,
+    ) -> Result<Option<(RecordWrite, Vec<keel_store::records::Row>)>, RecordError> {
+        let mut write = self.records.db().begin_records_write().await?;
+        let rows = write.select_for_update(query).await?;
+        Ok((!rows.is_empty()).then_some((write, rows)))
+    }
+
     /// Returns the records of `ids` that are still `due`, in one transaction.
     async fn return_chunk(
         &self,
@@ -208,11 +219,9 @@ impl Sweep<'_> {
             now,
         } = *self;
         let query = self.chunk_query(due, ids);
-        let mut write = records.db().begin_records_write().await?;
-        let rows = write.select_for_update(&query).await?;
-        if rows.is_empty() {
+        let Some((mut write, rows)) = self.lock(&query).await? else {
             return Ok(SweepOutcome::default());
-        }
+        };
         if pool.notify_on_return {
             prepared.read_owners(records, &mut write, &rows).await?;
         }
@@ -294,11 +303,9 @@ impl Sweep<'_> {
         } = *self;
         let query = self.chunk_query(warn, ids);
         let prepared = Prepared::read(records, pool, object, &query).await?;
-        let mut write = records.db().begin_records_write().await?;
-        let rows = write.select_for_update(&query).await?;
-        if rows.is_empty() {
+        let Some((mut write, rows)) = self.lock(&query).await? else {
             return Ok(SweepOutcome::default());
-        }
+        };
         let ids: Vec<String> = rows.iter().filter_map(id_of).collect();
         let warned: HashMap<String, DateTime<Utc>> = write
             .last_warnings(&object.name, &ids)
